@@ -1,0 +1,152 @@
+"""The model card (JSON + Markdown) written next to the exported ONNX file. Offline.
+
+Every number in it comes from the training run's report (held-out test splits) and the
+evaluation of the exported ONNX file itself; nothing is typed in by hand.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from pathlib import Path
+
+from emotrack.models.evaluate import format_table
+
+DATASET_INFO = {
+    "soundtracks": ("Eerola & Vuoskoski 2011, film soundtracks Set 1 (developer part)",
+                    "real recordings; mean valence and energy ratings (1-9) -> (x-5)/4; split by album",
+                    "academic research only (OSF deposit); audio copyright stays with the rights holders"),
+    "emotify": ("Aljanaki et al. 2016, Emotify", "real recordings; GEMS-9 induced-emotion ticks mapped to V/A "
+                "(emotrack.models.data.GEMS_VA, our documented placement); split by track",
+                "no licence file; research use, cite the 2016 paper"),
+    "panda4q": ("Panda et al. 2018, 4Q audio emotion dataset", "real recordings; Russell quadrant (signs only); split by song",
+                "no licence file; research use"),
+    "vgmidi": ("Ferreira & Whitehead 2019, VGMIDI", "piano MIDI rendered with fluidsynth + TimGM6mb (GPL-2); "
+               "per-measure V/A of ~30 annotators; split by piece", "no licence file; research use, cite ISMIR 2019"),
+    "emopia": ("Hung et al. 2021, EMOPIA", "piano MIDI rendered likewise; quadrant (signs only); split by YouTube id",
+               "EMOPIA's own terms (not checked); research use"),
+    "deam": ("Aljanaki, Yang & Soleymani 2017, DEAM", "user-supplied audio; 2 Hz V/A", "DEAM's terms"),
+    "pmemo": ("Zhang et al. 2018, PMEmo2019", "user-supplied audio; 2 Hz V/A", "PMEmo's terms"),
+    "emomusic": ("Soleymani et al. 2013, emoMusic", "user-supplied audio; 2 Hz V/A", "emoMusic's terms"),
+}
+
+
+def _sha256(p: Path) -> str:
+    return hashlib.sha256(p.read_bytes()).hexdigest()
+
+
+def compare(results: dict, ours: str = "VAE-LSTM (ONNX)") -> list[str]:
+    """Plain sentences: where our model's r is not above the ridge and constant baselines."""
+    notes = []
+    for ds, m in results[ours].items():
+        for dim in ("valence", "arousal"):
+            r = m[dim]["r"]["mean"]
+            for base in ("Ridge (mel stats)", "Constant"):
+                if base not in results or ds not in results[base]:
+                    continue
+                rb = results[base][ds][dim]["r"]["mean"]
+                if math.isfinite(rb) and not (math.isfinite(r) and r > rb):
+                    notes.append(f"{ds} {dim}: Pearson r {r:.3f} is not above {base} ({rb:.3f}).")
+    return notes
+
+
+def write_card(out_dir: Path, name: str, onnx_path: Path, report: dict, onnx_eval: dict,
+               bench: dict | None = None) -> None:
+    out_dir = Path(out_dir)
+    results = {"VAE-LSTM (ONNX)": onnx_eval}
+    results.update({k: v for k, v in report["test"].items() if k != "VAE-LSTM"})
+    bench_path = out_dir / f"{name}.bench.json"
+    if bench is None and bench_path.exists():
+        bench = json.loads(bench_path.read_text())
+    card = {
+        "name": name,
+        "onnx": onnx_path.name,
+        "sha256": _sha256(onnx_path),
+        "features": report["features"],
+        "net_config": report["net_config"],
+        "train_config": report["train_config"],
+        "data": report["data"],
+        "sources": report.get("sources"),
+        "vae_heldout": report["vae"]["test"],
+        "ae_heldout": report.get("ae", {}).get("test"),
+        "test_results": results,
+        "not_better_than_baselines": compare(results),
+        "train_seconds": report.get("train_seconds"),
+        "bench": bench,
+    }
+    (out_dir / f"{name}.card.json").write_text(json.dumps(card, indent=1))
+    (out_dir / "MODEL_CARD.md").write_text(render_markdown(card))
+
+
+def render_markdown(card: dict) -> str:
+    f = card["features"]
+    lines = [f"# Model card: {card['name']}", "",
+             "A VAE-LSTM (Herremans, Cheuk, Luo & Agres): a convolutional VAE encodes each 0.5 s log-mel "
+             f"frame into a {card['net_config']['latent_dim']}-dimensional code (trained without labels); a stateful "
+             f"LSTM ({card['net_config']['lstm_hidden']} units) maps the sequence of codes to valence and arousal in "
+             "[-1, 1] (the DEAM scale) every 0.5 s, each with a predicted standard deviation (Gaussian likelihood).",
+             "", f"File: `{card['onnx']}` (sha256 `{card['sha256'][:16]}…`). Written by `emotrack export`; every number "
+             "below was measured on held-out test songs by the commands at the end.", "",
+             "## Training data", "",
+             "| dataset | what | labels and split | clips train / val / test | hours train / val / test | terms |",
+             "|---|---|---|---|---|---|"]
+    for ds, d in sorted(card["data"].items()):
+        info = DATASET_INFO.get(ds, (ds, "", ""))
+        lines.append(f"| {ds} | {info[0]} | {info[1]} | {d['train'][0]} / {d['val'][0]} / {d['test'][0]} | "
+                     f"{d['train'][1]:.2f} / {d['val'][1]:.2f} / {d['test'][1]:.2f} | {info[2]} |")
+    lines += ["", "Splits are fixed: sha1(\"dataset:group\") mod 100 → 0–69 train, 70–84 validation, 85–99 test, "
+              "where the group is the song, piece (VGMIDI, arranged variants together), album (Soundtracks) or "
+              "YouTube id (EMOPIA); emoMusic uses its official evaluation set as test. Never split by frame.",
+              "The VAE is pretrained on the frames of every training clip (labels unused); the LSTM and all "
+              "baselines see the same training clips and are selected on the validation clips.", "",
+              "## Features", "",
+              f"Mono, {f['sample_rate']} Hz (a causal polyphase resampler from any rate), frames of "
+              f"{f['frame_seconds']} s every {f['frame_seconds']} s, each analysed alone (no padding across frames): "
+              f"STFT n_fft {f['n_fft']}, hop {f['stft_hop']}, periodic Hann, {f['n_mels']} Slaney mel bands "
+              f"{f['fmin']:.0f}–{f['fmax']:.0f} Hz, power in dB floored at {10 * math.log10(f['power_floor']):.0f} dB, "
+              f"then (dB − ({f['db_offset']:.0f})) / {f['db_scale']:.0f}. Stored in the ONNX metadata; the runtime refuses "
+              "a model whose parameters differ.", "",
+              "## Held-out results", "",
+              "Per-song metrics on the test split of each dataset (see `emotrack.models.evaluate` for exact "
+              "definitions): for dynamic labels, RMSE / Pearson r / CCC over each song's frames, mean ± std over songs; "
+              "for one label per song, RMSE over the song's frames (mean ± std over songs) and r / CCC across songs of "
+              "the song's mean prediction (± bootstrap std); for quadrant sets, accuracy from the song's mean "
+              "prediction and the point-biserial r with the sign. 'within ±1σ' is the share of labelled frames inside "
+              "the predicted ±1 std (68.3 % if calibrated). Baselines were trained on the same splits: AE-LSTM (plain "
+              "autoencoder codes, same LSTM), CNN-LSTM (the same conv encoder trained end to end), ridge regression on "
+              "per-frame mel-band means and stds, and the constant training mean.",
+              format_table(card["test_results"]), ""]
+    notes = card["not_better_than_baselines"]
+    lines += ["### Where the VAE-LSTM does not beat the baselines", ""]
+    lines += [f"- {n}" for n in notes] if notes else ["- Nowhere: its Pearson r is above the ridge and constant baselines on every test split and dimension."]
+    v = card["vae_heldout"]
+    lines += ["", "## VAE on held-out audio", "",
+              f"Reconstruction MSE per normalised log-mel value (posterior mean): {v['mse']:.4f}; "
+              f"KL: {v['kl']:.2f} nats per frame (β = {card['net_config']['beta']})."]
+    if card.get("ae_heldout"):
+        lines.append(f"Plain AE of the same shape: MSE {card['ae_heldout']['mse']:.4f}.")
+    lines += ["", "## Limits", "",
+              "- The only real recordings with continuous labels here are 240 film-music excerpts (1.16 h; test: "
+              f"{card['data'].get('soundtracks', {}).get('test', [0])[0]} clips from albums never seen in training). "
+              "Emotify targets come from our GEMS→V/A placement, Panda and EMOPIA give only signs, and VGMIDI is "
+              "rendered piano: a narrow domain. DEAM/PMEmo audio was not available for this model.",
+              "- Labels are perceived (Soundtracks, VGMIDI, Panda, EMOPIA) or induced (Emotify) emotion, on different "
+              "scales; the Soundtracks ratings sit low (mean about −0.22), so absolute levels are less reliable than "
+              "relative movement.",
+              "- Gain augmentation (±6 dB) makes the output less sensitive to input level, not insensitive."]
+    if card.get("bench"):
+        b = card["bench"]
+        lines += ["", "## Speed", "", f"Measured by `emotrack bench` on {b.get('machine', 'this machine')}:",
+                  f"- model step (features + encoder + LSTM) per 0.5 s frame, one thread: median "
+                  f"{b['step_ms']['median']:.3f} ms, p99 {b['step_ms']['p99']:.3f} ms;",
+                  f"- `analyze` on {b['analyze']['audio_seconds'] / 3600:.2f} h of audio, decoding included: "
+                  f"{b['analyze']['x_realtime']:.0f}× real time."]
+    src = card.get("sources") or {}
+    lines += ["", "## Reproduce", "", "```",
+              src.get("command") or "emotrack train --out runs/default",
+              "emotrack export --run runs/default", "emotrack evaluate --run runs/default",
+              "emotrack bench --json > assets/emotrack-vae-lstm.bench.json", "```",
+              f"Training took {card['train_seconds'] / 60:.1f} min on this machine (2 CPU cores)."
+              if card.get("train_seconds") else ""]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,116 @@
+"""torch -> ONNX export of the VAE-LSTM with named recurrent state, a parity gate that
+fails the export, and the model card. Offline (``emotrack export``).
+
+Graph: ``mel (B,T,n_mels,n_t), h (L,B,H), c (L,B,H) -> valence, arousal, valence_std,
+arousal_std (B,T), h_out, c_out``. Only B and T are dynamic. Opset and IR version are
+pinned so that the pinned onnxruntime loads the file.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from emotrack.models.nets import (
+    EmotionHead,
+    ExportWrapper,
+    FrameVAE,
+    NetConfig,
+    SeqModel,
+    vae_code_fn,
+)
+from emotrack.realtime.config import FEATURES, FeatureConfig
+from emotrack.realtime.model import METADATA_KEY, EmotionModel
+
+OPSET = 17
+IR_VERSION = 8
+PARITY_TOL = 1e-4
+
+
+class ExportParityError(RuntimeError):
+    """The exported graph does not reproduce the torch model."""
+
+
+def load_checkpoint(path: Path) -> tuple[SeqModel, NetConfig]:
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    feats = FeatureConfig.from_dict(ck["features"])
+    if feats.diff(FEATURES):
+        raise ValueError(f"{path}: trained with other feature parameters {feats.diff(FEATURES)}")
+    net = NetConfig.from_dict(ck["net_config"])
+    vae = FrameVAE(net)
+    vae.load_state_dict(ck["vae"], strict=True)
+    head = EmotionHead(net)
+    head.load_state_dict(ck["head"], strict=True)
+    model = SeqModel(vae.encoder, head, code_fn=vae_code_fn(vae)).eval()
+    return model, net
+
+
+def export_onnx(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", version: str = "1",
+                extra_meta: dict | None = None) -> Path:
+    """Write ``out`` (an .onnx file) and check parity; raise ExportParityError on mismatch."""
+    import onnx
+
+    model, net = load_checkpoint(Path(ckpt))
+    wrapper = ExportWrapper(model).eval()
+    L, H = net.lstm_layers, net.lstm_hidden
+    mel = torch.randn(1, 6, *FEATURES.frame_shape)
+    h = torch.zeros(L, 1, H)
+    c = torch.zeros(L, 1, H)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names_out = ["valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out"]
+    dyn = {"mel": {0: "batch", 1: "time"}, "h": {1: "batch"}, "c": {1: "batch"},
+           "h_out": {1: "batch"}, "c_out": {1: "batch"}}
+    for n in names_out[:4]:
+        dyn[n] = {0: "batch", 1: "time"}
+    torch.onnx.export(wrapper, (mel, h, c), str(out), input_names=["mel", "h", "c"], output_names=names_out,
+                      dynamic_axes=dyn, opset_version=OPSET, dynamo=False)
+    m = onnx.load(str(out))
+    m.ir_version = IR_VERSION
+    meta = {"name": name, "version": version, "features": FEATURES.to_dict(), "net": net.to_dict(),
+            "hidden_size": H, "num_layers": L, "outputs": names_out, "scale": "DEAM [-1, 1]"}
+    meta.update(extra_meta or {})
+    del m.metadata_props[:]
+    p = m.metadata_props.add()
+    p.key, p.value = METADATA_KEY, json.dumps(meta)
+    onnx.checker.check_model(m, full_check=True)
+    onnx.save(m, str(out))
+    parity_check(wrapper, out)
+    return out
+
+
+@torch.no_grad()
+def parity_check(wrapper: ExportWrapper, path: Path, T: int = 24, seed: int = 0) -> dict:
+    """torch vs ONNX on a whole sequence, and ONNX whole vs frame by frame, from a random
+    non-zero state (a zero state would hide swapped h and c)."""
+    g = torch.Generator().manual_seed(seed)
+    em = EmotionModel(path)
+    L, H = em.num_layers, em.hidden_size
+    mel = torch.randn(1, T, *FEATURES.frame_shape, generator=g) * 0.7
+    h0 = torch.randn(L, 1, H, generator=g) * 0.5
+    c0 = torch.randn(L, 1, H, generator=g) * 0.5
+    ref = [x.numpy() for x in wrapper(mel, h0, c0)]
+    whole, (h1, c1) = em.run(mel[0].numpy(), (h0.numpy(), c0.numpy()))
+    state = (h0.numpy(), c0.numpy())
+    steps = []
+    for t in range(T):
+        o, state = em.run(mel[0, t : t + 1].numpy(), state)
+        steps.append([o.valence[0], o.arousal[0], o.valence_std[0], o.arousal_std[0]])
+    steps = np.array(steps)
+    whole_arr = np.stack([whole.valence, whole.arousal, whole.valence_std, whole.arousal_std], 1)
+    torch_arr = np.stack([r[0] for r in ref[:4]], 1)
+    diffs = {
+        "torch_vs_onnx": float(np.abs(torch_arr - whole_arr).max()),
+        "torch_vs_onnx_state": float(max(np.abs(ref[4] - h1).max(), np.abs(ref[5] - c1).max())),
+        "whole_vs_steps": float(np.abs(whole_arr - steps).max()),
+        "final_state_whole_vs_steps": float(max(np.abs(h1 - state[0]).max(), np.abs(c1 - state[1]).max())),
+    }
+    # swapping h and c must change the output, or the test above proves nothing
+    sw, _ = em.run(mel[0].numpy(), (c0.numpy(), h0.numpy()))
+    diffs["swapped_state_effect"] = float(np.abs(sw.valence - whole.valence).max())
+    bad = {k: v for k, v in diffs.items() if k != "swapped_state_effect" and not v <= PARITY_TOL}
+    if bad or diffs["swapped_state_effect"] < 1e-6:
+        raise ExportParityError(f"{path}: parity failed {diffs} (tolerance {PARITY_TOL})")
+    return diffs

@@ -1,0 +1,130 @@
+"""Rendering MIDI with fluidsynth and caching log-mel frames of every clip (offline).
+
+Frames are computed by the runtime's own streaming path (``emotrack.realtime.audio`` +
+``features``), so training sees exactly what ``analyze`` and ``live`` compute. The cache
+lives in ``$EMOTRACK_CACHE`` (default ``~/.cache/emotrack``), keyed by the feature
+fingerprint and, for MIDI, the SoundFont.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from emotrack.realtime.audio import Framer, load_audio
+from emotrack.realtime.config import FEATURES, FeatureConfig
+from emotrack.realtime.features import logmel_frames
+
+from .data import Clip
+
+# Debian's timgm6mb-soundfont (GPL-2); fluid-soundfont-gm (MIT) is the fallback.
+SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/FluidR3_GM.sf2")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EMOTRACK_CACHE", Path.home() / ".cache" / "emotrack"))
+
+
+def find_soundfont() -> Path:
+    env = os.environ.get("EMOTRACK_SOUNDFONT")
+    for p in ([env] if env else []) + list(SOUNDFONTS):
+        if p and Path(p).exists():
+            return Path(p)
+    raise FileNotFoundError(
+        "no General-MIDI SoundFont found (looked for "
+        + ", ".join(SOUNDFONTS)
+        + "); install Debian's timgm6mb-soundfont (scripts/setup.sh does) or set EMOTRACK_SOUNDFONT")
+
+
+def render_midi(midi: Path, out_wav: Path, sample_rate: int, soundfont: Path | None = None) -> None:
+    """Render ``midi`` to a wav with fluidsynth (no audio driver, no reverb/chorus tails)."""
+    if shutil.which("fluidsynth") is None:
+        raise FileNotFoundError("fluidsynth not found; install it (scripts/setup.sh does)")
+    sf2 = soundfont or find_soundfont()
+    cmd = ["fluidsynth", "-ni", "-q", "-g", "0.5", "-R", "0", "-C", "0", "-F", str(out_wav),
+           "-r", str(sample_rate), str(sf2), str(midi)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if res.returncode != 0 or not out_wav.exists():
+        raise RuntimeError(f"fluidsynth failed on {midi}: {res.stderr.strip()[:300]}")
+
+
+def audio_frames(y: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:
+    """Mono signal at the model rate -> (N, n_mels, n_t) log-mel frames, 0.5 s hop."""
+    frames, _ = Framer(cfg.frame_samples, cfg.frame_samples, cfg.sample_rate).push(y)
+    return logmel_frames(frames, cfg)
+
+
+def clip_audio(clip: Clip, cfg: FeatureConfig = FEATURES) -> np.ndarray:
+    if clip.audio is not None:
+        return load_audio(clip.audio, cfg)
+    if clip.midi is not None:
+        with tempfile.TemporaryDirectory() as td:
+            wav = Path(td) / "r.wav"
+            render_midi(clip.midi, wav, cfg.sample_rate)
+            return load_audio(wav, cfg)
+    raise ValueError(f"{clip.key}: neither audio nor MIDI")
+
+
+def _cache_path(clip: Clip, cfg: FeatureConfig) -> Path:
+    tag = cfg.fingerprint()
+    if clip.midi is not None:
+        tag += "-" + find_soundfont().stem
+    safe = clip.id.replace("/", "_")
+    return cache_dir() / "features" / tag / clip.dataset / f"{safe}.npy"
+
+
+def _compute(args) -> tuple[str, str | None]:
+    clip, cfg = args
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    path = _cache_path(clip, cfg)
+    if path.exists():
+        return clip.key, None
+    try:
+        mel = audio_frames(clip_audio(clip, cfg), cfg).astype(np.float16)
+    except Exception as e:  # report and go on; the caller decides
+        return clip.key, f"{type(e).__name__}: {e}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, mel)
+    os.replace(tmp, path)
+    return clip.key, None
+
+
+def ensure_features(clips: list[Clip], jobs: int = 2, cfg: FeatureConfig = FEATURES,
+                    progress: bool = True) -> dict[str, str]:
+    """Compute missing cached frames (in ``jobs`` processes). Returns {clip key: error}."""
+    todo = [c for c in clips if not _cache_path(c, cfg).exists()]
+    errors: dict[str, str] = {}
+    if not todo:
+        return errors
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
+    if jobs <= 1:
+        results = map(_compute, [(c, cfg) for c in todo])
+        for key, err in results:
+            if err:
+                errors[key] = err
+            bar.update()
+    else:
+        with ProcessPoolExecutor(jobs) as ex:
+            for key, err in ex.map(_compute, [(c, cfg) for c in todo], chunksize=4):
+                if err:
+                    errors[key] = err
+                bar.update()
+    bar.close()
+    return errors
+
+
+def load_features(clip: Clip, cfg: FeatureConfig = FEATURES) -> np.ndarray:
+    """Cached (N, n_mels, n_t) float32 frames of a clip (call :func:`ensure_features` first)."""
+    return np.load(_cache_path(clip, cfg)).astype(np.float32)
+
+
+def has_features(clip: Clip, cfg: FeatureConfig = FEATURES) -> bool:
+    return _cache_path(clip, cfg).exists()

@@ -1,0 +1,398 @@
+"""Training: VAE pretraining on all audio, the LSTM head on VAE codes, and the baselines
+(AE-LSTM, CNN-LSTM, ridge on mel statistics, constant) on the same splits. Offline.
+
+How targets are combined (one loss for every set):
+- frame-level labels (VGMIDI per measure, DEAM/PMEmo/emoMusic at 2 Hz) and clip-level
+  continuous labels (Soundtracks ratings, Emotify GEMS mapped to V/A) both enter a Gaussian
+  negative log-likelihood on each frame with the predicted mean and std; a clip-level
+  label is the target of every frame after a warm-up of ``WARMUP`` frames;
+- quadrant labels (Panda 4Q, EMOPIA) give only signs: a logistic loss on each predicted
+  mean after the warm-up, softplus(-sign * mean / 0.2), and no std target;
+- every dataset contributes its weight (``DATASET_WEIGHTS``) in total, whatever its size.
+Gain augmentation: frames are shifted by a random gain of -6, 0 or +6 dB (in the log-mel
+domain, then floored) so that a quiet microphone does not read as low arousal.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from emotrack.realtime.config import FEATURES
+
+from .data import Clip
+from .nets import EmotionHead, FrameAE, FrameVAE, NetConfig, SeqModel, vae_code_fn
+from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, build_seqs, log, shift_gain  # noqa: F401
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    vae_epochs: int = 6
+    vae_frames_per_epoch: int = 120_000
+    head_epochs: int = 60
+    cnn_epochs: int = 12
+    batch_frames: int = 256
+    batch_seqs: int = 32
+    lr: float = 2e-3
+    patience: int = 12
+    seed: int = 0
+    threads: int = 2
+    baselines: bool = True
+
+    @classmethod
+    def quick(cls) -> TrainConfig:
+        """Tiny settings for tests: proves the code path, not a usable model."""
+        return cls(vae_epochs=1, vae_frames_per_epoch=512, head_epochs=2, cnn_epochs=1,
+                   batch_frames=64, batch_seqs=8, patience=2)
+
+
+# ------------------------------------------------------------------ frame autoencoders
+
+
+def train_frame_model(model, train: list[Seq], val: list[Seq], cfg: TrainConfig, name: str) -> dict:
+    """Pretrain an AE/VAE on frames of the train split (labels unused)."""
+    rng = np.random.default_rng(cfg.seed)
+    pool = np.concatenate([s.mel for s in train])
+    vpool = np.concatenate([s.mel for s in val]) if val else pool[:1024]
+    if len(vpool) > 8000:
+        vpool = vpool[rng.choice(len(vpool), 8000, replace=False)]
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    beta = getattr(model, "cfg", NetConfig()).beta if isinstance(model, FrameVAE) else 0.0
+    history = []
+    for ep in range(cfg.vae_epochs):
+        model.train()
+        idx = rng.choice(len(pool), min(cfg.vae_frames_per_epoch, len(pool)), replace=False)
+        gains = rng.choice(GAINS_DB, len(idx))
+        tot = 0.0
+        for b in range(0, len(idx), cfg.batch_frames):
+            sl = idx[b : b + cfg.batch_frames]
+            x = np.stack([shift_gain(pool[i], g) for i, g in zip(sl, gains[b : b + cfg.batch_frames], strict=True)])
+            x = torch.from_numpy(x.astype(np.float32))
+            rec, kl = model.losses(x)
+            loss = rec + beta * kl
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += float(loss) * len(sl)
+        ev = eval_frame_model(model, vpool)
+        history.append({"epoch": ep + 1, "train_loss": tot / len(idx), **ev})
+        log(f"{name} epoch {ep + 1}: train {tot / len(idx):.2f}  val mse {ev['mse']:.4f} kl {ev['kl']:.2f}")
+    return {"history": history}
+
+
+@torch.no_grad()
+def eval_frame_model(model, frames: np.ndarray) -> dict:
+    """Held-out reconstruction MSE (per log-mel value, posterior mean) and KL (nats/frame)."""
+    model.eval()
+    se, kl, n = 0.0, 0.0, 0
+    for b in range(0, len(frames), 1024):
+        x = torch.from_numpy(frames[b : b + 1024].astype(np.float32))
+        if isinstance(model, FrameVAE):
+            mu, logvar = model.encode(x)
+            xh = model.decoder(mu)
+            kl += float((-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).sum())
+        else:
+            xh = model.decoder(model.encoder(x))
+        se += float(((xh - x) ** 2).sum())
+        n += len(x)
+    return {"mse": se / (n * x[0].numel()), "kl": kl / n}
+
+
+@torch.no_grad()
+def encode_all(code_fn, seqs: list[Seq], name: str, gains=GAINS_DB) -> None:
+    for s in seqs:
+        out = []
+        for g in gains:
+            x = torch.from_numpy(shift_gain(s.mel, g).astype(np.float32))
+            out.append(torch.cat([code_fn(x[i : i + 2048]) for i in range(0, len(x), 2048)]).numpy())
+        s.codes[name] = np.stack(out).astype(np.float32)
+
+
+# ------------------------------------------------------------------ sequence heads
+
+
+def seq_loss(mean, std, tv, ta, sign, w, valid):
+    """Gaussian NLL on frame targets + logistic sign loss for quadrant clips (see module doc)."""
+    y = torch.stack([tv, ta], -1)
+    has = torch.isfinite(y) & valid.unsqueeze(-1)
+    y0 = torch.where(has, y, torch.zeros_like(y))
+    nll = 0.5 * ((y0 - mean) / std) ** 2 + torch.log(std)
+    nll = torch.where(has, nll, torch.zeros_like(nll))
+    t = torch.arange(mean.shape[1]).unsqueeze(0)
+    sgn_mask = (sign.abs().sum(-1, keepdim=True) > 0) & (t >= WARMUP) & valid
+    sgn = torch.nn.functional.softplus(-sign.unsqueeze(1) * mean / 0.2)
+    sgn = torch.where(sgn_mask.unsqueeze(-1), sgn, torch.zeros_like(sgn))
+    per = (nll + sgn).sum(-1) * w.unsqueeze(1)
+    denom = (has.any(-1) | sgn_mask).float().mul(w.unsqueeze(1)).sum().clamp_min(1e-6)
+    return per.sum() / denom
+
+
+def _batch(seqs: list[Seq], rng, inputs: str, train: bool):
+    """Pad a batch: inputs 'mel' or a codes name. Random crop and gain when training."""
+    xs, tvs, tas = [], [], []
+    for s in seqs:
+        T = len(s.mel)
+        st = int(rng.integers(0, T - MAX_LEN + 1)) if train and T > MAX_LEN else 0
+        en = min(T, st + MAX_LEN) if train else T
+        gi = int(rng.integers(len(GAINS_DB))) if train else GAINS_DB.index(0.0)
+        if inputs == "mel":
+            x = shift_gain(s.mel[st:en], GAINS_DB[gi]).astype(np.float32)
+        else:
+            x = s.codes[inputs][gi, st:en]
+        tv, ta = s.v[st:en], s.a[st:en]
+        if st > 0 and s.clip.kind == "static":  # crop starts mid-clip: warm-up again
+            tv, ta = tv.copy(), ta.copy()
+            tv[:WARMUP] = np.nan
+            ta[:WARMUP] = np.nan
+        xs.append(x)
+        tvs.append(tv)
+        tas.append(ta)
+    L = max(len(x) for x in xs)
+    X = np.zeros((len(xs), L) + xs[0].shape[1:], dtype=np.float32)
+    TV = np.full((len(xs), L), np.nan, dtype=np.float32)
+    TA = TV.copy()
+    valid = np.zeros((len(xs), L), dtype=bool)
+    for i, (x, tv, ta) in enumerate(zip(xs, tvs, tas, strict=True)):
+        X[i, : len(x)] = x
+        TV[i, : len(x)] = tv
+        TA[i, : len(x)] = ta
+        valid[i, : len(x)] = True
+    sign = np.stack([s.sign for s in seqs])
+    w = np.array([s.weight for s in seqs], dtype=np.float32)
+    return (torch.from_numpy(X), torch.from_numpy(TV), torch.from_numpy(TA), torch.from_numpy(sign),
+            torch.from_numpy(w), torch.from_numpy(valid))
+
+
+def train_sequence(model: SeqModel, params, train: list[Seq], val: list[Seq], cfg: TrainConfig,
+                   inputs: str, epochs: int, name: str) -> dict:
+    """Train ``params`` of ``model`` (head, or encoder+head) with early stopping on val loss."""
+    rng = np.random.default_rng(cfg.seed + 1)
+    opt = torch.optim.Adam(params, lr=cfg.lr)
+    forward = (lambda x: model(x)) if inputs == "mel" else (lambda x: model.head(x))
+    best, best_state, bad, history = math.inf, None, 0, []
+    order = sorted(train, key=lambda s: len(s.mel))
+    for ep in range(epochs):
+        model.train()
+        # batches of similar length, in random order
+        batches = [order[i : i + cfg.batch_seqs] for i in range(0, len(order), cfg.batch_seqs)]
+        rng.shuffle(batches)
+        tot, nb = 0.0, 0
+        for b in batches:
+            X, TV, TA, S, W, V = _batch(b, rng, inputs, train=True)
+            mean, std, _ = forward(X)
+            loss = seq_loss(mean, std, TV, TA, S, W, V)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            tot += float(loss)
+            nb += 1
+        vl = eval_sequence_loss(model, val, cfg, inputs)
+        history.append({"epoch": ep + 1, "train_loss": tot / max(nb, 1), "val_loss": vl})
+        log(f"{name} epoch {ep + 1}: train {tot / max(nb, 1):.4f} val {vl:.4f}")
+        if vl < best - 1e-4:
+            best, bad = vl, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return {"history": history, "best_val_loss": best}
+
+
+@torch.no_grad()
+def eval_sequence_loss(model: SeqModel, seqs: list[Seq], cfg: TrainConfig, inputs: str) -> float:
+    model.eval()
+    rng = np.random.default_rng(0)
+    order = sorted(seqs, key=lambda s: len(s.mel))
+    tot, n = 0.0, 0
+    for i in range(0, len(order), cfg.batch_seqs):
+        X, TV, TA, S, W, V = _batch(order[i : i + cfg.batch_seqs], rng, inputs, train=False)
+        mean, std, _ = model(X) if inputs == "mel" else model.head(X)
+        tot += float(seq_loss(mean, std, TV, TA, S, W, V)) * len(X)
+        n += len(X)
+    return tot / max(n, 1)
+
+
+@torch.no_grad()
+def predict_sequences(model: SeqModel, seqs: list[Seq], inputs: str) -> dict[str, np.ndarray]:
+    """{clip key: (T, 4) [valence, arousal, valence_std, arousal_std]} from a zero state."""
+    model.eval()
+    out = {}
+    g0 = GAINS_DB.index(0.0)
+    for s in seqs:
+        x = torch.from_numpy(s.mel.astype(np.float32))[None] if inputs == "mel" else torch.from_numpy(s.codes[inputs][g0])[None]
+        mean, std, _ = model(x) if inputs == "mel" else model.head(x)
+        out[s.key] = torch.cat([mean[0], std[0]], -1).numpy()
+    return out
+
+
+# ------------------------------------------------------------------ non-neural baselines
+
+
+def mel_stats(mel: np.ndarray) -> np.ndarray:
+    """Per-frame statistics: mean and std over time of each mel band, plus a bias."""
+    m = mel.astype(np.float32)
+    return np.concatenate([m.mean(-1), m.std(-1), np.ones((len(m), 1), np.float32)], -1)
+
+
+def _ridge_xy(seqs: list[Seq]):
+    X, Y, W = [], [], []
+    for s in seqs:
+        f = mel_stats(s.mel)
+        y = np.stack([s.v, s.a], -1)
+        if s.sign.any():
+            y = np.where(np.arange(len(y))[:, None] >= WARMUP, 0.5 * s.sign[None], np.nan)
+        ok = np.isfinite(y).all(-1)
+        X.append(f[ok])
+        Y.append(y[ok])
+        W.append(np.full(ok.sum(), s.weight, np.float32))
+    return np.concatenate(X), np.concatenate(Y), np.concatenate(W)
+
+
+def fit_ridge(train: list[Seq], val: list[Seq]) -> dict:
+    """Weighted ridge regression on per-frame mel statistics; alpha picked on val."""
+    X, Y, W = _ridge_xy(train)
+    Xv, Yv, Wv = _ridge_xy(val)
+    mu, sd = X[:, :-1].mean(0), X[:, :-1].std(0) + 1e-6
+
+    def z(A):
+        return np.concatenate([(A[:, :-1] - mu) / sd, A[:, -1:]], 1)
+
+    Xz, Xvz = z(X), z(Xv)
+    A = (Xz * W[:, None]).T @ Xz
+    B = (Xz * W[:, None]).T @ Y
+    best = None
+    for alpha in (0.1, 1.0, 10.0, 100.0, 1000.0, 10000.0):
+        reg = alpha * np.eye(A.shape[0])
+        reg[-1, -1] = 0
+        coef = np.linalg.solve(A + reg, B)
+        err = float((Wv[:, None] * (np.clip(Xvz @ coef, -1, 1) - Yv) ** 2).sum() / Wv.sum())
+        if best is None or err < best[0]:
+            best = (err, alpha, coef)
+    return {"alpha": best[1], "coef": best[2], "mu": mu, "sd": sd, "val_mse": best[0]}
+
+
+def predict_ridge(r: dict, seqs: list[Seq]) -> dict[str, np.ndarray]:
+    out = {}
+    for s in seqs:
+        f = mel_stats(s.mel)
+        fz = np.concatenate([(f[:, :-1] - r["mu"]) / r["sd"], f[:, -1:]], 1)
+        p = np.clip(fz @ r["coef"], -1, 1)
+        out[s.key] = np.concatenate([p, np.full_like(p, np.nan)], -1)
+    return out
+
+
+def fit_constant(train: list[Seq]) -> np.ndarray:
+    """Weighted mean of the continuous training targets, per dimension."""
+    num, den = np.zeros(2), np.zeros(2)
+    for s in train:
+        y = np.stack([s.v, s.a], -1)
+        ok = np.isfinite(y)
+        num += np.where(ok, y, 0).sum(0) * s.weight
+        den += ok.sum(0) * s.weight
+    return num / np.maximum(den, 1e-9)
+
+
+def predict_constant(c: np.ndarray, seqs: list[Seq]) -> dict[str, np.ndarray]:
+    return {s.key: np.concatenate([np.tile(c, (len(s.mel), 1)), np.full((len(s.mel), 2), np.nan)], -1)
+            for s in seqs}
+
+
+# ------------------------------------------------------------------ the whole run
+
+
+def run_training(clips: list[Clip], out: Path, cfg: TrainConfig | None = None,
+                 net: NetConfig | None = None, jobs: int = 2) -> dict:
+    """Train the VAE-LSTM and the baselines; write checkpoints and the report to ``out``."""
+    from .evaluate import evaluate_predictions
+
+    cfg = cfg or TrainConfig()
+    net = net or NetConfig()
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    log(f"{len(clips)} clips; computing / loading features")
+    seqs = build_seqs(clips, jobs=jobs)
+    split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
+    for k, v in split.items():
+        log(f"{k}: {len(v)} clips, {sum(len(s.mel) for s in v) / 7200:.2f} h")
+    report: dict = {"train_config": cfg.__dict__, "net_config": net.to_dict(),
+                    "features": FEATURES.to_dict(), "data": _data_summary(seqs)}
+
+    # 1. VAE pretraining (labels unused) and the VAE-LSTM
+    vae = FrameVAE(net)
+    report["vae"] = train_frame_model(vae, split["train"], split["val"], cfg, "vae")
+    report["vae"]["test"] = eval_frame_model(vae, _test_frames(split["test"]))
+    for p in vae.parameters():
+        p.requires_grad_(False)
+    encode_all(vae_code_fn(vae), seqs, "vae")
+    vae_lstm = SeqModel(vae.encoder, EmotionHead(net), code_fn=vae_code_fn(vae))
+    report["vae_lstm"] = train_sequence(vae_lstm, list(vae_lstm.head.parameters()), split["train"],
+                                        split["val"], cfg, "vae", cfg.head_epochs, "vae-lstm")
+    torch.save({"net_config": net.to_dict(), "features": FEATURES.to_dict(),
+                "vae": vae.state_dict(), "head": vae_lstm.head.state_dict()}, out / "vae_lstm.pt")
+    preds = {"VAE-LSTM": predict_sequences(vae_lstm, split["test"], "vae")}
+
+    if cfg.baselines:
+        # 2. AE-LSTM: same head on plain autoencoder codes
+        ae = FrameAE(net)
+        report["ae"] = train_frame_model(ae, split["train"], split["val"], cfg, "ae")
+        report["ae"]["test"] = eval_frame_model(ae, _test_frames(split["test"]))
+        for p in ae.parameters():
+            p.requires_grad_(False)
+        encode_all(ae.encoder, seqs, "ae")
+        ae_lstm = SeqModel(ae.encoder, EmotionHead(net))
+        report["ae_lstm"] = train_sequence(ae_lstm, list(ae_lstm.head.parameters()), split["train"],
+                                           split["val"], cfg, "ae", cfg.head_epochs, "ae-lstm")
+        preds["AE-LSTM"] = predict_sequences(ae_lstm, split["test"], "ae")
+        # 3. CNN-LSTM: the same conv encoder trained end to end with the head
+        from .nets import ConvEncoder
+
+        cnn_lstm = SeqModel(ConvEncoder(net, net.latent_dim), EmotionHead(net))
+        report["cnn_lstm"] = train_sequence(cnn_lstm, list(cnn_lstm.parameters()), split["train"],
+                                            split["val"], cfg, "mel", cfg.cnn_epochs, "cnn-lstm")
+        preds["CNN-LSTM"] = predict_sequences(cnn_lstm, split["test"], "mel")
+        # 4. ridge on mel statistics, 5. constant
+        ridge = fit_ridge(split["train"], split["val"])
+        report["ridge"] = {"alpha": ridge["alpha"], "val_mse": ridge["val_mse"]}
+        preds["Ridge (mel stats)"] = predict_ridge(ridge, split["test"])
+    const = fit_constant(split["train"])
+    report["constant"] = const.tolist()
+    preds["Constant"] = predict_constant(const, split["test"])
+
+    report["test"] = {name: evaluate_predictions(split["test"], p) for name, p in preds.items()}
+    report["train_seconds"] = time.time() - t0
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+    log(f"done in {report['train_seconds'] / 60:.1f} min -> {out}")
+    return report
+
+
+def _test_frames(test: list[Seq]) -> np.ndarray:
+    return np.concatenate([s.mel for s in test]) if test else np.zeros((0,) + FEATURES.frame_shape, np.float16)
+
+
+def _data_summary(seqs: list[Seq]) -> dict:
+    out: dict = {}
+    for s in seqs:
+        d = out.setdefault(s.clip.dataset, {"kind": s.clip.kind, "train": [0, 0.0], "val": [0, 0.0], "test": [0, 0.0]})
+        d[s.clip.split][0] += 1
+        d[s.clip.split][1] += len(s.mel) / 7200
+    return out
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    raise TypeError(type(o))

@@ -1,0 +1,1 @@
+"""emotrack.realtime: the torch-free runtime (config, features, model, pipeline, CLI)."""

@@ -1,0 +1,93 @@
+"""``emotrack bench``: speed of the live model step and of ``analyze`` (main thread).
+
+- step: one 0.5 s frame through log-mel + encoder + LSTM (``Tracker.push`` with exactly
+  one frame of new audio), one thread, after warm-up; median and p99 in ms.
+- analyze: the demo audio repeated to ``--audio-seconds``, written as a 44.1 kHz stereo
+  FLAC, then streamed by the same path ``emotrack analyze`` uses, decoding included;
+  throughput in multiples of real time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+import time
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+
+def _demo_path() -> Path:
+    return Path(str(resources.files("emotrack.assets").joinpath("demo.opus")))
+
+
+def bench_step(model, frames: int) -> dict:
+    from .audio import load_audio
+    from .pipeline import Tracker
+
+    cfg = model.features
+    y = load_audio(_demo_path(), cfg)
+    need = (frames + 20) * cfg.frame_samples
+    y = np.tile(y, need // len(y) + 1)[:need]
+    tr = Tracker(model, cfg.sample_rate)
+    times = []
+    for k in range(frames + 20):
+        block = y[k * cfg.frame_samples : (k + 1) * cfg.frame_samples]
+        t0 = time.perf_counter()
+        out = tr.push(block)
+        dt = time.perf_counter() - t0
+        assert len(out) == 1
+        if k >= 20:
+            times.append(dt * 1e3)
+    t = np.asarray(times)
+    return {"frames": frames, "median": float(np.median(t)), "p99": float(np.percentile(t, 99)),
+            "mean": float(t.mean()), "max": float(t.max())}
+
+
+def bench_analyze(model, seconds: float) -> dict:
+    import soundfile as sf
+
+    from .audio import load_audio
+    from .pipeline import stream_file
+
+    y = load_audio(_demo_path(), model.features)
+    sr = 44100
+    from .audio import StreamingResampler
+
+    y44 = StreamingResampler(model.features.sample_rate, sr).process(y)
+    with tempfile.TemporaryDirectory() as td:
+        path = Path(td) / "bench.flac"
+        n = int(seconds * sr)
+        with sf.SoundFile(str(path), "w", sr, 2, format="FLAC") as f:
+            done = 0
+            while done < n:
+                chunk = y44[: min(len(y44), n - done)]
+                f.write(np.stack([chunk, chunk * 0.9], 1))
+                done += len(chunk)
+        t0 = time.perf_counter()
+        count = sum(1 for _ in stream_file(model, path))
+        dt = time.perf_counter() - t0
+    return {"audio_seconds": seconds, "format": "FLAC 44.1 kHz stereo", "predictions": count,
+            "wall_seconds": dt, "x_realtime": seconds / dt}
+
+
+def run_bench(args) -> int:
+    from .model import load_model
+
+    model = load_model(threads=1)
+    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+                      f"{platform.python_version()}",
+           "model": model.name, "step_ms": bench_step(model, args.frames),
+           "analyze": bench_analyze(model, args.audio_seconds)}
+    if args.json:
+        print(json.dumps(res, indent=1))
+    else:
+        s, a = res["step_ms"], res["analyze"]
+        print(f"model step per 0.5 s frame (features + encoder + LSTM, 1 thread): "
+              f"median {s['median']:.3f} ms, p99 {s['p99']:.3f} ms over {s['frames']} frames")
+        print(f"analyze: {a['audio_seconds'] / 3600:.2f} h of {a['format']} in {a['wall_seconds']:.1f} s "
+              f"= {a['x_realtime']:.0f}x real time")
+    return 0

@@ -1,0 +1,138 @@
+"""The ONNX emotion model and its recurrent state (runs on the worker thread).
+
+``EmotionModel`` owns the LSTM state: callers feed log-mel frames and never touch
+hidden-state arrays. ``load_model()`` opens the shipped default or any exported model and
+refuses one whose feature parameters differ from this runtime's.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from .config import FEATURES, FeatureConfig
+
+METADATA_KEY = "emotrack"
+DEFAULT_MODEL = "emotrack-vae-lstm.onnx"
+
+
+class ModelMismatchError(Exception):
+    """The model's stored parameters do not match this runtime."""
+
+
+@dataclass
+class StepOutput:
+    """Per-frame outputs, each of shape (T,)."""
+
+    valence: np.ndarray
+    arousal: np.ndarray
+    valence_std: np.ndarray
+    arousal_std: np.ndarray
+
+
+def default_model_path() -> Path:
+    return Path(str(resources.files("emotrack.assets").joinpath(DEFAULT_MODEL)))
+
+
+def _session(path: Path, threads: int):
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    so.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise ModelMismatchError(
+            f"{path}: onnxruntime {ort.__version__} cannot load this model ({e}). "
+            "Re-export it with `emotrack export` from this version of emotrack."
+        ) from e
+
+
+class EmotionModel:
+    """Stateful VAE-LSTM: ``mel[, h, c] -> valence, arousal, stds[, h', c']``."""
+
+    REQUIRED_INPUTS = ("mel", "h", "c")
+    REQUIRED_OUTPUTS = ("valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out")
+
+    def __init__(self, path: str | Path, features: FeatureConfig = FEATURES, threads: int = 1):
+        self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(f"model file {self.path} does not exist")
+        self.session = _session(self.path, threads)
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if METADATA_KEY not in meta:
+            raise ModelMismatchError(
+                f"{self.path}: no '{METADATA_KEY}' metadata; this is not an emotrack model "
+                "(export one with `emotrack export`)"
+            )
+        self.meta: dict = json.loads(meta[METADATA_KEY])
+        model_feat = FeatureConfig.from_dict(self.meta["features"])
+        diff = features.diff(model_feat)
+        if diff:
+            detail = ", ".join(f"{k}: runtime {a!r} vs model {b!r}" for k, (a, b) in diff.items())
+            raise ModelMismatchError(
+                f"{self.path}: feature parameters differ from this runtime ({detail}). "
+                "Use an emotrack version that matches the model, or re-export the model."
+            )
+        self.features = features
+        ins = {i.name for i in self.session.get_inputs()}
+        outs = {o.name for o in self.session.get_outputs()}
+        missing = [n for n in self.REQUIRED_INPUTS if n not in ins] + [
+            n for n in self.REQUIRED_OUTPUTS if n not in outs
+        ]
+        if missing:
+            raise ModelMismatchError(f"{self.path}: graph lacks {missing}; re-export the model")
+        self.hidden_size = int(self.meta["hidden_size"])
+        self.num_layers = int(self.meta.get("num_layers", 1))
+        self.reset()
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", self.path.stem))
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "0"))
+
+    def zero_state(self) -> tuple[np.ndarray, np.ndarray]:
+        z = np.zeros((self.num_layers, 1, self.hidden_size), dtype=np.float32)
+        return z, z.copy()
+
+    def reset(self) -> None:
+        """Forget everything heard so far."""
+        self.state = self.zero_state()
+
+    def run(self, mel: np.ndarray, state: tuple[np.ndarray, np.ndarray]):
+        """Pure function: (T, n_mels, n_t) frames from ``state`` -> (StepOutput, new state)."""
+        mel = np.asarray(mel, dtype=np.float32)
+        if mel.ndim == 2:
+            mel = mel[None]
+        if mel.shape[1:] != self.features.frame_shape:
+            raise ValueError(f"expected mel frames of shape {self.features.frame_shape}, got {mel.shape[1:]}")
+        if len(mel) == 0:
+            e = np.zeros(0, dtype=np.float32)
+            return StepOutput(e, e, e, e), state
+        v, a, vs, as_, h, c = self.session.run(
+            list(self.REQUIRED_OUTPUTS), {"mel": mel[None], "h": state[0], "c": state[1]}
+        )
+        return StepOutput(v[0], a[0], vs[0], as_[0]), (h, c)
+
+    def step(self, mel: np.ndarray) -> StepOutput:
+        """Feed (T, n_mels, n_t) frames in order (T may be 1); the state advances."""
+        out, self.state = self.run(mel, self.state)
+        return out
+
+
+def load_model(path: str | Path | None = None, threads: int = 1) -> EmotionModel:
+    """The shipped default model, or the model at ``path`` (or $EMOTRACK_MODEL)."""
+    path = path or os.environ.get("EMOTRACK_MODEL") or default_model_path()
+    return EmotionModel(path, threads=threads)

@@ -1,0 +1,107 @@
+"""The streaming path: audio blocks -> resampler -> framer -> log-mel -> model -> predictions.
+
+``Tracker`` is what the live worker thread runs for each captured block, and what
+``analyze`` runs over a file as fast as it can: one implementation for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .audio import Framer, StreamingResampler, read_blocks, to_mono
+from .features import logmel_frames
+from .model import EmotionModel
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One output: ``t`` is the end of the frame, in seconds of stream time."""
+
+    t: float
+    valence: float
+    arousal: float
+    valence_std: float
+    arousal_std: float
+
+    def to_dict(self, ndigits: int = 5) -> dict:
+        return {
+            "t": round(self.t, 4),
+            "valence": round(self.valence, ndigits),
+            "arousal": round(self.arousal, ndigits),
+            "valence_std": round(self.valence_std, ndigits),
+            "arousal_std": round(self.arousal_std, ndigits),
+        }
+
+
+class Tracker:
+    """Streams audio at any sample rate and channel count into predictions.
+
+    ``hop`` (seconds) may be smaller than the model's 0.5 s frame if it divides it: the
+    tracker then keeps ``0.5 / hop`` phase-shifted copies of the recurrent state, each fed
+    frames 0.5 s apart, so every copy sees exactly what the model was trained on.
+    """
+
+    def __init__(self, model: EmotionModel, sample_rate: int, hop: float | None = None):
+        self.model = model
+        cfg = model.features
+        self.cfg = cfg
+        hop = cfg.frame_seconds if hop is None else float(hop)
+        phases = cfg.frame_seconds / hop
+        if hop <= 0 or abs(phases - round(phases)) > 1e-6 or round(phases) < 1:
+            raise ValueError(
+                f"--hop must divide the model frame of {cfg.frame_seconds} s "
+                f"(e.g. 0.5, 0.25, 0.1), got {hop}"
+            )
+        self.phases = int(round(phases))
+        self.hop_samples = cfg.frame_samples // self.phases
+        if self.hop_samples * self.phases != cfg.frame_samples:
+            raise ValueError(f"hop {hop} s is not a whole number of samples at {cfg.sample_rate} Hz")
+        self.resampler = StreamingResampler(sample_rate, cfg.sample_rate)
+        self.framer = Framer(cfg.frame_samples, self.hop_samples, cfg.sample_rate)
+        self.reset()
+
+    def reset(self) -> None:
+        self.resampler.reset()
+        self.framer.reset()
+        self._states = [self.model.zero_state() for _ in range(self.phases)]
+        self._k = 0  # index of the next frame
+
+    def push(self, block: np.ndarray) -> list[Prediction]:
+        """Feed a block of (frames,) or (frames, channels) samples; return new predictions."""
+        frames, ts = self.framer.push(self.resampler.process(to_mono(block)))
+        if len(frames) == 0:
+            return []
+        mels = logmel_frames(frames, self.cfg)
+        out: list[Prediction] = []
+        if self.phases == 1:
+            o, self._states[0] = self.model.run(mels, self._states[0])
+            for i, t in enumerate(ts):
+                out.append(Prediction(float(t), float(o.valence[i]), float(o.arousal[i]),
+                                      float(o.valence_std[i]), float(o.arousal_std[i])))
+            self._k += len(frames)
+            return out
+        for mel, t in zip(mels, ts, strict=True):
+            ph = self._k % self.phases
+            o, self._states[ph] = self.model.run(mel[None], self._states[ph])
+            out.append(Prediction(float(t), float(o.valence[0]), float(o.arousal[0]),
+                                  float(o.valence_std[0]), float(o.arousal_std[0])))
+            self._k += 1
+        return out
+
+
+def stream_file(model: EmotionModel, path: str | Path, hop: float | None = None,
+                blocksize: int = 65536) -> Iterator[Prediction]:
+    """Predictions for a file, produced by the streaming path as fast as possible."""
+    sr, _, blocks = read_blocks(path, blocksize=blocksize)
+    yield from stream_blocks(model, sr, blocks, hop=hop)
+
+
+def stream_blocks(model: EmotionModel, sample_rate: int, blocks: Iterable[np.ndarray],
+                  hop: float | None = None) -> Iterator[Prediction]:
+    tracker = Tracker(model, sample_rate, hop=hop)
+    for block in blocks:
+        yield from tracker.push(block)
