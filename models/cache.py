@@ -89,7 +89,7 @@ def _compute(args) -> tuple[str, str | None]:
     except Exception as e:  # report and go on; the caller decides
         return clip.key, f"{type(e).__name__}: {e}"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npy")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
     np.save(tmp, mel)
     os.replace(tmp, path)
     return clip.key, None

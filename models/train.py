@@ -32,14 +32,15 @@ from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, build_seqs, log, shift_gain  #
 
 @dataclass(frozen=True)
 class TrainConfig:
-    vae_epochs: int = 6
-    vae_frames_per_epoch: int = 120_000
-    head_epochs: int = 60
-    cnn_epochs: int = 12
+    vae_epochs: int = 4
+    vae_frames_per_epoch: int = 80_000
+    head_epochs: int = 30
+    cnn_epochs: int = 5
+    cnn_max_len: int = 40  # the end-to-end CNN-LSTM trains on 20 s crops (CPU time)
     batch_frames: int = 256
     batch_seqs: int = 32
     lr: float = 2e-3
-    patience: int = 12
+    patience: int = 8
     seed: int = 0
     threads: int = 2
     baselines: bool = True
@@ -48,7 +49,7 @@ class TrainConfig:
     def quick(cls) -> TrainConfig:
         """Tiny settings for tests: proves the code path, not a usable model."""
         return cls(vae_epochs=1, vae_frames_per_epoch=512, head_epochs=2, cnn_epochs=1,
-                   batch_frames=64, batch_seqs=8, patience=2)
+                   batch_frames=64, batch_seqs=8, patience=2, cnn_max_len=16)
 
 
 # ------------------------------------------------------------------ frame autoencoders
@@ -78,7 +79,7 @@ def train_frame_model(model, train: list[Seq], val: list[Seq], cfg: TrainConfig,
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += float(loss) * len(sl)
+            tot += loss.item() * len(sl)
         ev = eval_frame_model(model, vpool)
         history.append({"epoch": ep + 1, "train_loss": tot / len(idx), **ev})
         log(f"{name} epoch {ep + 1}: train {tot / len(idx):.2f}  val mse {ev['mse']:.4f} kl {ev['kl']:.2f}")
@@ -132,13 +133,13 @@ def seq_loss(mean, std, tv, ta, sign, w, valid):
     return per.sum() / denom
 
 
-def _batch(seqs: list[Seq], rng, inputs: str, train: bool):
+def _batch(seqs: list[Seq], rng, inputs: str, train: bool, max_len: int = MAX_LEN):
     """Pad a batch: inputs 'mel' or a codes name. Random crop and gain when training."""
     xs, tvs, tas = [], [], []
     for s in seqs:
         T = len(s.mel)
-        st = int(rng.integers(0, T - MAX_LEN + 1)) if train and T > MAX_LEN else 0
-        en = min(T, st + MAX_LEN) if train else T
+        st = int(rng.integers(0, T - max_len + 1)) if train and T > max_len else 0
+        en = min(T, st + max_len) if train else T
         gi = int(rng.integers(len(GAINS_DB))) if train else GAINS_DB.index(0.0)
         if inputs == "mel":
             x = shift_gain(s.mel[st:en], GAINS_DB[gi]).astype(np.float32)
@@ -169,7 +170,7 @@ def _batch(seqs: list[Seq], rng, inputs: str, train: bool):
 
 
 def train_sequence(model: SeqModel, params, train: list[Seq], val: list[Seq], cfg: TrainConfig,
-                   inputs: str, epochs: int, name: str) -> dict:
+                   inputs: str, epochs: int, name: str, max_len: int = MAX_LEN) -> dict:
     """Train ``params`` of ``model`` (head, or encoder+head) with early stopping on val loss."""
     rng = np.random.default_rng(cfg.seed + 1)
     opt = torch.optim.Adam(params, lr=cfg.lr)
@@ -183,14 +184,14 @@ def train_sequence(model: SeqModel, params, train: list[Seq], val: list[Seq], cf
         rng.shuffle(batches)
         tot, nb = 0.0, 0
         for b in batches:
-            X, TV, TA, S, W, V = _batch(b, rng, inputs, train=True)
+            X, TV, TA, S, W, V = _batch(b, rng, inputs, train=True, max_len=max_len)
             mean, std, _ = forward(X)
             loss = seq_loss(mean, std, TV, TA, S, W, V)
             opt.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
-            tot += float(loss)
+            tot += loss.item()
             nb += 1
         vl = eval_sequence_loss(model, val, cfg, inputs)
         history.append({"epoch": ep + 1, "train_loss": tot / max(nb, 1), "val_loss": vl})
@@ -360,7 +361,8 @@ def run_training(clips: list[Clip], out: Path, cfg: TrainConfig | None = None,
 
         cnn_lstm = SeqModel(ConvEncoder(net, net.latent_dim), EmotionHead(net))
         report["cnn_lstm"] = train_sequence(cnn_lstm, list(cnn_lstm.parameters()), split["train"],
-                                            split["val"], cfg, "mel", cfg.cnn_epochs, "cnn-lstm")
+                                            split["val"], cfg, "mel", cfg.cnn_epochs, "cnn-lstm",
+                                            max_len=cfg.cnn_max_len)
         preds["CNN-LSTM"] = predict_sequences(cnn_lstm, split["test"], "mel")
         # 4. ridge on mel statistics, 5. constant
         ridge = fit_ridge(split["train"], split["val"])

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One-time set-up on a fresh Debian/Ubuntu machine: system packages, a virtual
+# environment in .venv with emotrack (editable) + training and test extras.
+# Safe to re-run: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# fluidsynth + a GPL General-MIDI SoundFont render VGMIDI/EMOPIA for training;
+# libportaudio2 is what sounddevice needs for live input.
+PKGS=(fluidsynth timgm6mb-soundfont libportaudio2)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
+    echo "setup: need root to install: ${missing[*]} (apt-get install -y ${missing[*]})" >&2; exit 1; fi
+  echo "setup: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+# torch is pinned (its CPU wheel); an unpinned torch would pull gigabytes of CUDA packages
+log=$(mktemp)
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[train,dev]' >"$log" 2>&1; then
+  cat "$log" >&2; echo "setup: pip install failed (log above)" >&2; exit 1
+fi
+rm -f "$log"
+.venv/bin/python -c "import emotrack, torch, onnxruntime; print('setup: emotrack', emotrack.__version__, '| torch', torch.__version__, '| onnxruntime', onnxruntime.__version__)"

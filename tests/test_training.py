@@ -1,0 +1,110 @@
+"""Training, export and evaluation end to end on a tiny subset (proves the code path;
+the shipped model is trained by the documented command, not here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from .conftest import DATA, needs_data
+
+pytestmark = needs_data()
+EMOTRACK = [sys.executable, "-m", "emotrack.realtime.cli"]
+
+
+def run(*args, env=None):
+    r = subprocess.run(EMOTRACK + list(args), capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, f"{args[0]} exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tiny")
+    env = {**os.environ, "EMOTRACK_CACHE": str(tmp / "cache")}
+    deam = tmp / "DEAM"
+    (deam / "annotations").mkdir(parents=True)
+    os.symlink(DATA / "deam" / "annotations" / "annotations averaged per song",
+               deam / "annotations" / "annotations averaged per song")
+    (deam / "MEMD_audio").mkdir()
+    rng = np.random.default_rng(0)
+    for sid in (2, 3, 4, 5, 7, 8):
+        sf.write(str(deam / "MEMD_audio" / f"{sid}.mp3"),
+                 (0.1 * rng.standard_normal(22050 * 18)).astype(np.float32), 22050, format="MP3")
+    out = tmp / "run"
+    train = run("train", "--quick", "--limit", "2", "--datasets", "soundtracks", "vgmidi", "panda4q",
+                "--deam-root", str(deam), "--out", str(out), "--jobs", "1", env=env)
+    exp = tmp / "export"
+    run("export", "--run", str(out), "--out", str(exp), env=env)
+    return {"tmp": tmp, "env": env, "run": out, "export": exp, "train_stdout": train.stdout, "deam": deam}
+
+
+def test_training_writes_checkpoint_and_report(tiny_run):
+    rep = json.loads((tiny_run["run"] / "report.json").read_text())
+    assert (tiny_run["run"] / "vae_lstm.pt").exists()
+    assert set(rep["data"]) == {"soundtracks", "vgmidi", "panda4q", "deam"}
+    assert set(rep["test"]) == {"VAE-LSTM", "AE-LSTM", "CNN-LSTM", "Ridge (mel stats)", "Constant"}
+    for name, res in rep["test"].items():
+        assert "soundtracks" in res and "valence" in res["soundtracks"], name
+    assert rep["vae"]["test"]["mse"] > 0 and rep["vae"]["test"]["kl"] >= 0
+    assert "**soundtracks**" in tiny_run["train_stdout"]  # the table is printed
+
+
+def test_export_writes_onnx_and_card(tiny_run):
+    exp = tiny_run["export"]
+    onnx_path = exp / "emotrack-vae-lstm.onnx"
+    card = json.loads((exp / "emotrack-vae-lstm.card.json").read_text())
+    md = (exp / "MODEL_CARD.md").read_text()
+    assert card["features"]["sample_rate"] == 22050
+    assert "VAE-LSTM (ONNX)" in card["test_results"]
+    assert "| VAE-LSTM (ONNX) |" in md and "## Training data" in md and "## Reproduce" in md
+
+    import onnx
+
+    m = onnx.load(str(onnx_path))
+    onnx.checker.check_model(m)
+    assert [i.name for i in m.graph.input] == ["mel", "h", "c"]
+    assert [o.name for o in m.graph.output] == ["valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out"]
+    dims = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "time", 64, 23]  # only batch and time are dynamic
+    from emotrack.export.onnx_export import IR_VERSION
+
+    assert m.ir_version == IR_VERSION
+
+
+def test_evaluate_command(tiny_run):
+    r = run("evaluate", "--model", str(tiny_run["export"] / "emotrack-vae-lstm.onnx"),
+            "--run", str(tiny_run["run"]), "--datasets", "soundtracks", "vgmidi", "panda4q",
+            "--deam-root", str(tiny_run["deam"]), "--json", env=tiny_run["env"])
+    res = json.loads(r.stdout)
+    assert set(res["this model"]) == {"soundtracks", "vgmidi", "panda4q", "deam"}
+    assert "quadrant_accuracy" in res["this model"]["panda4q"]
+    assert res["this model"]["vgmidi"]["kind"] == "dynamic"
+
+
+def test_parity_gate_fails_a_wrong_graph(tiny_run):
+    import torch
+
+    from emotrack.export.onnx_export import ExportParityError, load_checkpoint, parity_check
+    from emotrack.models.nets import ExportWrapper
+
+    model, _ = load_checkpoint(tiny_run["run"] / "vae_lstm.pt")
+    wrapper = ExportWrapper(model).eval()
+    onnx_path = tiny_run["export"] / "emotrack-vae-lstm.onnx"
+    diffs = parity_check(wrapper, onnx_path)
+    assert diffs["torch_vs_onnx"] < 1e-4 and diffs["whole_vs_steps"] < 1e-4
+    with torch.no_grad():
+        model.head.lstm.weight_hh_l0.add_(0.05)  # the graph no longer matches these weights
+    with pytest.raises(ExportParityError, match="parity failed"):
+        parity_check(wrapper, onnx_path)
+
+
+def test_export_without_run_says_what_to_do(tmp_path):
+    r = subprocess.run(EMOTRACK + ["export", "--run", str(tmp_path / "none")], capture_output=True, text=True)
+    assert r.returncode == 2 and "run `emotrack train" in r.stderr
