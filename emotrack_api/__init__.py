@@ -7,12 +7,33 @@ Public API::
     tracker = emotrack.Tracker(model, sample_rate=44100)
     for p in tracker.push(block):          # any block size, any channel count
         print(p.t, p.valence, p.arousal)
+
+Names are imported on first use, so ``import emotrack`` (and ``emotrack --help``) stays light.
 """
 
-from emotrack.realtime.config import FEATURES, FeatureConfig
-from emotrack.realtime.model import EmotionModel, load_model
-from emotrack.realtime.pipeline import Prediction, Tracker, stream_file
+from __future__ import annotations
+
+import importlib
 
 __version__ = "0.1.0"
-__all__ = ["FEATURES", "FeatureConfig", "EmotionModel", "Prediction", "Tracker", "load_model",
-           "stream_file", "__version__"]
+
+_EXPORTS = {
+    "FEATURES": "emotrack.realtime.config",
+    "FeatureConfig": "emotrack.realtime.config",
+    "EmotionModel": "emotrack.realtime.model",
+    "load_model": "emotrack.realtime.model",
+    "Prediction": "emotrack.realtime.pipeline",
+    "Tracker": "emotrack.realtime.pipeline",
+    "stream_file": "emotrack.realtime.pipeline",
+}
+__all__ = [*_EXPORTS, "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'emotrack' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

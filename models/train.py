@@ -34,13 +34,13 @@ from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, build_seqs, log, shift_gain  #
 class TrainConfig:
     vae_epochs: int = 4
     vae_frames_per_epoch: int = 80_000
-    head_epochs: int = 30
+    head_epochs: int = 60
     cnn_epochs: int = 5
     cnn_max_len: int = 40  # the end-to-end CNN-LSTM trains on 20 s crops (CPU time)
     batch_frames: int = 256
     batch_seqs: int = 32
-    lr: float = 2e-3
-    patience: int = 8
+    lr: float = 1e-3
+    patience: int = 12
     seed: int = 0
     threads: int = 2
     baselines: bool = True
@@ -169,13 +169,25 @@ def _batch(seqs: list[Seq], rng, inputs: str, train: bool, max_len: int = MAX_LE
             torch.from_numpy(w), torch.from_numpy(valid))
 
 
+def val_score(model: SeqModel, val: list[Seq], inputs: str) -> float:
+    """Model selection: mean Pearson r over validation datasets and both dimensions
+    (per-song r for dynamic sets, across songs for static and quadrant sets)."""
+    from .evaluate import evaluate_predictions
+
+    res = evaluate_predictions(val, predict_sequences(model, val, inputs))
+    rs = [m[d]["r"]["mean"] for m in res.values() for d in ("valence", "arousal")]
+    rs = [r for r in rs if math.isfinite(r)]
+    return float(np.mean(rs)) if rs else -math.inf
+
+
 def train_sequence(model: SeqModel, params, train: list[Seq], val: list[Seq], cfg: TrainConfig,
                    inputs: str, epochs: int, name: str, max_len: int = MAX_LEN) -> dict:
-    """Train ``params`` of ``model`` (head, or encoder+head) with early stopping on val loss."""
+    """Train ``params`` of ``model`` (head, or encoder+head); keep the epoch with the best
+    validation score (:func:`val_score`), stop after ``patience`` epochs without one."""
     rng = np.random.default_rng(cfg.seed + 1)
     opt = torch.optim.Adam(params, lr=cfg.lr)
     forward = (lambda x: model(x)) if inputs == "mel" else (lambda x: model.head(x))
-    best, best_state, bad, history = math.inf, None, 0, []
+    best, best_state, bad, history = -math.inf, None, 0, []
     order = sorted(train, key=lambda s: len(s.mel))
     for ep in range(epochs):
         model.train()
@@ -194,10 +206,11 @@ def train_sequence(model: SeqModel, params, train: list[Seq], val: list[Seq], cf
             tot += loss.item()
             nb += 1
         vl = eval_sequence_loss(model, val, cfg, inputs)
-        history.append({"epoch": ep + 1, "train_loss": tot / max(nb, 1), "val_loss": vl})
-        log(f"{name} epoch {ep + 1}: train {tot / max(nb, 1):.4f} val {vl:.4f}")
-        if vl < best - 1e-4:
-            best, bad = vl, 0
+        vs = val_score(model, val, inputs)
+        history.append({"epoch": ep + 1, "train_loss": tot / max(nb, 1), "val_loss": vl, "val_mean_r": vs})
+        log(f"{name} epoch {ep + 1}: train {tot / max(nb, 1):.4f} val loss {vl:.4f} val mean r {vs:.4f}")
+        if vs > best + 1e-4:
+            best, bad = vs, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad += 1
@@ -205,7 +218,7 @@ def train_sequence(model: SeqModel, params, train: list[Seq], val: list[Seq], cf
                 break
     if best_state is not None:
         model.load_state_dict(best_state)
-    return {"history": history, "best_val_loss": best}
+    return {"history": history, "best_val_mean_r": best}
 
 
 @torch.no_grad()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from emotrack.realtime.audio import Framer, StreamingResampler
 from emotrack.realtime.config import FEATURES, FeatureConfig
 from emotrack.realtime.features import logmel_frames, mel_filterbank

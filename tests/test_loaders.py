@@ -9,7 +9,6 @@ import os
 import numpy as np
 import pytest
 import soundfile as sf
-
 from emotrack.models import data as D
 
 from .conftest import DATA, needs_data

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from emotrack import Tracker, load_model
 from emotrack.realtime.audio import load_audio
 from emotrack.realtime.features import logmel_frames

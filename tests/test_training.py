@@ -90,7 +90,6 @@ def test_evaluate_command(tiny_run):
 
 def test_parity_gate_fails_a_wrong_graph(tiny_run):
     import torch
-
     from emotrack.export.onnx_export import ExportParityError, load_checkpoint, parity_check
     from emotrack.models.nets import ExportWrapper
 
