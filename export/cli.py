@@ -8,8 +8,7 @@ from pathlib import Path
 
 
 def cmd_export(args) -> int:
-    from emotrack.models.cli import evaluate_model
-    from emotrack.models.data import load_all
+    from emotrack.models.cli import evaluate_model, load_clips
 
     from .card import write_card
     from .onnx_export import ExportParityError, export_onnx
@@ -29,11 +28,7 @@ def cmd_export(args) -> int:
         print(f"emotrack export: {e}", file=sys.stderr)
         return 1
     src = report.get("sources", {})
-    clips = load_all(Path(src["data"]), src.get("datasets"), src.get("roots") or {})
-    if src.get("limit"):
-        from emotrack.models.cli import limit_clips
-
-        clips = limit_clips(clips, src["limit"])
+    clips = load_clips(src["data"], src.get("datasets"), src.get("roots") or {}, src.get("limit"))
     onnx_eval = evaluate_model(onnx_path, clips, "test")
     write_card(out_dir, args.name, onnx_path, report, onnx_eval)
     print(f"wrote {onnx_path} and {out_dir}/{args.name}.card.json / MODEL_CARD.md")

@@ -80,7 +80,6 @@ def _cache_path(clip: Clip, cfg: FeatureConfig) -> Path:
 
 def _compute(args) -> tuple[str, str | None]:
     clip, cfg = args
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     path = _cache_path(clip, cfg)
     if path.exists():
         return clip.key, None

@@ -14,15 +14,20 @@ from pathlib import Path
 from .data import ROOT_LOADERS, Clip, default_data_root, load_all
 
 
-def clips_from_args(args) -> list[Clip]:
-    roots = {n: getattr(args, f"{n}_root") for n in ROOT_LOADERS if getattr(args, f"{n}_root", None)}
-    data = Path(args.data) if args.data else default_data_root()
-    names = args.datasets
-    if names is None and roots and not data.exists():
-        names = []  # a user with only their own DEAM/PMEmo audio
-    if names != [] and not data.exists():
+def load_clips(data: str | Path | None, datasets: list[str] | None, roots: dict[str, str],
+               limit: int | None = None) -> list[Clip]:
+    """The clips a run uses: shared datasets (all when ``datasets`` is None), user roots,
+    at most ``limit`` per dataset and split. Train, evaluate and export all call this."""
+    data = Path(data) if data else default_data_root()
+    if datasets is None and roots and not data.exists():
+        datasets = []  # a user with only their own DEAM/PMEmo/emoMusic audio
+    if datasets != [] and not data.exists():
         raise FileNotFoundError(f"data folder {data} not found; pass --data or set EMOTRACK_DATA")
-    return load_all(data, names, roots) if names != [] else load_all(data, [], roots)
+    return limit_clips(load_all(data, datasets, roots), limit)
+
+
+def _roots(args) -> dict[str, str]:
+    return {n: getattr(args, f"{n}_root") for n in ROOT_LOADERS if getattr(args, f"{n}_root", None)}
 
 
 def limit_clips(clips: list[Clip], n: int | None) -> list[Clip]:
@@ -41,18 +46,14 @@ def limit_clips(clips: list[Clip], n: int | None) -> list[Clip]:
 def cmd_train(args) -> int:
     from .train import TrainConfig, run_training
 
-    clips = limit_clips(clips_from_args(args), args.limit)
+    clips = load_clips(args.data, args.datasets, _roots(args), args.limit)
     cfg = TrainConfig.quick() if args.quick else TrainConfig()
     if args.no_baselines:
         cfg = TrainConfig(**{**cfg.__dict__, "baselines": False})
-    out = Path(args.out)
-    report = run_training(clips, out, cfg, jobs=args.jobs)
-    report_sources = {"data": str(Path(args.data) if args.data else default_data_root()),
-                      "datasets": args.datasets, "limit": args.limit,
-                      "roots": {n: getattr(args, f"{n}_root") for n in ROOT_LOADERS if getattr(args, f"{n}_root", None)},
-                      "command": "emotrack " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("emotrack") else None}
-    report["sources"] = report_sources
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=str))
+    sources = {"data": str(Path(args.data) if args.data else default_data_root()),
+               "datasets": args.datasets, "limit": args.limit, "roots": _roots(args),
+               "command": "emotrack " + " ".join(sys.argv[1:])}
+    report = run_training(clips, Path(args.out), cfg, jobs=args.jobs, sources=sources)
     from .evaluate import format_table
 
     print(format_table(report["test"]))
@@ -80,7 +81,7 @@ def cmd_evaluate(args) -> int:
     from .evaluate import format_table
 
     try:
-        clips = clips_from_args(args)
+        clips = load_clips(args.data, args.datasets, _roots(args))
     except FileNotFoundError as e:
         print(f"emotrack evaluate: {e}", file=sys.stderr)
         return 2

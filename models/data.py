@@ -395,9 +395,9 @@ ROOT_LOADERS = {"deam": load_deam, "pmemo": load_pmemo, "emomusic": load_emomusi
 
 def load_all(data_root: Path | None = None, datasets: list[str] | None = None,
              extra_roots: dict[str, Path] | None = None) -> list[Clip]:
-    """Clips of the named shared datasets (default: all five) plus any user roots."""
+    """Clips of the named shared datasets (None: all five; []: none) plus any user roots."""
     data_root = Path(data_root) if data_root else default_data_root()
-    names = datasets or list(SHARED_LOADERS)
+    names = list(SHARED_LOADERS) if datasets is None else datasets
     clips: list[Clip] = []
     for n in names:
         if n not in SHARED_LOADERS:

@@ -324,7 +324,7 @@ def predict_constant(c: np.ndarray, seqs: list[Seq]) -> dict[str, np.ndarray]:
 
 
 def run_training(clips: list[Clip], out: Path, cfg: TrainConfig | None = None,
-                 net: NetConfig | None = None, jobs: int = 2) -> dict:
+                 net: NetConfig | None = None, jobs: int = 2, sources: dict | None = None) -> dict:
     """Train the VAE-LSTM and the baselines; write checkpoints and the report to ``out``."""
     from .evaluate import evaluate_predictions
 
@@ -341,7 +341,7 @@ def run_training(clips: list[Clip], out: Path, cfg: TrainConfig | None = None,
     for k, v in split.items():
         log(f"{k}: {len(v)} clips, {sum(len(s.mel) for s in v) / 7200:.2f} h")
     report: dict = {"train_config": cfg.__dict__, "net_config": net.to_dict(),
-                    "features": FEATURES.to_dict(), "data": _data_summary(seqs)}
+                    "features": FEATURES.to_dict(), "data": _data_summary(seqs), "sources": sources}
 
     # 1. VAE pretraining (labels unused) and the VAE-LSTM
     vae = FrameVAE(net)

@@ -17,6 +17,7 @@ from .model import ModelMismatchError, load_model
 from .pipeline import stream_blocks
 
 FIELDS = ["t", "valence", "arousal", "valence_std", "arousal_std"]
+EXIT_DECODE = 3  # some input files could not be decoded
 
 
 def run_analyze(args) -> int:
@@ -68,8 +69,6 @@ def run_analyze(args) -> int:
     if failed:
         print(f"emotrack analyze: {len(failed)} of {len(args.audio)} files could not be decoded: "
               + ", ".join(failed), file=sys.stderr)
-        from .cli import EXIT_DECODE
-
         return EXIT_DECODE
     return 0
 

@@ -49,7 +49,7 @@ class StreamingResampler:
             fc = 0.5 / max(self.L, self.M) * 0.92  # cycles per upsampled sample
             j = np.arange(n) - (n - 1) / 2
             h = 2 * fc * np.sinc(2 * fc * j) * np.kaiser(n, beta)
-            h *= self.L / h.sum() * 1.0  # unity DC gain after upsampling by L
+            h *= self.L / h.sum()  # unity DC gain after upsampling by L
             # poly[p, q] = h[p + q*L] weights the q-th most recent input for phase p;
             # _polyrev[p] is in input order (oldest first) for a dot with a window
             poly = h.reshape(self.K, self.L).T

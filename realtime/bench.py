@@ -19,15 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .audio import StreamingResampler, load_audio
+from .pipeline import Tracker, stream_file
+
 
 def _demo_path() -> Path:
     return Path(str(resources.files("emotrack.assets").joinpath("demo.opus")))
 
 
 def bench_step(model, frames: int) -> dict:
-    from .audio import load_audio
-    from .pipeline import Tracker
-
     cfg = model.features
     y = load_audio(_demo_path(), cfg)
     need = (frames + 20) * cfg.frame_samples
@@ -50,13 +50,8 @@ def bench_step(model, frames: int) -> dict:
 def bench_analyze(model, seconds: float) -> dict:
     import soundfile as sf
 
-    from .audio import load_audio
-    from .pipeline import stream_file
-
     y = load_audio(_demo_path(), model.features)
     sr = 44100
-    from .audio import StreamingResampler
-
     y44 = StreamingResampler(model.features.sample_rate, sr).process(y)
     with tempfile.TemporaryDirectory() as td:
         path = Path(td) / "bench.flac"

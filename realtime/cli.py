@@ -13,8 +13,6 @@ import sys
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-EXIT_DECODE = 3  # some input files could not be decoded
-
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emotrack", description="Music emotion (valence/arousal) every 0.5 s.")

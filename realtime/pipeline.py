@@ -68,7 +68,7 @@ class Tracker:
         self.resampler.reset()
         self.framer.reset()
         self._states = [self.model.zero_state() for _ in range(self.phases)]
-        self._k = 0  # index of the next frame
+        self._k = 0  # index of the next frame (picks its phase when phases > 1)
 
     def push(self, block: np.ndarray) -> list[Prediction]:
         """Feed a block of (frames,) or (frames, channels) samples; return new predictions."""
@@ -76,21 +76,21 @@ class Tracker:
         if len(frames) == 0:
             return []
         mels = logmel_frames(frames, self.cfg)
-        out: list[Prediction] = []
-        if self.phases == 1:
+        if self.phases == 1:  # one state: the new frames are one sequence
             o, self._states[0] = self.model.run(mels, self._states[0])
-            for i, t in enumerate(ts):
-                out.append(Prediction(float(t), float(o.valence[i]), float(o.arousal[i]),
-                                      float(o.valence_std[i]), float(o.arousal_std[i])))
-            self._k += len(frames)
-            return out
+            return _predictions(o, ts)
+        out: list[Prediction] = []
         for mel, t in zip(mels, ts, strict=True):
             ph = self._k % self.phases
             o, self._states[ph] = self.model.run(mel[None], self._states[ph])
-            out.append(Prediction(float(t), float(o.valence[0]), float(o.arousal[0]),
-                                  float(o.valence_std[0]), float(o.arousal_std[0])))
+            out += _predictions(o, [t])
             self._k += 1
         return out
+
+
+def _predictions(o, ts) -> list[Prediction]:
+    return [Prediction(float(t), float(o.valence[i]), float(o.arousal[i]), float(o.valence_std[i]),
+                       float(o.arousal_std[i])) for i, t in enumerate(ts)]
 
 
 def stream_file(model: EmotionModel, path: str | Path, hop: float | None = None,
