@@ -83,11 +83,9 @@ class StreamingResampler:
             j = m // self.L - base - (self.K - 1)
             p = m % self.L
             win = np.lib.stride_tricks.sliding_window_view(buf, self.K)
-            # outputs L apart share a phase and their inputs are M apart: strided views,
-            # and a per-row sum, so the result does not depend on how the input was split
-            for k in range(min(self.L, len(n))):
-                rows = win[j[k] :: self.M][: len(range(k, len(n), self.L))]
-                out[k :: self.L] = (rows * self._polyrev[p[k]]).sum(axis=1)
+            # one contiguous (n, K) row per output and a per-row sum: the result does not
+            # depend on how the input was split into blocks
+            out[:] = (win[j] * self._polyrev[p]).sum(axis=1)
         self._n_out = last_n + 1
         self._n_in = n_in_total
         self._hist = buf[len(buf) - (self.K - 1):]
@@ -109,9 +107,18 @@ class Framer:
         self.reset()
 
     def reset(self) -> None:
+        self.seek(0)
+
+    def seek(self, pos: int) -> None:
+        """Forget buffered audio; the next sample pushed is stream sample ``pos``.
+
+        Frame ends stay on the grid ``frame_samples + k * hop_samples``, so stream times
+        after a gap (dropped audio, a lost device) line up with those before it.
+        """
         self._buf = np.zeros(0, dtype=np.float32)
-        self._buf_start = 0  # stream index of self._buf[0]
-        self._next_end = self.frame_samples  # stream index (exclusive) of the next frame's end
+        self._buf_start = int(pos)  # stream index of self._buf[0]
+        k = -(-self._buf_start // self.hop_samples)  # first grid frame starting at >= pos
+        self._next_end = self.frame_samples + k * self.hop_samples  # exclusive end of the next frame
 
     def push(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self._buf = np.concatenate([self._buf, np.asarray(x, dtype=np.float32)])

@@ -27,6 +27,35 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
+    lv = sub.add_parser("live", help="track a microphone, line input or file live: window + WebSocket",
+                        description="Every 0.5 s (or --hop), valence/arousal of what the input plays, "
+                        "drawn in a window and broadcast over WebSocket. With neither --device nor "
+                        "--input it listens to the default input device, or plays the bundled demo "
+                        "when there is none.")
+    src = lv.add_mutually_exclusive_group()
+    src.add_argument("--device", help="input device: index or a part of its name (see `emotrack devices`)")
+    src.add_argument("--input", metavar="FILE", help="play an audio file as if it were live input")
+    lv.add_argument("--fast", action="store_true", help="with --input: as fast as possible instead of real time")
+    lv.add_argument("--loop", action="store_true", help="with --input: start again at the end")
+    lv.add_argument("--no-gui", action="store_true", help="no window (installations, servers): JSON lines on stdout")
+    lv.add_argument("--ws", default="127.0.0.1:8765", metavar="HOST:PORT",
+                    help="WebSocket server address (default 127.0.0.1:8765; 'off' disables it)")
+    lv.add_argument("--record", metavar="PATH", help="write every prediction to PATH (.jsonl or .csv)")
+    lv.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
+    lv.add_argument("--hop", type=float, default=None, help="seconds between outputs: 0.5 (default) down to 0.1")
+    lv.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
+    lv.add_argument("--duration", type=float, help="stop after this many seconds of audio")
+    lv.add_argument("--samplerate", type=int, help="device sample rate (default: the device's own)")
+    lv.add_argument("--channels", type=int, help="device channels to capture (default: up to 2, averaged)")
+    lv.add_argument("--blocksize", type=int, help="device block in samples (default: 10 ms)")
+    lv.add_argument("--ring-seconds", type=float, default=10.0, help="audio buffer between capture and worker")
+    lv.add_argument("--trail", type=float, default=10.0, help="seconds of trail in the window")
+    lv.add_argument("--quiet", action="store_true", help="headless: no JSON lines or status lines")
+    lv.add_argument("--status-every", type=float, default=10.0, help="headless: seconds between status lines on stderr (0: none)")
+
+    dv = sub.add_parser("devices", help="list audio input devices")
+    dv.add_argument("--json", action="store_true")
+
     t = sub.add_parser("train", help="train the VAE-LSTM and baselines (needs emotrack[train])")
     t.add_argument("--data", help="the shared data folder (default: ../shared/data or $EMOTRACK_DATA)")
     t.add_argument("--datasets", nargs="+", help="subset of soundtracks panda4q emotify vgmidi emopia")
@@ -77,6 +106,14 @@ def main(argv: list[str] | None = None) -> int:
         from .analyze import run_analyze
 
         return run_analyze(args)
+    if args.cmd == "live":
+        from .live import run_live
+
+        return run_live(args)
+    if args.cmd == "devices":
+        from .live import run_devices
+
+        return run_devices(args)
     if args.cmd == "bench":
         from .bench import run_bench
 

@@ -65,14 +65,37 @@ class Tracker:
         self.reset()
 
     def reset(self) -> None:
+        """Forget all audio and recurrent state; stream time starts again at 0."""
         self.resampler.reset()
         self.framer.reset()
         self._states = [self.model.zero_state() for _ in range(self.phases)]
-        self._k = 0  # index of the next frame (picks its phase when phases > 1)
+        self._in_pos = 0  # input samples (at ``sample_rate``) of stream time so far, gaps included
+
+    def skip(self, samples: int, reset_state: bool = False) -> None:
+        """A gap of ``samples`` input samples (dropped or never captured) in the stream.
+
+        Stream time ``t`` keeps counting through the gap, frames that would straddle it are
+        not produced, and later frames stay on the same time grid. ``reset_state`` also
+        forgets the recurrent state (use it when the source changed, e.g. a device came back).
+        """
+        if samples < 0:
+            raise ValueError(f"a gap cannot be negative ({samples} samples)")
+        self._in_pos += int(samples)
+        self.resampler.reset()
+        self.framer.seek(round(self._in_pos * self.cfg.sample_rate / self.resampler.sr_in))
+        if reset_state:
+            self._states = [self.model.zero_state() for _ in range(self.phases)]
+
+    @property
+    def stream_seconds(self) -> float:
+        """Stream time of the input pushed so far (gaps included)."""
+        return self._in_pos / self.resampler.sr_in
 
     def push(self, block: np.ndarray) -> list[Prediction]:
         """Feed a block of (frames,) or (frames, channels) samples; return new predictions."""
-        frames, ts = self.framer.push(self.resampler.process(to_mono(block)))
+        mono = to_mono(block)
+        self._in_pos += len(mono)
+        frames, ts = self.framer.push(self.resampler.process(mono))
         if len(frames) == 0:
             return []
         mels = logmel_frames(frames, self.cfg)
@@ -80,11 +103,11 @@ class Tracker:
             o, self._states[0] = self.model.run(mels, self._states[0])
             return _predictions(o, ts)
         out: list[Prediction] = []
+        sr, n, hop = self.cfg.sample_rate, self.cfg.frame_samples, self.hop_samples
         for mel, t in zip(mels, ts, strict=True):
-            ph = self._k % self.phases
+            ph = (round(t * sr) - n) // hop % self.phases  # the grid index picks the state
             o, self._states[ph] = self.model.run(mel[None], self._states[ph])
             out += _predictions(o, [t])
-            self._k += 1
         return out
 
 

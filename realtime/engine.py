@@ -1,0 +1,199 @@
+"""The live worker: ring buffer -> Tracker (resample, frame, log-mel, model) -> sinks.
+
+One thread (``emotrack-worker``) does all the computing. It hands every prediction to the
+sinks as a ready dict and JSON text; each sink applies its own backpressure policy (GUI:
+latest only; WebSocket: skip or drop slow clients; recorder: never lose, report lag), so no
+sink can stall it. For every prediction it measures the latency from the moment the
+frame's last sample reached the ring buffer to the moment the prediction is handed over.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+import numpy as np
+
+from .capture import Source
+from .model import EmotionModel
+from .pipeline import Prediction, Tracker
+
+PROTOCOL_VERSION = 1
+
+
+class Sink(Protocol):
+    """Called on the worker thread; must return at once."""
+
+    def put(self, msg: dict, text: str) -> None: ...
+
+    def status(self, msg: dict, text: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LatencyStats:
+    """The last ``n`` latencies (seconds) in a fixed array: bounded however long it runs."""
+
+    def __init__(self, n: int = 65536):
+        self._a = np.zeros(n, dtype=np.float64)
+        self.count = 0
+        self.first: float | None = None
+
+    def add(self, x: float) -> None:
+        if self.first is None:
+            self.first = x
+        self._a[self.count % len(self._a)] = x
+        self.count += 1
+
+    def values(self) -> np.ndarray:
+        return self._a[: min(self.count, len(self._a))].copy()
+
+    def summary(self) -> dict:
+        v = self.values() * 1000
+        if len(v) == 0:
+            return {"count": 0}
+        return {"count": self.count, "median_ms": round(float(np.median(v)), 3),
+                "p99_ms": round(float(np.percentile(v, 99)), 3), "max_ms": round(float(v.max()), 3),
+                "first_ms": round(self.first * 1000, 3)}
+
+
+class LiveEngine:
+    """Runs ``source`` through ``model`` on a worker thread and feeds ``sinks``.
+
+    ``start()`` starts the source and the worker; ``stop()`` stops both, closes every sink
+    and joins every thread it started. ``done`` is set when the input ended (a file
+    finished, ``duration`` reached) or the worker failed (``error``).
+    """
+
+    def __init__(self, model: EmotionModel, source: Source, hop: float | None = None,
+                 sinks: Iterable[Sink] = (), duration: float | None = None,
+                 counters: dict[str, Callable[[], int]] | None = None):
+        self.model, self.source = model, source
+        self.tracker = Tracker(model, source.sample_rate, hop=hop)  # validates hop early
+        self.hop = self.tracker.hop_samples / model.features.sample_rate
+        self.sinks = list(sinks)
+        self.duration = duration
+        self.counters = dict(counters or {})
+        self.seq = 0
+        self.latency = LatencyStats()
+        self.last: dict | None = None
+        self.done = threading.Event()
+        self.error: BaseException | None = None
+        self.sink_errors = 0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        # the first onnxruntime run allocates; do it now so the first real frame is fast
+        self.model.run(np.zeros((1, *self.model.features.frame_shape), np.float32), self.model.zero_state())
+        self.source.start()
+        self._thread = threading.Thread(target=self._run, name="emotrack-worker", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the source and the worker, close all sinks; safe to call twice."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.source.stop()
+        self._stop.set()
+        self.source.ring.wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        for s in self.sinks:
+            try:
+                s.close()
+            except Exception as e:  # one sink failing to close must not keep the others open
+                print(f"emotrack: closing {type(s).__name__} failed: {e}", file=sys.stderr)
+        self.done.set()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.done.wait(timeout)
+
+    # ------------------------------------------------------------------ worker
+    def _run(self) -> None:
+        ring, src = self.source.ring, self.source
+        try:
+            while not self._stop.is_set():
+                ring.wake.clear()
+                for ev in src.pop_events():
+                    self._emit_status(ev["event"], ev["message"])
+                chunks = ring.read()
+                if not chunks:
+                    if src.finished.is_set() and ring.free_slots() == ring.slots:
+                        for ev in src.pop_events():
+                            self._emit_status(ev["event"], ev["message"])
+                        if src.state == "ended":
+                            self._emit_status("end_of_input", f"{src.name}: end of input")
+                        break
+                    ring.wake.wait(0.1)
+                    continue
+                for ch in chunks:
+                    if ch.gap or ch.reset:
+                        self.tracker.skip(ch.gap, reset_state=ch.reset)
+                    for p in self.tracker.push(ch.data):
+                        self._emit(p, ch.arrival)
+                    if self.duration is not None and self.tracker.stream_seconds >= self.duration:
+                        self._emit_status("end_of_input", f"--duration {self.duration:g} s reached")
+                        self._stop.set()
+                        break
+        except BaseException as e:  # report, keep the sinks alive; stop() still cleans up
+            self.error = e
+            self._emit_status("error", f"worker failed: {type(e).__name__}: {e}")
+        finally:
+            self.done.set()
+
+    def counters_now(self) -> dict:
+        ring = self.source.ring
+        c = {"overflows": ring.overflows,
+             "dropped_seconds": round(ring.dropped_samples / self.source.sample_rate, 3),
+             "device_losses": getattr(self.source, "losses", 0)}
+        for k, f in self.counters.items():
+            try:
+                c[k] = int(f())
+            except Exception:
+                pass
+        return c
+
+    def _emit(self, p: Prediction, arrival: float) -> None:
+        latency = time.perf_counter() - arrival
+        self.latency.add(latency)
+        msg = {"type": "frame", "seq": self.seq, "t": round(p.t, 4), "wall": round(time.time(), 4),
+               "valence": round(p.valence, 5), "arousal": round(p.arousal, 5),
+               "valence_std": round(p.valence_std, 5), "arousal_std": round(p.arousal_std, 5),
+               "latency_ms": round(latency * 1000, 3), "counters": self.counters_now()}
+        self.seq += 1
+        self.last = msg
+        self._hand(msg, "put")
+
+    def _emit_status(self, event: str, message: str) -> None:
+        msg = {"type": "status", "event": event, "message": message,
+               "t": round(self.tracker.stream_seconds, 4), "wall": round(time.time(), 4),
+               "counters": self.counters_now()}
+        self._hand(msg, "status")
+
+    def _hand(self, msg: dict, method: str) -> None:
+        text = json.dumps(msg, separators=(",", ":"))
+        for s in self.sinks:
+            try:
+                getattr(s, method)(msg, text)
+            except Exception as e:  # a broken sink is reported, never allowed to stop the worker
+                self.sink_errors += 1
+                if self.sink_errors <= 5:
+                    print(f"emotrack: {type(s).__name__} failed: {type(e).__name__}: {e}", file=sys.stderr)
+
+
+def hello_message(model: EmotionModel, source: Source, hop: float) -> dict:
+    from emotrack import __version__
+
+    return {"type": "hello", "protocol": PROTOCOL_VERSION, "server": f"emotrack {__version__}",
+            "model": {"name": model.name, "version": model.version},
+            "hop": round(hop, 6), "frame_seconds": model.features.frame_seconds,
+            "sample_rate": model.features.sample_rate, "source": source.describe(),
+            "valence_range": [-1, 1], "arousal_range": [-1, 1]}

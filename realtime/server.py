@@ -1,0 +1,239 @@
+"""WebSocket broadcast of the predictions (protocol v1, see assets/protocol-v1.schema.json).
+
+Threads: an asyncio loop on its own thread (``emotrack-ws``) owns every connection; the
+worker only calls :meth:`WebSocketServer.put`, which hands the ready JSON text to the loop
+with ``call_soon_threadsafe`` and returns.
+
+Backpressure: a client whose socket write buffer holds more than ``max_buffer`` bytes is
+skipped (it sees a gap in ``seq``); one that stays over it for ``stuck_seconds`` is
+disconnected. Neither slows the worker or the other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import ipaddress
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8765
+MAX_CLIENT_MESSAGE = 4096  # bytes; a bigger client message closes that connection (1009)
+
+
+class ServerError(Exception):
+    """The server cannot start (port in use, address not available, bad HOST:PORT)."""
+
+
+def parse_hostport(spec: str, default_port: int = DEFAULT_PORT, option: str = "--ws") -> tuple[str, int]:
+    """'HOST:PORT', 'HOST', ':PORT' or 'PORT' -> (host, port); IPv6 as [::1]:PORT."""
+    s = spec.strip()
+    host, port = DEFAULT_HOST, default_port
+    if s.startswith("["):
+        h, _, rest = s[1:].partition("]")
+        host = h
+        if rest.startswith(":"):
+            port = rest[1:]
+    elif s.count(":") == 1:
+        h, p = s.split(":")
+        host, port = h or DEFAULT_HOST, p
+    elif s.isdigit():
+        port = s
+    elif s:
+        host = s
+    try:
+        port = int(port)
+        if not 0 <= port <= 65535:
+            raise ValueError
+    except ValueError:
+        raise ServerError(f"{option} {spec!r}: the port must be a number 0-65535 (e.g. {option} 127.0.0.1:8765)") from None
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class _Client:
+    remote: str
+    connected: float = field(default_factory=time.monotonic)
+    sent: int = 0
+    skipped: int = 0
+    stuck_since: float | None = None
+
+
+class WebSocketServer:
+    """Sink: sends ``hello`` on connect, then every frame/status message to every client."""
+
+    def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, hello: dict | None = None,
+                 max_buffer: int = 256 * 1024, stuck_seconds: float = 5.0, max_clients: int = 1000):
+        self.host, self.port = host, port
+        self.hello = hello or {"type": "hello", "protocol": 1}
+        self.max_buffer, self.stuck_seconds, self.max_clients = max_buffer, stuck_seconds, max_clients
+        self._clients: dict = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._server = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.dropped_clients = 0
+        self.skipped_messages = 0
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    @property
+    def url(self) -> str:
+        h = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{h}:{self.port}"
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Bind and serve; raises :class:`ServerError` with advice if the port is taken."""
+        ready = threading.Event()
+        err: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            self._loop = loop
+            try:
+                loop.run_until_complete(self._bind())
+            except BaseException as e:
+                err.append(e)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="emotrack-ws", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if err:
+            self._thread.join()
+            self._thread = None
+            e = err[0]
+            if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
+                raise ServerError(
+                    f"port {self.port} on {self.host} is already in use (another emotrack, or "
+                    f"another program). Stop it, or choose another port: --ws {self.host}:{self.port + 1}"
+                ) from e
+            if isinstance(e, OSError) and e.errno in (errno.EADDRNOTAVAIL, errno.EACCES, -2, -3, -5):
+                raise ServerError(f"cannot listen on {self.host}:{self.port} ({e.strerror or e}). "
+                                  "Use an address of this machine, e.g. --ws 127.0.0.1:8765") from e
+            raise ServerError(f"cannot start the WebSocket server on {self.host}:{self.port}: {e}") from e
+
+    async def _bind(self) -> None:
+        from websockets.asyncio.server import serve
+
+        self._server = await serve(
+            self._handler, self.host, self.port, compression=None, max_size=MAX_CLIENT_MESSAGE,
+            ping_interval=20, ping_timeout=20, close_timeout=2,
+        )
+        if self.port == 0:  # an ephemeral port: report the real one
+            self.port = self._server.sockets[0].getsockname()[1]
+
+    def close(self) -> None:
+        """Close every connection (1001 going away) and the listening socket; join the thread."""
+        if self._closed or self._loop is None or self._thread is None:
+            return
+        self._closed = True
+
+        async def shutdown() -> None:
+            self._server.close(close_connections=True)
+            try:
+                await asyncio.wait_for(self._server.wait_closed(), 3)
+            except TimeoutError:
+                for ws in list(self._clients):
+                    ws.transport.abort()
+            self._loop.stop()
+
+        try:
+            asyncio.run_coroutine_threadsafe(shutdown(), self._loop)
+        except RuntimeError:  # loop already gone
+            pass
+        self._thread.join(timeout=10)
+
+    # ------------------------------------------------------------------ connections
+    async def _handler(self, ws) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        if len(self._clients) >= self.max_clients:
+            await ws.close(1013, f"server full ({self.max_clients} clients); try again later")
+            return
+        try:
+            await ws.send(json.dumps(self.hello, separators=(",", ":")))
+        except ConnectionClosed:
+            return
+        remote = ws.remote_address
+        self._clients[ws] = _Client(remote=f"{remote[0]}:{remote[1]}" if remote else "?")
+        try:
+            async for raw in ws:
+                reply = self._answer(raw)
+                if reply is not None:
+                    await ws.send(json.dumps(reply, separators=(",", ":")))
+        except ConnectionClosed:
+            pass
+        finally:
+            self._clients.pop(ws, None)
+
+    def _answer(self, raw) -> dict | None:
+        """Client messages: ``{"type": "ping"}`` gets a ``pong``; anything else an ``error``."""
+        try:
+            m = json.loads(raw)
+        except (ValueError, TypeError):
+            return {"type": "error", "error": "bad_json", "message": "client messages must be JSON objects"}
+        if isinstance(m, dict) and m.get("type") == "ping":
+            return {"type": "pong", "id": m.get("id"), "wall": round(time.time(), 4)}
+        kind = m.get("type") if isinstance(m, dict) else None
+        return {"type": "error", "error": "unknown_message",
+                "message": f"unknown client message type {kind!r}; protocol v1 accepts: ping"}
+
+    # ------------------------------------------------------------------ sink interface
+    def put(self, msg: dict, text: str) -> None:
+        loop = self._loop
+        if loop is not None and not self._closed:
+            try:
+                loop.call_soon_threadsafe(self._broadcast, text)
+            except RuntimeError:  # the loop closed under us during shutdown
+                pass
+
+    status = put
+
+    def _broadcast(self, text: str) -> None:
+        from websockets.asyncio.server import broadcast
+
+        now = time.monotonic()
+        ready = []
+        for ws, c in list(self._clients.items()):
+            transport = ws.transport
+            if transport is None or transport.is_closing():
+                continue
+            if transport.get_write_buffer_size() > self.max_buffer:
+                c.skipped += 1
+                self.skipped_messages += 1
+                if c.stuck_since is None:
+                    c.stuck_since = now
+                elif now - c.stuck_since > self.stuck_seconds:
+                    self.dropped_clients += 1
+                    self._clients.pop(ws, None)
+                    transport.abort()  # its buffer is full: a close frame would never get through
+                continue
+            c.stuck_since = None
+            c.sent += 1
+            ready.append(ws)
+        if ready:
+            broadcast(ready, text)
