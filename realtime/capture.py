@@ -27,14 +27,25 @@ class DeviceError(Exception):
 
 @dataclass
 class Chunk:
-    """Audio read from the ring: ``data`` (frames, channels), ``arrival`` (perf_counter
-    seconds when its last sample reached the ring), ``gap`` samples missing before it, and
-    ``reset`` when the source changed (a device came back) so recurrent state is stale."""
+    """Audio read from the ring: ``data`` (frames, channels) made of blocks whose cumulative
+    ends (in samples) are ``ends`` and whose arrival times (perf_counter seconds, when the
+    block reached the ring) are ``times``; ``gap`` samples are missing before it, and
+    ``reset`` says the source changed (a device came back) so recurrent state is stale."""
 
     data: np.ndarray
-    arrival: float
+    ends: np.ndarray
+    times: np.ndarray
     gap: int = 0
     reset: bool = False
+
+    @property
+    def arrival(self) -> float:
+        return float(self.times[-1])
+
+    def arrival_of(self, sample: int) -> float:
+        """When sample number ``sample`` (0-based, within this chunk) reached the ring."""
+        i = int(np.searchsorted(self.ends, sample + 1, side="left"))
+        return float(self.times[min(i, len(self.times) - 1)])
 
 
 class BlockRing:
@@ -106,19 +117,25 @@ class BlockRing:
         n = w - self._r if max_slots is None else min(w - self._r, max_slots)
         chunks: list[Chunk] = []
         parts: list[np.ndarray] = []
+        times: list[float] = []
         first = (0, False)
-        last_t = 0.0
+
+        def flush() -> None:
+            data = np.concatenate(parts)
+            ends = np.cumsum([len(x) for x in parts])
+            chunks.append(Chunk(data, ends, np.asarray(times), first[0], first[1]))
+
         for k in range(self._r, self._r + n):
             i = k % self.slots
             if parts and (self._gap[i] or self._reset[i]):
-                chunks.append(Chunk(np.concatenate(parts), last_t, first[0], first[1]))
-                parts = []
+                flush()
+                parts, times = [], []
             if not parts:
                 first = (int(self._gap[i]), bool(self._reset[i]))
             parts.append(self._data[i, : self._len[i]].copy())
-            last_t = float(self._time[i])
+            times.append(float(self._time[i]))
         if parts:
-            chunks.append(Chunk(np.concatenate(parts), last_t, first[0], first[1]))
+            flush()
         self._r += n
         return chunks
 

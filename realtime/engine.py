@@ -137,8 +137,15 @@ class LiveEngine:
                 for ch in chunks:
                     if ch.gap or ch.reset:
                         self.tracker.skip(ch.gap, reset_state=ch.reset)
-                    for p in self.tracker.push(ch.data):
-                        self._emit(p, ch.arrival)
+                    data = ch.data
+                    if self.duration is not None:  # not one sample past --duration
+                        left = round(self.duration * self.source.sample_rate) - self.tracker.input_samples
+                        data = data[: max(0, left)]
+                    start = self.tracker.input_samples
+                    for p in self.tracker.push(data):
+                        # the frame's last input sample, and when it reached the ring
+                        last = round(p.t * self.source.sample_rate) - 1 - start
+                        self._emit(p, ch.arrival_of(last))
                     if self.duration is not None and self.tracker.stream_seconds >= self.duration:
                         self._emit_status("end_of_input", f"--duration {self.duration:g} s reached")
                         self._stop.set()

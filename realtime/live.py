@@ -110,7 +110,7 @@ def run_live(args) -> int:
     from .server import ServerError, WebSocketServer, is_loopback, parse_hostport
 
     auto = args.input is None and args.device is None
-    if args.fast and not args.input:
+    if args.fast and args.device is not None:
         _err("--fast only applies to --input FILE (a device delivers audio at its own pace)")
         return EXIT_USAGE
     try:

@@ -87,6 +87,11 @@ class Tracker:
             self._states = [self.model.zero_state() for _ in range(self.phases)]
 
     @property
+    def input_samples(self) -> int:
+        """Input samples of stream time so far (gaps included)."""
+        return self._in_pos
+
+    @property
     def stream_seconds(self) -> float:
         """Stream time of the input pushed so far (gaps included)."""
         return self._in_pos / self.resampler.sr_in

@@ -75,10 +75,12 @@ class WebSocketServer:
     """Sink: sends ``hello`` on connect, then every frame/status message to every client."""
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, hello: dict | None = None,
-                 max_buffer: int = 256 * 1024, stuck_seconds: float = 5.0, max_clients: int = 1000):
+                 max_buffer: int = 256 * 1024, stuck_seconds: float = 5.0, max_clients: int = 1000,
+                 sndbuf: int = 256 * 1024):
         self.host, self.port = host, port
         self.hello = hello or {"type": "hello", "protocol": 1}
         self.max_buffer, self.stuck_seconds, self.max_clients = max_buffer, stuck_seconds, max_clients
+        self.sndbuf = sndbuf  # a fixed kernel send buffer: a stalled client shows up in ours soon
         self._clients: dict = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server = None
@@ -174,6 +176,11 @@ class WebSocketServer:
         if len(self._clients) >= self.max_clients:
             await ws.close(1013, f"server full ({self.max_clients} clients); try again later")
             return
+        sock = ws.transport.get_extra_info("socket")
+        if sock is not None and self.sndbuf:
+            import socket
+
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, self.sndbuf)
         try:
             await ws.send(json.dumps(self.hello, separators=(",", ":")))
         except ConnectionClosed:
