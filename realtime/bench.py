@@ -5,6 +5,7 @@
 - analyze: the demo audio repeated to ``--audio-seconds``, written as a 44.1 kHz stereo
   FLAC, then streamed by the same path ``emotrack analyze`` uses, decoding included;
   throughput in multiples of real time.
+- --live, --memory, --startup: the live tracker from outside (see bench_live.py).
 """
 
 from __future__ import annotations
@@ -74,15 +75,20 @@ def run_bench(args) -> int:
 
     model = load_model(threads=1)
     res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
-                      f"{platform.python_version()}",
-           "model": model.name, "step_ms": bench_step(model, args.frames),
-           "analyze": bench_analyze(model, args.audio_seconds)}
+                      f"{platform.python_version()}", "model": model.name}
+    if not args.no_model:
+        res["step_ms"] = bench_step(model, args.frames)
+        res["analyze"] = bench_analyze(model, args.audio_seconds)
+        if not args.json:
+            s, a = res["step_ms"], res["analyze"]
+            print(f"model step per 0.5 s frame (features + encoder + LSTM, 1 thread): "
+                  f"median {s['median']:.3f} ms, p99 {s['p99']:.3f} ms over {s['frames']} frames")
+            print(f"analyze: {a['audio_seconds'] / 3600:.2f} h of {a['format']} in {a['wall_seconds']:.1f} s "
+                  f"= {a['x_realtime']:.0f}x real time", flush=True)
+    if args.live or args.memory or args.startup:
+        from .bench_live import run_live_bench
+
+        run_live_bench(args, res)
     if args.json:
         print(json.dumps(res, indent=1))
-    else:
-        s, a = res["step_ms"], res["analyze"]
-        print(f"model step per 0.5 s frame (features + encoder + LSTM, 1 thread): "
-              f"median {s['median']:.3f} ms, p99 {s['p99']:.3f} ms over {s['frames']} frames")
-        print(f"analyze: {a['audio_seconds'] / 3600:.2f} h of {a['format']} in {a['wall_seconds']:.1f} s "
-              f"= {a['x_realtime']:.0f}x real time")
     return 0

@@ -89,6 +89,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--frames", type=int, default=3000, help="frames for the per-step timing")
     b.add_argument("--audio-seconds", type=float, default=3600.0, help="length of the analyze benchmark")
     b.add_argument("--json", action="store_true")
+    b.add_argument("--live", action="store_true", help="end-to-end latency of `emotrack live` to a WebSocket client")
+    b.add_argument("--live-seconds", type=float, default=60.0)
+    b.add_argument("--idle", action="store_true", help="--live without the busy-loop on the other core")
+    b.add_argument("--memory", action="store_true", help="resident memory of `live --no-gui` over an hour of audio")
+    b.add_argument("--memory-seconds", type=float, default=3600.0)
+    b.add_argument("--startup", action="store_true", help="time of `emotrack --help`")
+    b.add_argument("--no-model", action="store_true", help="skip the step and analyze benchmarks")
     return p
 
 
