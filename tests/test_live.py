@@ -338,3 +338,27 @@ def test_cli_without_display_falls_back_to_headless(demo_path):
     assert r.returncode == 0, r.stderr
     assert "no display found" in r.stderr
     assert len(r.stdout.splitlines()) == 4
+
+
+def test_cli_window_offscreen_stops_on_ctrl_c(demo_path, tmp_path):
+    """`emotrack live` with its window (rendered off screen): it runs, broadcasts, and Ctrl-C
+    closes the window and stops everything with exit code 0."""
+    port = _free_port()
+    rec = tmp_path / "w.jsonl"
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    p = subprocess.Popen(EMOTRACK + ["live", "--input", str(demo_path), "--ws", f"127.0.0.1:{port}",
+                                     "--record", str(rec)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        wait_for(lambda: rec.exists() and len(rec.read_text().splitlines()) >= 3, 60, "predictions")
+        client = WsClient(f"ws://127.0.0.1:{port}")
+        wait_for(lambda: len(client.frames()) >= 2, 10, "frames over the WebSocket")
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=20)
+        client._t.join(5)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert out == ""  # the window replaces the JSON lines on stdout
+    assert client.closed_reason is not None  # the server closed the connection on the way out
+    assert "stopped after" in err
