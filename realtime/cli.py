@@ -40,6 +40,13 @@ def _parser() -> argparse.ArgumentParser:
     lv.add_argument("--no-gui", action="store_true", help="no window (installations, servers): JSON lines on stdout")
     lv.add_argument("--ws", default="127.0.0.1:8765", metavar="HOST:PORT",
                     help="WebSocket server address (default 127.0.0.1:8765; 'off' disables it)")
+    lv.add_argument("--token", help="clients must present this token (ws://HOST:PORT/?token=...); required off loopback")
+    lv.add_argument("--insecure", action="store_true", help="allow listening off loopback without a token")
+    lv.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",
+                    help="a browser origin allowed to connect besides this machine's pages (repeatable; '*' for any)")
+    lv.add_argument("--osc", metavar="HOST:PORT", help="also send each prediction as OSC over UDP (e.g. 127.0.0.1:9000)")
+    lv.add_argument("--osc-prefix", default="/emotrack", help="OSC address prefix (default /emotrack)")
+    lv.add_argument("--osc-bundle", action="store_true", help="send each prediction as one time-tagged OSC bundle")
     lv.add_argument("--record", metavar="PATH", help="write every prediction to PATH (.jsonl or .csv)")
     lv.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
     lv.add_argument("--hop", type=float, default=None, help="seconds between outputs: 0.5 (default) down to 0.1")
@@ -52,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
     lv.add_argument("--trail", type=float, default=10.0, help="seconds of trail in the window")
     lv.add_argument("--quiet", action="store_true", help="headless: no JSON lines or status lines")
     lv.add_argument("--status-every", type=float, default=10.0, help="headless: seconds between status lines on stderr (0: none)")
+
+    ls = sub.add_parser("listen", help="print the stream of a running `emotrack live` as JSON lines")
+    ls.add_argument("url", nargs="?", default="ws://127.0.0.1:8765", help="default ws://127.0.0.1:8765")
+    ls.add_argument("--token", help="the access token the server was started with")
+    ls.add_argument("--frames-only", action="store_true", help="only frame messages (no hello/status)")
+    ls.add_argument("--reconnect", action="store_true", help="keep trying when the server is not there or goes away")
+    ls.add_argument("--count", type=int, help="exit after this many frames")
 
     dv = sub.add_parser("devices", help="list audio input devices")
     dv.add_argument("--json", action="store_true")
@@ -117,6 +131,10 @@ def main(argv: list[str] | None = None) -> int:
         from .live import run_live
 
         return run_live(args)
+    if args.cmd == "listen":
+        from .listen import run_listen
+
+        return run_listen(args)
     if args.cmd == "devices":
         from .live import run_devices
 

@@ -140,10 +140,20 @@ def run_live(args) -> int:
     try:
         if args.ws != "off":
             host, port = parse_hostport(args.ws)
-            if not is_loopback(host):
-                _err(f"WARNING: listening on {host}: anyone who can reach this machine can read the stream")
-            server = WebSocketServer(host, port)
+            if not is_loopback(host) and not args.token and not args.insecure:
+                _err(f"--ws {args.ws}: listening on {host} lets other machines read the stream. Give an "
+                     "access token (--token SECRET; clients connect to ws://HOST:PORT/?token=SECRET), "
+                     "or pass --insecure if the network is yours")
+                return EXIT_USAGE
+            if not is_loopback(host) and args.insecure and not args.token:
+                _err(f"WARNING: listening on {host} without a token (--insecure): anyone who can reach "
+                     "this machine can read the stream")
+            server = WebSocketServer(host, port, token=args.token, allow_origins=args.allow_origin)
         recorder = Recorder(args.record, overwrite=args.overwrite) if args.record else None
+        if args.osc:
+            from .osc import OscSink
+
+            sinks.append(OscSink(args.osc, prefix=args.osc_prefix, bundle=args.osc_bundle))
     except (ServerError, RecorderError) as e:
         _err(str(e))
         return EXIT_PORT if isinstance(e, ServerError) else EXIT_USAGE
@@ -197,6 +207,7 @@ def run_live(args) -> int:
         engine.start()
 
     where = f"; WebSocket {server.url}" if server else ""
+    where += f"; OSC to {args.osc}{args.osc_prefix}/..." if args.osc else ""
     rec = f"; recording to {args.record}" if args.record else ""
     _err(f"listening to {source.kind} {source.name!r} at {source.sample_rate} Hz, "
          f"a prediction every {engine.hop:g} s{where}{rec}. Ctrl-C stops.")

@@ -76,11 +76,15 @@ class WebSocketServer:
 
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, hello: dict | None = None,
                  max_buffer: int = 256 * 1024, stuck_seconds: float = 5.0, max_clients: int = 1000,
-                 sndbuf: int = 256 * 1024):
+                 sndbuf: int = 256 * 1024, token: str | None = None,
+                 allow_origins: list[str] | None = None):
         self.host, self.port = host, port
         self.hello = hello or {"type": "hello", "protocol": 1}
         self.max_buffer, self.stuck_seconds, self.max_clients = max_buffer, stuck_seconds, max_clients
         self.sndbuf = sndbuf  # a fixed kernel send buffer: a stalled client shows up in ours soon
+        self.token = token
+        self.allow_origins = list(allow_origins or [])
+        self.refused = 0
         self._clients: dict = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server = None
@@ -173,6 +177,11 @@ class WebSocketServer:
     async def _handler(self, ws) -> None:
         from websockets.exceptions import ConnectionClosed
 
+        refusal = self._refusal(ws)
+        if refusal:
+            self.refused += 1
+            await ws.close(1008, refusal)
+            return
         if len(self._clients) >= self.max_clients:
             await ws.close(1013, f"server full ({self.max_clients} clients); try again later")
             return
@@ -196,6 +205,34 @@ class WebSocketServer:
             pass
         finally:
             self._clients.pop(ws, None)
+
+    def origin_allowed(self, origin: str | None) -> bool:
+        """Programs send no Origin; browsers do: only pages served from this machine (any
+        port), or origins given with --allow-origin ('*' allows any), may connect."""
+        if origin is None or "*" in self.allow_origins or origin in self.allow_origins:
+            return True
+        from urllib.parse import urlsplit
+
+        u = urlsplit(origin)
+        return u.scheme in ("http", "https") and (u.hostname or "") in ("localhost", "127.0.0.1", "::1")
+
+    def _refusal(self, ws) -> str | None:
+        import hmac
+        from urllib.parse import parse_qs, urlsplit
+
+        req = ws.request
+        origin = req.headers.get("Origin")
+        if not self.origin_allowed(origin):
+            return (f"origin {origin} is not allowed; start emotrack live with --allow-origin {origin}")[:120]
+        if self.token:
+            given = parse_qs(urlsplit(req.path).query).get("token", [""])[0]
+            auth = req.headers.get("Authorization", "")
+            if auth.lower().startswith("bearer "):
+                given = given or auth[7:].strip()
+            if not hmac.compare_digest(given.encode(), self.token.encode()):
+                return ("missing token: connect to ws://HOST:PORT/?token=TOKEN" if not given
+                        else "wrong token: use the --token the server was started with")
+        return None
 
     def _answer(self, raw) -> dict | None:
         """Client messages: ``{"type": "ping"}`` gets a ``pong``; anything else an ``error``."""

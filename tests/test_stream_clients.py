@@ -1,0 +1,165 @@
+"""Other programs on the stream: OSC to a real OSC server, `emotrack listen`, and the
+access rules (token, browser origin, binding off loopback)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import threading
+
+import pytest
+
+from .conftest import ListSink, wait_for
+from .test_live import EMOTRACK, _free_port
+from .test_live_device import WsClient
+
+TOKEN = "s3cret-token"
+
+
+def test_osc_receives_what_the_websocket_carries(demo_path):
+    from pythonosc.dispatcher import Dispatcher
+    from pythonosc.osc_server import ThreadingOSCUDPServer
+
+    got: dict[str, list] = {}
+    disp = Dispatcher()
+    disp.set_default_handler(lambda addr, *a: got.setdefault(addr, []).append(a))
+    osc = ThreadingOSCUDPServer(("127.0.0.1", 0), disp)
+    t = threading.Thread(target=osc.serve_forever, daemon=True)
+    t.start()
+    port = _free_port()
+    p = subprocess.Popen(EMOTRACK + ["live", "--no-gui", "--input", str(demo_path), "--ws", f"127.0.0.1:{port}",
+                                     "--osc", f"127.0.0.1:{osc.server_address[1]}", "--osc-prefix", "/va1",
+                                     "--duration", "6", "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    client = None
+    try:
+        wait_for(lambda: _listening(port), 30, "the WebSocket server")
+        client = WsClient(f"ws://127.0.0.1:{port}")
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0, err
+        wait_for(lambda: len(got.get("/va1/seq", [])) >= 12, 5, "12 OSC predictions")
+    finally:
+        p.kill()
+        osc.shutdown()
+        if client:
+            client.close()
+    ws = {f["seq"]: f for f in client.frames()}
+    assert len(ws) >= 10
+    seqs = [a[0] for a in got["/va1/seq"]]
+    assert seqs == list(range(12))
+    for (v, a), (seq,), (tt,), (vs, _) in zip(got["/va1/va"], got["/va1/seq"], got["/va1/t"], got["/va1/std"], strict=True):
+        if seq in ws:  # OSC floats are 32-bit
+            f = ws[seq]
+            assert abs(v - f["valence"]) < 1e-6 and abs(a - f["arousal"]) < 1e-6
+            assert abs(tt - f["t"]) < 1e-6 and abs(vs - f["valence_std"]) < 1e-6
+    assert [x[0] for x in got["/va1/valence"]] == [x[0] for x in got["/va1/va"]]
+
+
+def test_osc_bundle_carries_the_wall_time(model, demo_path):
+    from emotrack.realtime.capture import FileSource
+    from emotrack.realtime.engine import LiveEngine
+    from emotrack.realtime.osc import OscSink
+    from pythonosc.osc_bundle import OscBundle
+
+    rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rx.bind(("127.0.0.1", 0))
+    rx.settimeout(5)
+    sink, frames = OscSink(f"127.0.0.1:{rx.getsockname()[1]}", bundle=True), ListSink()
+    e = LiveEngine(model, FileSource(demo_path, fast=True), sinks=[sink, frames], duration=2.0)
+    e.start()
+    assert e.wait(30)
+    e.stop()
+    bundles = [OscBundle(rx.recv(4096)) for _ in range(4)]
+    rx.close()
+    for b, f in zip(bundles, frames.frames, strict=True):
+        assert abs(b.timestamp - f["wall"]) < 1e-3  # the bundle's time tag
+        addrs = [m.address for m in b]
+        assert addrs == ["/emotrack/va", "/emotrack/valence", "/emotrack/arousal", "/emotrack/std",
+                         "/emotrack/t", "/emotrack/seq"]
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_listen_prints_the_stream(demo_path):
+    port = _free_port()
+    p = subprocess.Popen(EMOTRACK + ["live", "--no-gui", "--quiet", "--input", str(demo_path), "--loop",
+                                     "--ws", f"127.0.0.1:{port}"], stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: _listening(port), 30, "the server")
+        r = subprocess.run(EMOTRACK + ["listen", f"ws://127.0.0.1:{port}", "--count", "3"],
+                           capture_output=True, text=True, timeout=30)
+    finally:
+        p.terminate()
+        p.wait(20)
+    assert r.returncode == 0, r.stderr
+    msgs = [json.loads(line) for line in r.stdout.splitlines()]
+    assert msgs[0]["type"] == "hello" and [m["type"] for m in msgs[1:]] == ["frame"] * 3
+    assert p.returncode == 0  # SIGTERM stops it cleanly
+
+
+def test_listen_without_a_server_says_so():
+    r = subprocess.run(EMOTRACK + ["listen", f"ws://127.0.0.1:{_free_port()}"], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 4 and "is `emotrack live` running there?" in r.stderr
+
+
+@pytest.fixture()
+def guarded_server(model, demo_path):
+    from emotrack.realtime.capture import FileSource
+    from emotrack.realtime.engine import LiveEngine
+    from emotrack.realtime.server import WebSocketServer
+
+    srv = WebSocketServer("127.0.0.1", 0, token=TOKEN, allow_origins=["https://show.example"])
+    srv.start()
+    e = LiveEngine(model, FileSource(demo_path, loop=True), sinks=[srv])
+    e.start()
+    yield srv
+    e.stop()
+
+
+def _close_reason(url, **kw):
+    from websockets.exceptions import ConnectionClosed
+    from websockets.sync.client import connect
+
+    with connect(url, open_timeout=5, **kw) as ws:
+        try:
+            first = json.loads(ws.recv(timeout=5))
+        except ConnectionClosed as e:
+            return e.rcvd.code, e.rcvd.reason
+        return "open", first["type"]
+
+
+def test_token_and_origin_rules(guarded_server):
+    base = guarded_server.url
+    assert _close_reason(base) == (1008, "missing token: connect to ws://HOST:PORT/?token=TOKEN")
+    assert _close_reason(f"{base}/?token=nope") == (1008, "wrong token: use the --token the server was started with")
+    assert _close_reason(f"{base}/?token={TOKEN}") == ("open", "hello")
+    assert _close_reason(base, additional_headers={"Authorization": f"Bearer {TOKEN}"}) == ("open", "hello")
+    # browsers: pages from this machine and the allowed origin only
+    assert _close_reason(f"{base}/?token={TOKEN}", origin="http://localhost:8080") == ("open", "hello")
+    assert _close_reason(f"{base}/?token={TOKEN}", origin="https://show.example") == ("open", "hello")
+    code, reason = _close_reason(f"{base}/?token={TOKEN}", origin="https://evil.example")
+    assert code == 1008 and "origin https://evil.example is not allowed" in reason and "--allow-origin" in reason
+    assert guarded_server.refused == 3
+
+
+def test_listen_reports_a_wrong_token(guarded_server):
+    r = subprocess.run(EMOTRACK + ["listen", guarded_server.url, "--token", "nope"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "wrong token" in r.stderr
+    r = subprocess.run(EMOTRACK + ["listen", guarded_server.url, "--token", TOKEN, "--count", "1", "--frames-only"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and json.loads(r.stdout)["type"] == "frame"
+
+
+def test_non_loopback_bind_needs_a_token(demo_path):
+    r = subprocess.run(EMOTRACK + ["live", "--no-gui", "--input", str(demo_path), "--ws", "0.0.0.0:0"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "--token SECRET" in r.stderr and "--insecure" in r.stderr
+    r = subprocess.run(EMOTRACK + ["live", "--no-gui", "--input", str(demo_path), "--ws", "0.0.0.0:0",
+                                   "--insecure", "--duration", "1", "--fast"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "WARNING" in r.stderr
