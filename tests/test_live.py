@@ -16,6 +16,7 @@ from importlib import resources
 import numpy as np
 import pytest
 import soundfile as sf
+from emotrack.realtime.bench_live import _free_port
 
 from .conftest import ListSink, noise, wait_for
 from .test_live_device import WsClient, _start
@@ -212,14 +213,6 @@ def _port_is_free(port: int) -> None:
     s.bind(("127.0.0.1", port))
     s.listen()
     s.close()
-
-
-def _free_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def test_cli_ctrl_c_stops_cleanly_and_keeps_the_recording(demo_path, tmp_path):
