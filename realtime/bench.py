@@ -15,22 +15,34 @@ import os
 import platform
 import tempfile
 import time
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
 from .audio import StreamingResampler, load_audio
+from .live import demo_path
 from .pipeline import Tracker, stream_file
 
 
-def _demo_path() -> Path:
-    return Path(str(resources.files("emotrack.assets").joinpath("demo.opus")))
+def write_looped_demo(path: Path, seconds: float, sr: int = 44100) -> None:
+    """The demo clip repeated to ``seconds``, as a stereo FLAC at ``sr`` (benchmark input)."""
+    import soundfile as sf
+
+    from .config import FEATURES
+
+    y = StreamingResampler(FEATURES.sample_rate, sr).process(load_audio(demo_path(), FEATURES))
+    n = int(seconds * sr)
+    with sf.SoundFile(str(path), "w", sr, 2, format="FLAC") as f:
+        done = 0
+        while done < n:
+            chunk = y[: min(len(y), n - done)]
+            f.write(np.stack([chunk, chunk * 0.9], 1))
+            done += len(chunk)
 
 
 def bench_step(model, frames: int) -> dict:
     cfg = model.features
-    y = load_audio(_demo_path(), cfg)
+    y = load_audio(demo_path(), cfg)
     need = (frames + 20) * cfg.frame_samples
     y = np.tile(y, need // len(y) + 1)[:need]
     tr = Tracker(model, cfg.sample_rate)
@@ -49,20 +61,9 @@ def bench_step(model, frames: int) -> dict:
 
 
 def bench_analyze(model, seconds: float) -> dict:
-    import soundfile as sf
-
-    y = load_audio(_demo_path(), model.features)
-    sr = 44100
-    y44 = StreamingResampler(model.features.sample_rate, sr).process(y)
     with tempfile.TemporaryDirectory() as td:
         path = Path(td) / "bench.flac"
-        n = int(seconds * sr)
-        with sf.SoundFile(str(path), "w", sr, 2, format="FLAC") as f:
-            done = 0
-            while done < n:
-                chunk = y44[: min(len(y44), n - done)]
-                f.write(np.stack([chunk, chunk * 0.9], 1))
-                done += len(chunk)
+        write_looped_demo(path, seconds)
         t0 = time.perf_counter()
         count = sum(1 for _ in stream_file(model, path))
         dt = time.perf_counter() - t0

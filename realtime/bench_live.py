@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .live import demo_path
+
 EMOTRACK = [sys.executable, "-m", "emotrack.realtime.cli"]
 
 
@@ -37,12 +39,6 @@ def _free_port() -> int:
     p = s.getsockname()[1]
     s.close()
     return p
-
-
-def _demo() -> Path:
-    from importlib import resources
-
-    return Path(str(resources.files("emotrack.assets").joinpath("demo.opus")))
 
 
 class _Client(threading.Thread):
@@ -95,7 +91,7 @@ def bench_live(seconds: float, hop: float, busy: bool = True) -> dict:
     burner = None
     if busy:  # keep the second core busy, as a DAW or a visual app next to us would
         burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    proc = subprocess.Popen(EMOTRACK + ["live", "--no-gui", "--quiet", "--input", str(_demo()), "--loop",
+    proc = subprocess.Popen(EMOTRACK + ["live", "--no-gui", "--quiet", "--input", str(demo_path()), "--loop",
                                         "--hop", str(hop), "--ws", f"127.0.0.1:{port}",
                                         "--duration", str(seconds + 3)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -129,22 +125,11 @@ def _rss_kb(pid: int) -> int | None:
 
 
 def bench_memory(audio_seconds: float) -> dict:
-    import soundfile as sf
+    from .bench import write_looped_demo
 
-    from .audio import StreamingResampler, load_audio
-    from .config import FEATURES
-
-    y = load_audio(_demo(), FEATURES)
-    y44 = StreamingResampler(FEATURES.sample_rate, 44100).process(y)
     with tempfile.TemporaryDirectory() as td:
         path = Path(td) / "hour.flac"
-        n = int(audio_seconds * 44100)
-        with sf.SoundFile(str(path), "w", 44100, 2, format="FLAC") as f:
-            done = 0
-            while done < n:
-                c = y44[: min(len(y44), n - done)]
-                f.write(np.stack([c, c * 0.9], 1))
-                done += len(c)
+        write_looped_demo(path, audio_seconds)
         port = _free_port()
         rec = Path(td) / "rec.jsonl"
         t0 = time.perf_counter()

@@ -38,10 +38,6 @@ class Chunk:
     gap: int = 0
     reset: bool = False
 
-    @property
-    def arrival(self) -> float:
-        return float(self.times[-1])
-
     def arrival_of(self, sample: int) -> float:
         """When sample number ``sample`` (0-based, within this chunk) reached the ring."""
         i = int(np.searchsorted(self.ends, sample + 1, side="left"))
@@ -79,22 +75,21 @@ class BlockRing:
         return self.slots - (self._w - self._r)
 
     def mark_gap(self, samples: int, reset: bool = False) -> None:
-        """Producer side: ``samples`` were never captured (e.g. the device was away)."""
+        """Producer side, while no audio is being written: ``samples`` were never captured
+        (e.g. the device was away)."""
         self._pending_gap += int(samples)
         self._pending_reset = self._pending_reset or reset
 
-    def write(self, block: np.ndarray, arrival: float) -> bool:
-        """Producer side: copy ``block`` (frames, channels) in; False if (part of) it was dropped."""
+    def write(self, block: np.ndarray, arrival: float) -> None:
+        """Producer side: copy ``block`` (frames, channels) in, or count what does not fit."""
         n = len(block)
         off = 0
-        ok = True
         while off < n:
             if self._w - self._r >= self.slots:
                 lost = n - off
                 self.overflows += 1
                 self.dropped_samples += lost
                 self._pending_gap += lost
-                ok = False
                 break
             m = min(n - off, self.block_frames)
             i = self._w % self.slots
@@ -109,12 +104,10 @@ class BlockRing:
             self.written_samples += m
             off += m
         self.wake.set()
-        return ok
 
-    def read(self, max_slots: int | None = None) -> list[Chunk]:
+    def read(self) -> list[Chunk]:
         """Consumer side: the blocks written so far, merged where no gap separates them."""
-        w = self._w
-        n = w - self._r if max_slots is None else min(w - self._r, max_slots)
+        n = self._w - self._r
         chunks: list[Chunk] = []
         parts: list[np.ndarray] = []
         times: list[float] = []
@@ -241,6 +234,7 @@ class Source:
         self.events: list[dict] = []  # status events (appended by source threads, popped by the worker)
         self._events_lock = threading.Lock()
         self.finished = threading.Event()  # no more audio will come (end of a file)
+        self._state = "stopped"
 
     def _event(self, event: str, message: str) -> None:
         with self._events_lock:
@@ -254,7 +248,13 @@ class Source:
 
     @property
     def state(self) -> str:
-        return "running"
+        return self._state
+
+    def _finish(self, state: str) -> None:
+        """No more audio: tell the worker (it drains the ring, then ends)."""
+        self._state = state
+        self.finished.set()
+        self.ring.wake.set()
 
     def describe(self) -> dict:
         return {"kind": self.kind, "name": self.name, "sample_rate": self.sample_rate,
@@ -283,7 +283,6 @@ class DeviceSource(Source):
                  stall_seconds: float = 3.0):
         super().__init__()
         self.dev = resolve_device(device)
-        self._spec = device
         self.name = self.dev["name"]
         self.sample_rate = int(sample_rate or self.dev["sample_rate"])
         self.channels = int(channels or min(2, self.dev["channels"]))
@@ -294,18 +293,10 @@ class DeviceSource(Source):
         self._ended = threading.Event()  # PortAudio finished the stream by itself
         self._stop = threading.Event()
         self._supervisor: threading.Thread | None = None
-        self._state = "stopped"
         self.losses = 0
-        self.input_overflows = 0  # PortAudio's own input overflow flags
         self._last_callback = 0.0
 
-    @property
-    def state(self) -> str:
-        return self._state
-
     def _callback(self, indata, frames, time_info, status) -> None:
-        if status.input_overflow:
-            self.input_overflows += 1
         self._last_callback = time.perf_counter()
         self.ring.write(indata, self._last_callback)
 
@@ -349,34 +340,35 @@ class DeviceSource(Source):
     def _supervise(self) -> None:
         while not self._stop.wait(0.1):
             if self._state == "running" and (self._ended.is_set() or self._stalled()):
-                lost_at = time.perf_counter()
+                lost_at = gap_from = time.perf_counter()
                 self.losses += 1
                 self._state = "lost"
                 self._close()
                 self._event("device_lost", f"input device {self.name!r} stopped delivering audio "
                             f"(unplugged or its server went away); retrying every {self.retry_seconds:g} s")
             if self._state == "lost" and self._stop.wait(self.retry_seconds) is False:
+                # the outage so far is a gap; marked while no stream writes to the ring
+                now = time.perf_counter()
+                self.ring.mark_gap(round((now - gap_from) * self.sample_rate), reset=True)
+                gap_from = now
                 try:
                     self._refresh()
                     self._open()
                 except DeviceError:
                     continue
-                gap = round((time.perf_counter() - lost_at) * self.sample_rate)
-                self.ring.mark_gap(gap, reset=True)
                 self._state = "running"
                 self._event("device_resumed", f"input device {self.name!r} is back; "
-                            f"{gap / self.sample_rate:.1f} s of audio were missed")
+                            f"{now - lost_at:.1f} s of audio were missed")
 
     def _refresh(self) -> None:
         """Re-scan PortAudio's device list (it is read once at initialisation), so a device
         that came back under another index is found by the name it had."""
         sd = _sounddevice()
-        if self._stream is None:
-            try:
-                sd._terminate()
-                sd._initialize()
-            except Exception:
-                pass
+        try:  # only while our stream is closed: it is, during an outage
+            sd._terminate()
+            sd._initialize()
+        except Exception:
+            pass
         devs = [d for d in list_input_devices() if d["name"] == self.dev["name"]]
         if not devs:
             raise DeviceError(f"input device {self.name!r} is not there")
@@ -387,9 +379,7 @@ class DeviceSource(Source):
         if self._supervisor is not None:
             self._supervisor.join(timeout=5)
         self._close()
-        self._state = "stopped"
-        self.finished.set()
-        self.ring.wake.set()
+        self._finish("stopped")
 
 
 class FileSource(Source):
@@ -417,11 +407,6 @@ class FileSource(Source):
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: Exception | None = None
-        self._state = "stopped"
-
-    @property
-    def state(self) -> str:
-        return self._state
 
     def start(self) -> None:
         self._state = "running"
@@ -453,14 +438,10 @@ class FileSource(Source):
             self.error = e
             self._event("source_error", str(e))
         finally:
-            self._state = "ended"
-            self.finished.set()
-            self.ring.wake.set()
+            self._finish("ended")
 
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self._state = "stopped"
-        self.finished.set()
-        self.ring.wake.set()
+        self._finish("stopped")

@@ -122,13 +122,11 @@ class LiveEngine:
         try:
             while not self._stop.is_set():
                 ring.wake.clear()
-                for ev in src.pop_events():
-                    self._emit_status(ev["event"], ev["message"])
+                self._forward_events()
                 chunks = ring.read()
                 if not chunks:
                     if src.finished.is_set() and ring.free_slots() == ring.slots:
-                        for ev in src.pop_events():
-                            self._emit_status(ev["event"], ev["message"])
+                        self._forward_events()
                         if src.state == "ended":
                             self._emit_status("end_of_input", f"{src.name}: end of input")
                         break
@@ -155,6 +153,10 @@ class LiveEngine:
             self._emit_status("error", f"worker failed: {type(e).__name__}: {e}")
         finally:
             self.done.set()
+
+    def _forward_events(self) -> None:
+        for ev in self.source.pop_events():
+            self._emit_status(ev["event"], ev["message"])
 
     def counters_now(self) -> dict:
         ring = self.source.ring

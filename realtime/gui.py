@@ -76,7 +76,7 @@ class LiveWindow:
         from PySide6 import QtCore, QtGui, QtWidgets
 
         pg.setConfigOptions(antialias=True, background=BG, foreground=FG)
-        self.pg, self.QtCore = pg, QtCore
+        self.pg = pg
         self.engine, self.sink, self.server = engine, sink, server
         self._drawn_seq = -2
 
@@ -178,21 +178,11 @@ class LiveWindow:
         self.series.setXRange(max(0.0, t[-1] - self.sink.history_seconds), max(t[-1], 5.0), padding=0.01)
 
     def _status(self) -> None:
-        e = self.engine
-        src = e.source
-        lat = e.latency.summary()
-        last = self.sink.last
-        parts = [f"{src.kind}: {src.name} ({src.state})"]
-        if last:
-            parts.append(f"t {last['t']:.1f} s   V {last['valence']:+.2f} ± {last['valence_std']:.2f}   "
-                         f"A {last['arousal']:+.2f} ± {last['arousal_std']:.2f}")
-        if lat.get("count"):
-            parts.append(f"latency {lat['median_ms']:.1f} ms (p99 {lat['p99_ms']:.1f})")
-        parts.append(f"overflows {src.ring.overflows}")
-        if self.server is not None:
-            parts.append(f"WebSocket {self.server.url}: {self.server.client_count} clients")
+        from .live import status_parts
+
+        src = self.engine.source
         ev = self.sink.event
-        text = "   |   ".join(parts)
+        text = "   |   ".join(status_parts(self.engine, self.server))
         if ev and ev["event"] in ("device_lost", "error", "source_error", "end_of_input"):
             colour = "#bf616a" if ev["event"] != "end_of_input" else "#ebcb8b"
             if not (ev["event"] == "device_lost" and src.state == "running"):

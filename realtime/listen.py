@@ -51,11 +51,11 @@ def run_listen(args) -> int:
         except InvalidHandshake as e:
             print(f"emotrack listen: {url} refused the connection: {e}", file=sys.stderr)
             return 2
+        except BrokenPipeError:  # whoever read our stdout went away
+            return 0
         except (OSError, TimeoutError) as e:
             reason = f"cannot connect ({getattr(e, 'strerror', None) or e}); is `emotrack live` running there?"
         except KeyboardInterrupt:
-            return 0
-        except BrokenPipeError:
             return 0
         if not args.reconnect:
             print(f"emotrack listen: {url}: {reason}", file=sys.stderr)

@@ -84,21 +84,28 @@ class LinePrinter:
         self._thread.join(timeout=5)
 
 
+def demo_source(args, why: Exception):
+    """The bundled demo, when no input device can be used; tells the user why."""
+    from .capture import FileSource
+
+    _err(f"{why}\nemotrack live: playing the bundled demo instead ({demo_path().name}, 60 s)")
+    return FileSource(demo_path(), fast=args.fast, loop=args.loop, ring_seconds=args.ring_seconds)
+
+
 def make_source(args, fallback_to_demo: bool):
-    """The source the options ask for; (source, note) where note explains a fallback."""
+    """The source the options ask for (or the demo, with ``fallback_to_demo``)."""
     from .capture import DeviceError, DeviceSource, FileSource
 
     ring = args.ring_seconds
     if args.input:
-        return FileSource(args.input, fast=args.fast, loop=args.loop, ring_seconds=ring), None
+        return FileSource(args.input, fast=args.fast, loop=args.loop, ring_seconds=ring)
     try:
         return DeviceSource(args.device, sample_rate=args.samplerate, channels=args.channels,
-                            blocksize=args.blocksize, ring_seconds=ring), None
+                            blocksize=args.blocksize, ring_seconds=ring)
     except DeviceError as e:
         if not fallback_to_demo:
             raise
-        note = f"{e}\nemotrack live: playing the bundled demo instead ({demo_path().name}, 60 s)"
-        return FileSource(demo_path(), fast=args.fast, loop=args.loop, ring_seconds=ring), note
+        return demo_source(args, e)
 
 
 def run_live(args) -> int:
@@ -125,19 +132,19 @@ def run_live(args) -> int:
              "QT_QPA_PLATFORM=offscreen to render the window without a screen")
         gui = False
     try:
-        source, note = make_source(args, fallback_to_demo=auto)
+        source = make_source(args, fallback_to_demo=auto)
     except DeviceError as e:
         _err(str(e))
         return EXIT_DEVICE
     except AudioDecodeError as e:
         _err(f"{e}")
         return EXIT_DECODE
-    if note:
-        _err(note)
 
-    sinks: list = []
-    server = None
+    # everything that can refuse to start is checked before anything is created: a failure
+    # must not leave a half-made recording behind
+    server = osc = None
     try:
+        engine = LiveEngine(model, source, hop=args.hop, duration=args.duration)  # checks --hop
         if args.ws != "off":
             host, port = parse_hostport(args.ws)
             if not is_loopback(host) and not args.token and not args.insecure:
@@ -149,48 +156,35 @@ def run_live(args) -> int:
                 _err(f"WARNING: listening on {host} without a token (--insecure): anyone who can reach "
                      "this machine can read the stream")
             server = WebSocketServer(host, port, token=args.token, allow_origins=args.allow_origin)
-        recorder = Recorder(args.record, overwrite=args.overwrite) if args.record else None
         if args.osc:
             from .osc import OscSink
 
-            sinks.append(OscSink(args.osc, prefix=args.osc_prefix, bundle=args.osc_bundle))
-    except (ServerError, RecorderError) as e:
+            osc = OscSink(args.osc, prefix=args.osc_prefix, bundle=args.osc_bundle)
+        if server:
+            server.hello = hello_message(model, source, engine.hop)
+            server.start()
+        recorder = Recorder(args.record, overwrite=args.overwrite) if args.record else None
+    except (ValueError, RecorderError) as e:
         _err(str(e))
-        return EXIT_PORT if isinstance(e, ServerError) else EXIT_USAGE
+        for s in (server, osc):
+            if s is not None:
+                s.close()
+        return EXIT_USAGE
+    except ServerError as e:
+        _err(str(e))
+        if osc is not None:
+            osc.close()
+        return EXIT_PORT
 
     gui_sink = None
     if gui:
         from .gui import GuiSink
 
         gui_sink = GuiSink(trail_seconds=args.trail)
-        sinks.append(gui_sink)
-    if not gui:
-        sinks.append(LinePrinter(frames=not args.quiet))
-    if recorder:
-        sinks.append(recorder)
-    counters = {}
+    sinks = [gui_sink or LinePrinter(frames=not args.quiet), recorder, osc, server]
+    engine.sinks = [s for s in sinks if s is not None]
     if server:
-        sinks.append(server)
-        counters["clients"] = lambda: server.client_count
-    try:
-        engine = LiveEngine(model, source, hop=args.hop, sinks=sinks, duration=args.duration,
-                            counters=counters)
-    except ValueError as e:
-        _err(str(e))
-        for s in sinks:
-            s.close()
-        return EXIT_USAGE
-
-    if server:
-        server.hello = hello_message(model, source, engine.hop)
-        try:
-            server.start()
-        except ServerError as e:
-            _err(str(e))
-            for s in sinks:
-                if s is not server:
-                    s.close()
-            return EXIT_PORT
+        engine.counters["clients"] = lambda: server.client_count
     try:
         engine.start()
     except DeviceError as e:
@@ -198,10 +192,9 @@ def run_live(args) -> int:
             _err(str(e))
             engine.stop()
             return EXIT_DEVICE
-        _err(f"{e}\nemotrack live: playing the bundled demo instead ({demo_path().name}, 60 s)")
-        engine.source = source = FileSource(demo_path(), fast=args.fast, loop=args.loop,
-                                            ring_seconds=args.ring_seconds)
-        engine.tracker = type(engine.tracker)(model, source.sample_rate, hop=args.hop)
+        source = demo_source(args, e)
+        engine = LiveEngine(model, source, hop=args.hop, sinks=engine.sinks, duration=args.duration,
+                            counters=engine.counters)
         if server:
             server.hello = hello_message(model, source, engine.hop)
         engine.start()
@@ -247,7 +240,7 @@ def _wait_headless(engine, args, server) -> bool:
         while not stop.is_set() and not engine.wait(0.2):
             if args.status_every > 0 and time.monotonic() >= next_status and not args.quiet:
                 next_status += args.status_every
-                _err(status_line(engine, server))
+                _err(" | ".join(status_parts(engine, server)))
         return stop.is_set()
     except KeyboardInterrupt:
         return True
@@ -256,21 +249,23 @@ def _wait_headless(engine, args, server) -> bool:
             signal.signal(signal.SIGTERM, old)
 
 
-def status_line(engine, server=None) -> str:
+def status_parts(engine, server=None) -> list[str]:
+    """What the window's status line and the headless status lines say."""
     src = engine.source
     lat = engine.latency.summary()
     last = engine.last
-    parts = [f"{src.kind} {src.state}"]
+    parts = [f"{src.kind}: {src.name} ({src.state})"]
     if last:
-        parts.append(f"t {last['t']:.1f} s  V {last['valence']:+.2f}  A {last['arousal']:+.2f}")
+        parts.append(f"t {last['t']:.1f} s   V {last['valence']:+.2f} ± {last['valence_std']:.2f}   "
+                     f"A {last['arousal']:+.2f} ± {last['arousal_std']:.2f}")
     if lat.get("count"):
         parts.append(f"latency {lat['median_ms']:.1f} ms (p99 {lat['p99_ms']:.1f})")
     parts.append(f"overflows {src.ring.overflows}")
     if getattr(src, "losses", 0):
         parts.append(f"device lost {src.losses}x")
     if server is not None:
-        parts.append(f"clients {server.client_count}")
-    return " | ".join(parts)
+        parts.append(f"WebSocket {server.url}: {server.client_count} clients")
+    return parts
 
 
 def run_devices(args) -> int:

@@ -17,7 +17,7 @@ import ipaddress
 import json
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -64,11 +64,8 @@ def is_loopback(host: str) -> bool:
 
 @dataclass
 class _Client:
-    remote: str
-    connected: float = field(default_factory=time.monotonic)
-    sent: int = 0
-    skipped: int = 0
-    stuck_since: float | None = None
+    skipped: int = 0  # messages skipped because its buffer was full
+    stuck_since: float | None = None  # when its buffer last went over the limit
 
 
 class WebSocketServer:
@@ -194,8 +191,7 @@ class WebSocketServer:
             await ws.send(json.dumps(self.hello, separators=(",", ":")))
         except ConnectionClosed:
             return
-        remote = ws.remote_address
-        self._clients[ws] = _Client(remote=f"{remote[0]}:{remote[1]}" if remote else "?")
+        self._clients[ws] = _Client()
         try:
             async for raw in ws:
                 reply = self._answer(raw)
@@ -277,7 +273,6 @@ class WebSocketServer:
                     transport.abort()  # its buffer is full: a close frame would never get through
                 continue
             c.stuck_since = None
-            c.sent += 1
             ready.append(ws)
         if ready:
             broadcast(ready, text)

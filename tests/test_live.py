@@ -264,6 +264,22 @@ def test_cli_port_in_use(demo_path):
     assert f"port {port} on 127.0.0.1 is already in use" in r.stderr and "--ws 127.0.0.1:" in r.stderr
 
 
+def test_cli_refusing_to_start_leaves_no_recording(demo_path, tmp_path):
+    """A port in use is found before --record creates its file, so a second try is not
+    refused for a file the failed one left behind."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen()
+    rec = tmp_path / "r.csv"
+    try:
+        r = subprocess.run(EMOTRACK + ["live", "--no-gui", "--input", str(demo_path), "--record", str(rec),
+                                       "--ws", f"127.0.0.1:{s.getsockname()[1]}"],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        s.close()
+    assert r.returncode == 5 and not rec.exists()
+
+
 @pytest.mark.parametrize("case", ["model", "input", "record", "hop", "fast", "device"])
 def test_cli_faults_say_what_to_do(case, tmp_path, demo_path):
     args = ["--input", str(demo_path), "--ws", "off"]
