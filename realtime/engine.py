@@ -170,6 +170,36 @@ class LiveEngine:
                 pass
         return c
 
+    def hello(self) -> dict:
+        """The first message every WebSocket client gets: what it is listening to."""
+        from emotrack import __version__
+
+        m, src = self.model, self.source
+        return {"type": "hello", "protocol": PROTOCOL_VERSION, "server": f"emotrack {__version__}",
+                "model": {"name": m.name, "version": m.version},
+                "hop": round(self.hop, 6), "frame_seconds": m.features.frame_seconds,
+                "sample_rate": m.features.sample_rate, "source": src.describe(),
+                "valence_range": [-1, 1], "arousal_range": [-1, 1]}
+
+    def serve(self, server) -> None:
+        """Let a WebSocket ``server`` describe this engine: its hello, status reports on
+        request and the client counts in the counters. (Add it to ``sinks`` as well.)"""
+        server.hello = self.hello()
+        server.report = self.report
+        self.counters["clients"] = lambda: server.client_count
+        self.counters["clients_dropped"] = lambda: server.dropped_clients
+
+    def report(self) -> dict:
+        """The answer to a client's ``{"type": "status"}`` (called from the server's thread:
+        it only reads values the worker writes whole)."""
+        src, last = self.source, self.last
+        lat = self.latency.summary()
+        return {"message": f"{src.kind} {src.name!r}: {src.state}", "state": src.state,
+                "t": round(self.tracker.stream_seconds, 4), "frames": self.seq,
+                "last_seq": last["seq"] if last else None,
+                "latency_ms": {k: lat[k] for k in ("median_ms", "p99_ms", "max_ms") if k in lat},
+                "counters": self.counters_now()}
+
     def _emit(self, p: Prediction, arrival: float) -> None:
         latency = time.perf_counter() - arrival
         self.latency.add(latency)
@@ -196,13 +226,3 @@ class LiveEngine:
                 self.sink_errors += 1
                 if self.sink_errors <= 5:
                     print(f"emotrack: {type(s).__name__} failed: {type(e).__name__}: {e}", file=sys.stderr)
-
-
-def hello_message(model: EmotionModel, source: Source, hop: float) -> dict:
-    from emotrack import __version__
-
-    return {"type": "hello", "protocol": PROTOCOL_VERSION, "server": f"emotrack {__version__}",
-            "model": {"name": model.name, "version": model.version},
-            "hop": round(hop, 6), "frame_seconds": model.features.frame_seconds,
-            "sample_rate": model.features.sample_rate, "source": source.describe(),
-            "valence_range": [-1, 1], "arousal_range": [-1, 1]}

@@ -111,7 +111,7 @@ def make_source(args, fallback_to_demo: bool):
 def run_live(args) -> int:
     from .audio import AudioDecodeError
     from .capture import DeviceError, FileSource
-    from .engine import LiveEngine, hello_message
+    from .engine import LiveEngine
     from .model import ModelMismatchError, load_model
     from .recorder import Recorder, RecorderError
     from .server import ServerError, WebSocketServer, is_loopback, parse_hostport
@@ -161,7 +161,7 @@ def run_live(args) -> int:
 
             osc = OscSink(args.osc, prefix=args.osc_prefix, bundle=args.osc_bundle)
         if server:
-            server.hello = hello_message(model, source, engine.hop)
+            engine.serve(server)
             server.start()
         recorder = Recorder(args.record, overwrite=args.overwrite) if args.record else None
     except (ValueError, RecorderError) as e:
@@ -183,8 +183,6 @@ def run_live(args) -> int:
         gui_sink = GuiSink(trail_seconds=args.trail)
     sinks = [gui_sink or LinePrinter(frames=not args.quiet), recorder, osc, server]
     engine.sinks = [s for s in sinks if s is not None]
-    if server:
-        engine.counters["clients"] = lambda: server.client_count
     try:
         engine.start()
     except DeviceError as e:
@@ -193,10 +191,9 @@ def run_live(args) -> int:
             engine.stop()
             return EXIT_DEVICE
         source = demo_source(args, e)
-        engine = LiveEngine(model, source, hop=args.hop, sinks=engine.sinks, duration=args.duration,
-                            counters=engine.counters)
+        engine = LiveEngine(model, source, hop=args.hop, sinks=engine.sinks, duration=args.duration)
         if server:
-            server.hello = hello_message(model, source, engine.hop)
+            engine.serve(server)
         engine.start()
 
     where = f"; WebSocket {server.url}" if server else ""

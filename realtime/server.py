@@ -7,6 +7,13 @@ with ``call_soon_threadsafe`` and returns.
 Backpressure: a client whose socket write buffer holds more than ``max_buffer`` bytes is
 skipped (it sees a gap in ``seq``); one that stays over it for ``stuck_seconds`` is
 disconnected. Neither slows the worker or the other clients.
+
+Client messages (see docs/protocol.md): ``ping``, ``status`` (a report now) and
+``subscribe`` (a decimated rate and/or a subset of the frame fields). They are parsed
+defensively: anything else gets an ``error`` answer; a message over
+``MAX_CLIENT_MESSAGE`` bytes closes that connection (1009); a client sending faster than
+``MSG_RATE`` per second has the excess ignored, and is closed (1008) if it keeps on.
+No client message can name a file, change the model or affect another client.
 """
 
 from __future__ import annotations
@@ -15,13 +22,19 @@ import asyncio
 import errno
 import ipaddress
 import json
+import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
 MAX_CLIENT_MESSAGE = 4096  # bytes; a bigger client message closes that connection (1009)
+MSG_RATE, MSG_BURST = 20.0, 50  # client messages per second (token bucket), and its depth
+MSG_EXCESS_CLOSE = 500  # messages ignored for flooding before the connection is closed
+FRAME_FIELDS = ("wall", "valence", "arousal", "valence_std", "arousal_std", "latency_ms", "counters")
+ALWAYS_FIELDS = ("type", "seq", "t")  # in every frame, whatever the subscription
 
 
 class ServerError(Exception):
@@ -66,6 +79,20 @@ def is_loopback(host: str) -> bool:
 class _Client:
     skipped: int = 0  # messages skipped because its buffer was full
     stuck_since: float | None = None  # when its buffer last went over the limit
+    every: int = 1  # send frames whose seq is a multiple of this
+    fields: tuple[str, ...] | None = None  # None: every field
+    tokens: float = MSG_BURST  # token bucket for client messages
+    refilled: float = 0.0
+    ignored: int = 0  # messages ignored for flooding
+
+    def allow_message(self, now: float) -> bool:
+        self.tokens = min(MSG_BURST, self.tokens + (now - self.refilled) * MSG_RATE)
+        self.refilled = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        self.ignored += 1
+        return False
 
 
 class WebSocketServer:
@@ -82,6 +109,7 @@ class WebSocketServer:
         self.token = token
         self.allow_origins = list(allow_origins or [])
         self.refused = 0
+        self.report: Callable[[], dict] | None = None  # builds the answer to {"type": "status"}
         self._clients: dict = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server = None
@@ -191,12 +219,19 @@ class WebSocketServer:
             await ws.send(json.dumps(self.hello, separators=(",", ":")))
         except ConnectionClosed:
             return
-        self._clients[ws] = _Client()
+        client = self._clients[ws] = _Client(refilled=time.monotonic())
         try:
             async for raw in ws:
-                reply = self._answer(raw)
-                if reply is not None:
-                    await ws.send(json.dumps(reply, separators=(",", ":")))
+                if not client.allow_message(time.monotonic()):
+                    if client.ignored == 1 or client.ignored % 100 == 0:
+                        await ws.send(_dumps({"type": "error", "error": "rate_limited", "message":
+                                              f"more than {MSG_RATE:g} messages per second; the excess is ignored"}))
+                    if client.ignored >= MSG_EXCESS_CLOSE:
+                        await ws.close(1008, "too many messages")
+                        break
+                    continue
+                reply = self._answer(raw, client)
+                await ws.send(_dumps(reply))
         except ConnectionClosed:
             pass
         finally:
@@ -230,35 +265,90 @@ class WebSocketServer:
                         else "wrong token: use the --token the server was started with")
         return None
 
-    def _answer(self, raw) -> dict | None:
-        """Client messages: ``{"type": "ping"}`` gets a ``pong``; anything else an ``error``."""
+    def _answer(self, raw, client: _Client) -> dict:
+        """The reply to one client message (always one message: an answer or an ``error``)."""
         try:
             m = json.loads(raw)
-        except (ValueError, TypeError):
-            return {"type": "error", "error": "bad_json", "message": "client messages must be JSON objects"}
-        if isinstance(m, dict) and m.get("type") == "ping":
-            return {"type": "pong", "id": m.get("id"), "wall": round(time.time(), 4)}
-        kind = m.get("type") if isinstance(m, dict) else None
-        return {"type": "error", "error": "unknown_message",
-                "message": f"unknown client message type {kind!r}; protocol v1 accepts: ping"}
+        except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError is a ValueError
+            return _error("bad_json", "client messages must be JSON objects, e.g. {\"type\": \"ping\"}")
+        if not isinstance(m, dict):
+            return _error("bad_message", "client messages must be JSON objects with a \"type\"")
+        kind = m.get("type")
+        if kind == "ping":
+            return {"type": "pong", "id": _small(m.get("id")), "wall": round(time.time(), 4)}
+        if kind == "status":
+            return self._status_report()
+        if kind == "subscribe":
+            return self._subscribe(m, client)
+        return _error("unknown_message", f"unknown client message type {_short(kind)}; protocol v1 "
+                                         "accepts: ping, status, subscribe")
+
+    def _status_report(self) -> dict:
+        msg = {"type": "status", "event": "report", "message": "status on request",
+               "t": 0.0, "wall": round(time.time(), 4)}
+        if self.report is not None:
+            try:
+                msg.update(self.report())
+            except Exception as e:  # a report must never take the connection down
+                msg["message"] = f"status report failed: {type(e).__name__}"
+        msg["type"], msg["event"] = "status", "report"
+        return msg
+
+    def _subscribe(self, m: dict, client: _Client) -> dict:
+        """``{"type": "subscribe", "every": N | "rate": HZ, "fields": [...] | null}``; omitted
+        keys keep their current setting; the answer says what is in effect."""
+        unknown = sorted(str(k)[:40] for k in m if k not in ("type", "every", "rate", "fields"))
+        if unknown:
+            return _error("bad_subscribe", f"subscribe takes every, rate and fields; unknown: {', '.join(unknown)}")
+        if "every" in m and "rate" in m:
+            return _error("bad_subscribe", "give either every (frames) or rate (per second), not both")
+        every, fields = client.every, client.fields
+        hop = float(self.hello.get("hop") or 0.5)
+        if "every" in m:
+            v = m["every"]
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 10000:
+                return _error("bad_subscribe", "every must be a whole number of frames, 1-10000")
+            every = v
+        elif "rate" in m:
+            v = m["rate"]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not 0 < v < float("inf"):
+                return _error("bad_subscribe", f"rate must be a positive number of frames per second (at most {1 / hop:g})")
+            every = 10000 if v * hop * 10000 <= 1 else max(1, round(1.0 / (hop * v)))
+        if "fields" in m:
+            v = m["fields"]
+            if v is None:
+                fields = None
+            elif isinstance(v, list) and all(isinstance(f, str) for f in v):
+                bad = [f[:40] for f in v if f not in FRAME_FIELDS and f not in ALWAYS_FIELDS]
+                if bad:
+                    return _error("bad_subscribe", f"unknown frame fields {bad[:5]}; known: {', '.join(FRAME_FIELDS)}")
+                fields = tuple(f for f in FRAME_FIELDS if f in v)
+            else:
+                return _error("bad_subscribe", "fields must be a list of frame field names, or null for all")
+        client.every, client.fields = every, fields
+        return {"type": "subscribed", "every": every, "rate": round(1.0 / (hop * every), 6),
+                "fields": list(ALWAYS_FIELDS + fields) if fields is not None else None}
 
     # ------------------------------------------------------------------ sink interface
     def put(self, msg: dict, text: str) -> None:
         loop = self._loop
         if loop is not None and not self._closed:
             try:
-                loop.call_soon_threadsafe(self._broadcast, text)
+                loop.call_soon_threadsafe(self._broadcast, msg, text)
             except RuntimeError:  # the loop closed under us during shutdown
                 pass
 
     status = put
 
-    def _broadcast(self, text: str) -> None:
+    def _broadcast(self, msg: dict, text: str) -> None:
         from websockets.asyncio.server import broadcast
 
         now = time.monotonic()
-        ready = []
+        seq = msg.get("seq", 0) if msg.get("type") == "frame" else None
+        groups: dict[tuple[str, ...] | None, list] = {}
         for ws, c in list(self._clients.items()):
+            if seq is not None and seq % c.every:
+                continue  # decimated away by its subscription: not a skip
             transport = ws.transport
             if transport is None or transport.is_closing():
                 continue
@@ -273,6 +363,33 @@ class WebSocketServer:
                     transport.abort()  # its buffer is full: a close frame would never get through
                 continue
             c.stuck_since = None
-            ready.append(ws)
-        if ready:
-            broadcast(ready, text)
+            groups.setdefault(c.fields if seq is not None else None, []).append(ws)
+        for fields, clients in groups.items():
+            if fields is None:
+                broadcast(clients, text)
+            else:  # one encoding per distinct field subset, not per client
+                broadcast(clients, _dumps({k: msg[k] for k in ALWAYS_FIELDS + fields if k in msg}))
+
+
+def _dumps(msg: dict) -> str:
+    return json.dumps(msg, separators=(",", ":"))
+
+
+def _error(code: str, message: str) -> dict:
+    return {"type": "error", "error": code, "message": message}
+
+
+def _short(x) -> str:
+    """A client-supplied value, quoted and cut short, for an error message."""
+    r = repr(x) if isinstance(x, str | int | float | bool | type(None)) else type(x).__name__
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _small(x):
+    """A ping id is echoed only if it is a short scalar (a client cannot make us send megabytes)."""
+    if isinstance(x, bool | type(None)) or (isinstance(x, int) and abs(x) < 2**53) \
+            or (isinstance(x, float) and math.isfinite(x)):
+        return x
+    if isinstance(x, str) and len(x) <= 64:
+        return x
+    return None

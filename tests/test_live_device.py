@@ -52,12 +52,12 @@ class WsClient:
 
 
 def _start(model, source, sinks, **kw):
-    from emotrack.realtime.engine import LiveEngine, hello_message
+    from emotrack.realtime.engine import LiveEngine
     from emotrack.realtime.server import WebSocketServer
 
     server = WebSocketServer("127.0.0.1", 0)
-    engine = LiveEngine(model, source, sinks=[*sinks, server], counters={"clients": lambda: server.client_count}, **kw)
-    server.hello = hello_message(model, source, engine.hop)
+    engine = LiveEngine(model, source, sinks=[*sinks, server], **kw)
+    engine.serve(server)
     server.start()
     return engine, server
 
