@@ -40,6 +40,8 @@ def _parser() -> argparse.ArgumentParser:
     lv.add_argument("--no-gui", action="store_true", help="no window (installations, servers): JSON lines on stdout")
     lv.add_argument("--ws", default="127.0.0.1:8765", metavar="HOST:PORT",
                     help="WebSocket server address (default 127.0.0.1:8765; 'off' disables it)")
+    lv.add_argument("--http", metavar="HOST:PORT",
+                    help="serve the browser dashboard here (e.g. 127.0.0.1:8080; same host rules as --ws)")
     lv.add_argument("--token", help="clients must present this token (ws://HOST:PORT/?token=...); required off loopback")
     lv.add_argument("--insecure", action="store_true", help="allow listening off loopback without a token")
     lv.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",

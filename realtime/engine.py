@@ -10,6 +10,7 @@ frame's last sample reached the ring buffer to the moment the prediction is hand
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
@@ -79,6 +80,7 @@ class LiveEngine:
         self.duration = duration
         self.counters = dict(counters or {})
         self.seq = 0
+        self.run_id = os.urandom(6).hex()  # tells clients that reconnect whether seq started over
         self.latency = LatencyStats()
         self.last: dict | None = None
         self.done = threading.Event()
@@ -176,7 +178,7 @@ class LiveEngine:
 
         m, src = self.model, self.source
         return {"type": "hello", "protocol": PROTOCOL_VERSION, "server": f"emotrack {__version__}",
-                "model": {"name": m.name, "version": m.version},
+                "run": self.run_id, "model": {"name": m.name, "version": m.version},
                 "hop": round(self.hop, 6), "frame_seconds": m.features.frame_seconds,
                 "sample_rate": m.features.sample_rate, "source": src.describe(),
                 "valence_range": [-1, 1], "arousal_range": [-1, 1]}

@@ -145,17 +145,28 @@ def run_live(args) -> int:
     server = osc = None
     try:
         engine = LiveEngine(model, source, hop=args.hop, duration=args.duration)  # checks --hop
+        http = parse_hostport(args.http, 8080, "--http") if args.http else None
+        if http and args.ws == "off":
+            _err("--http serves a dashboard that reads the WebSocket stream: it needs --ws (not off)")
+            return EXIT_USAGE
         if args.ws != "off":
             host, port = parse_hostport(args.ws)
-            if not is_loopback(host) and not args.token and not args.insecure:
-                _err(f"--ws {args.ws}: listening on {host} lets other machines read the stream. Give an "
-                     "access token (--token SECRET; clients connect to ws://HOST:PORT/?token=SECRET), "
-                     "or pass --insecure if the network is yours")
+            for option, h in [("--ws", host)] + ([("--http", http[0])] if http else []):
+                if not is_loopback(h) and not args.token and not args.insecure:
+                    _err(f"{option} {getattr(args, option[2:])}: listening on {h} lets other machines read the "
+                         "stream. Give an access token (--token SECRET; clients connect to "
+                         "ws://HOST:PORT/?token=SECRET, browsers open http://HOST:PORT/?token=SECRET), "
+                         "or pass --insecure if the network is yours")
+                    return EXIT_USAGE
+            if http and not is_loopback(http[0]) and is_loopback(host):
+                _err(f"--http {args.http} is reachable from other machines but the stream (--ws {args.ws}) is "
+                     "not: their browsers could not connect. Listen on the same host, e.g. "
+                     f"--ws {http[0]}:{port}")
                 return EXIT_USAGE
             if not is_loopback(host) and args.insecure and not args.token:
                 _err(f"WARNING: listening on {host} without a token (--insecure): anyone who can reach "
                      "this machine can read the stream")
-            server = WebSocketServer(host, port, token=args.token, allow_origins=args.allow_origin)
+            server = WebSocketServer(host, port, token=args.token, allow_origins=args.allow_origin, http=http)
         if args.osc:
             from .osc import OscSink
 
@@ -197,6 +208,7 @@ def run_live(args) -> int:
         engine.start()
 
     where = f"; WebSocket {server.url}" if server else ""
+    where += f"; dashboard {server.http_url}" if server and server.http_url else ""
     where += f"; OSC to {args.osc}{args.osc_prefix}/..." if args.osc else ""
     rec = f"; recording to {args.record}" if args.record else ""
     _err(f"listening to {source.kind} {source.name!r} at {source.sample_rate} Hz, "

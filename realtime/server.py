@@ -41,6 +41,10 @@ class ServerError(Exception):
     """The server cannot start (port in use, address not available, bad HOST:PORT)."""
 
 
+class AddressError(ServerError, ValueError):
+    """A HOST:PORT option that cannot be parsed (a usage error)."""
+
+
 def parse_hostport(spec: str, default_port: int = DEFAULT_PORT, option: str = "--ws") -> tuple[str, int]:
     """'HOST:PORT', 'HOST', ':PORT' or 'PORT' -> (host, port); IPv6 as [::1]:PORT."""
     s = spec.strip()
@@ -62,7 +66,8 @@ def parse_hostport(spec: str, default_port: int = DEFAULT_PORT, option: str = "-
         if not 0 <= port <= 65535:
             raise ValueError
     except ValueError:
-        raise ServerError(f"{option} {spec!r}: the port must be a number 0-65535 (e.g. {option} 127.0.0.1:8765)") from None
+        raise AddressError(f"{option} {spec!r}: the port must be a number 0-65535 "
+                           f"(e.g. {option} 127.0.0.1:{default_port})") from None
     return host, port
 
 
@@ -101,7 +106,7 @@ class WebSocketServer:
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, hello: dict | None = None,
                  max_buffer: int = 256 * 1024, stuck_seconds: float = 5.0, max_clients: int = 1000,
                  sndbuf: int = 256 * 1024, token: str | None = None,
-                 allow_origins: list[str] | None = None):
+                 allow_origins: list[str] | None = None, http: tuple[str, int] | None = None):
         self.host, self.port = host, port
         self.hello = hello or {"type": "hello", "protocol": 1}
         self.max_buffer, self.stuck_seconds, self.max_clients = max_buffer, stuck_seconds, max_clients
@@ -109,6 +114,8 @@ class WebSocketServer:
         self.token = token
         self.allow_origins = list(allow_origins or [])
         self.refused = 0
+        self.http_addr = http  # (host, port) of the dashboard, served from the same loop
+        self.dashboard = None
         self.report: Callable[[], dict] | None = None  # builds the answer to {"type": "status"}
         self._clients: dict = {}
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -157,15 +164,19 @@ class WebSocketServer:
             self._thread.join()
             self._thread = None
             e = err[0]
+            option, host, port, what = "--ws", self.host, self.port, "the WebSocket server"
+            if isinstance(e, _HttpBindError):
+                e = e.__cause__
+                (host, port), option, what = self.http_addr, "--http", "the dashboard"
             if isinstance(e, OSError) and e.errno == errno.EADDRINUSE:
                 raise ServerError(
-                    f"port {self.port} on {self.host} is already in use (another emotrack, or "
-                    f"another program). Stop it, or choose another port: --ws {self.host}:{self.port + 1}"
+                    f"port {port} on {host} is already in use (another emotrack, or "
+                    f"another program). Stop it, or choose another port: {option} {host}:{port + 1}"
                 ) from e
             if isinstance(e, OSError) and e.errno in (errno.EADDRNOTAVAIL, errno.EACCES, -2, -3, -5):
-                raise ServerError(f"cannot listen on {self.host}:{self.port} ({e.strerror or e}). "
-                                  "Use an address of this machine, e.g. --ws 127.0.0.1:8765") from e
-            raise ServerError(f"cannot start the WebSocket server on {self.host}:{self.port}: {e}") from e
+                raise ServerError(f"cannot listen on {host}:{port} ({e.strerror or e}). "
+                                  f"Use an address of this machine, e.g. {option} 127.0.0.1:{port}") from e
+            raise ServerError(f"cannot start {what} on {host}:{port}: {e}") from e
 
     async def _bind(self) -> None:
         from websockets.asyncio.server import serve
@@ -176,6 +187,24 @@ class WebSocketServer:
         )
         if self.port == 0:  # an ephemeral port: report the real one
             self.port = self._server.sockets[0].getsockname()[1]
+        if self.http_addr is not None:
+            from .dashboard import DashboardHttp
+
+            self.dashboard = DashboardHttp(*self.http_addr, config=self.dashboard_config)
+            try:
+                await self.dashboard.start()
+            except OSError as e:
+                self._server.close()
+                raise _HttpBindError() from e
+
+    def dashboard_config(self) -> dict:
+        """/config.json: where the page finds the stream (on the host it was loaded from)."""
+        return {"protocol": 1, "ws_port": self.port, "token_required": bool(self.token),
+                "server": self.hello.get("server"), "hop": self.hello.get("hop")}
+
+    @property
+    def http_url(self) -> str | None:
+        return self.dashboard.url if self.dashboard else None
 
     def close(self) -> None:
         """Close every connection (1001 going away) and the listening socket; join the thread."""
@@ -184,6 +213,8 @@ class WebSocketServer:
         self._closed = True
 
         async def shutdown() -> None:
+            if self.dashboard is not None:
+                self.dashboard.close()
             self._server.close(close_connections=True)
             try:
                 await asyncio.wait_for(self._server.wait_closed(), 3)
@@ -237,15 +268,25 @@ class WebSocketServer:
         finally:
             self._clients.pop(ws, None)
 
-    def origin_allowed(self, origin: str | None) -> bool:
+    def origin_allowed(self, origin: str | None, host: str | None = None) -> bool:
         """Programs send no Origin; browsers do: only pages served from this machine (any
-        port), or origins given with --allow-origin ('*' allows any), may connect."""
+        port), our own dashboard (the host this connection was made to, at the --http port),
+        or origins given with --allow-origin ('*' allows any), may connect."""
         if origin is None or "*" in self.allow_origins or origin in self.allow_origins:
             return True
         from urllib.parse import urlsplit
 
-        u = urlsplit(origin)
-        return u.scheme in ("http", "https") and (u.hostname or "") in ("localhost", "127.0.0.1", "::1")
+        try:
+            u = urlsplit(origin)
+            if u.scheme not in ("http", "https"):
+                return False
+            if (u.hostname or "") in ("localhost", "127.0.0.1", "::1"):
+                return True
+            if self.dashboard is not None and host:
+                return u.port == self.dashboard.port and u.hostname == urlsplit(f"//{host}").hostname
+        except ValueError:  # a malformed Origin or Host
+            return False
+        return False
 
     def _refusal(self, ws) -> str | None:
         import hmac
@@ -253,7 +294,7 @@ class WebSocketServer:
 
         req = ws.request
         origin = req.headers.get("Origin")
-        if not self.origin_allowed(origin):
+        if not self.origin_allowed(origin, req.headers.get("Host")):
             return (f"origin {origin} is not allowed; start emotrack live with --allow-origin {origin}")[:120]
         if self.token:
             given = parse_qs(urlsplit(req.path).query).get("token", [""])[0]
@@ -369,6 +410,10 @@ class WebSocketServer:
                 broadcast(clients, text)
             else:  # one encoding per distinct field subset, not per client
                 broadcast(clients, _dumps({k: msg[k] for k in ALWAYS_FIELDS + fields if k in msg}))
+
+
+class _HttpBindError(Exception):
+    """The dashboard's port could not be bound (the OSError is its cause)."""
 
 
 def _dumps(msg: dict) -> str:

@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 # fluidsynth + a GPL General-MIDI SoundFont render VGMIDI/EMOPIA for training;
 # libportaudio2 is what sounddevice needs for live input; pulseaudio (+ utils and the
-# ALSA plugin) gives the tests real audio capture through a null sink, without a sound card.
-PKGS=(fluidsynth timgm6mb-soundfont libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins)
+# ALSA plugin) gives the tests real audio capture through a null sink, without a sound card;
+# chromium is the headless browser the dashboard test drives.
+PKGS=(fluidsynth timgm6mb-soundfont libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins chromium fonts-dejavu-core)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

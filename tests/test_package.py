@@ -26,7 +26,8 @@ def test_wheel_contains_model_and_assets(wheel):
     for f in ("emotrack/assets/emotrack-vae-lstm.onnx", "emotrack/assets/emotrack-vae-lstm.card.json",
               "emotrack/assets/MODEL_CARD.md", "emotrack/assets/demo.opus", "emotrack/assets/DEMO_AUDIO.txt",
               "emotrack/__init__.py", "emotrack/realtime/model.py", "emotrack/models/train.py",
-              "emotrack/export/onnx_export.py"):
+              "emotrack/export/onnx_export.py", "emotrack/assets/protocol-v1.schema.json",
+              *(f"emotrack/assets/dashboard/{n}" for n in ("index.html", "dashboard.js", "dashboard.css", "favicon.svg"))):
         assert f in names, f
     assert not any(n.startswith(("realtime/", "models/", "tests/")) for n in names)
 
