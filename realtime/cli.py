@@ -48,6 +48,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="a browser origin allowed to connect besides this machine's pages (repeatable; '*' for any)")
     lv.add_argument("--osc", metavar="HOST:PORT", help="also send each prediction as OSC over UDP (e.g. 127.0.0.1:9000)")
     lv.add_argument("--osc-prefix", default="/emotrack", help="OSC address prefix (default /emotrack)")
+    lv.add_argument("--lsl", nargs="?", const="emotrack", metavar="NAME",
+                    help="also publish a Lab Streaming Layer stream (default name emotrack; needs emotrack[lsl])")
     lv.add_argument("--osc-bundle", action="store_true", help="send each prediction as one time-tagged OSC bundle")
     lv.add_argument("--record", metavar="PATH", help="write every prediction to PATH (.jsonl or .csv)")
     lv.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")

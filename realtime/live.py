@@ -112,6 +112,7 @@ def run_live(args) -> int:
     from .audio import AudioDecodeError
     from .capture import DeviceError, FileSource
     from .engine import LiveEngine
+    from .lsl import LslError
     from .model import ModelMismatchError, load_model
     from .recorder import Recorder, RecorderError
     from .server import ServerError, WebSocketServer, is_loopback, parse_hostport
@@ -142,7 +143,7 @@ def run_live(args) -> int:
 
     # everything that can refuse to start is checked before anything is created: a failure
     # must not leave a half-made recording behind
-    server = osc = None
+    server = osc = lsl = None
     try:
         engine = LiveEngine(model, source, hop=args.hop, duration=args.duration)  # checks --hop
         http = parse_hostport(args.http, 8080, "--http") if args.http else None
@@ -171,20 +172,25 @@ def run_live(args) -> int:
             from .osc import OscSink
 
             osc = OscSink(args.osc, prefix=args.osc_prefix, bundle=args.osc_bundle)
+        if args.lsl:
+            from .lsl import LslSink
+
+            lsl = LslSink(args.lsl, engine.hop, engine.hello())
         if server:
             engine.serve(server)
             server.start()
         recorder = Recorder(args.record, overwrite=args.overwrite) if args.record else None
-    except (ValueError, RecorderError) as e:
+    except (ValueError, RecorderError, LslError) as e:
         _err(str(e))
-        for s in (server, osc):
+        for s in (server, osc, lsl):
             if s is not None:
                 s.close()
         return EXIT_USAGE
     except ServerError as e:
         _err(str(e))
-        if osc is not None:
-            osc.close()
+        for s in (osc, lsl):
+            if s is not None:
+                s.close()
         return EXIT_PORT
 
     gui_sink = None
@@ -192,7 +198,7 @@ def run_live(args) -> int:
         from .gui import GuiSink
 
         gui_sink = GuiSink(trail_seconds=args.trail)
-    sinks = [gui_sink or LinePrinter(frames=not args.quiet), recorder, osc, server]
+    sinks = [gui_sink or LinePrinter(frames=not args.quiet), recorder, osc, lsl, server]
     engine.sinks = [s for s in sinks if s is not None]
     try:
         engine.start()
@@ -210,6 +216,7 @@ def run_live(args) -> int:
     where = f"; WebSocket {server.url}" if server else ""
     where += f"; dashboard {server.http_url}" if server and server.http_url else ""
     where += f"; OSC to {args.osc}{args.osc_prefix}/..." if args.osc else ""
+    where += f"; LSL stream {args.lsl!r} ({lsl.source_id})" if lsl else ""
     rec = f"; recording to {args.record}" if args.record else ""
     _err(f"listening to {source.kind} {source.name!r} at {source.sample_rate} Hz, "
          f"a prediction every {engine.hop:g} s{where}{rec}. Ctrl-C stops.")

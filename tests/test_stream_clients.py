@@ -7,6 +7,7 @@ import json
 import socket
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -163,3 +164,64 @@ def test_non_loopback_bind_needs_a_token(demo_path):
     r = subprocess.run(EMOTRACK + ["live", "--no-gui", "--input", str(demo_path), "--ws", "0.0.0.0:0",
                                    "--insecure", "--duration", "1", "--fast"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "WARNING" in r.stderr
+
+
+def test_lsl_outlet_carries_the_recorded_values(demo_path, tmp_path):
+    """A real LSL inlet on this machine receives the predictions (and the end-of-input
+    marker) that --record writes, with timestamps on the LSL clock one hop apart."""
+    import os
+
+    import numpy as np
+    import pylsl
+
+    pylsl.set_config_content("[log]\nlevel = -2\n")
+    name = f"emotrack-test-{os.getpid()}"
+    rec = tmp_path / "r.jsonl"
+    p = subprocess.Popen(EMOTRACK + ["live", "--no-gui", "--input", str(demo_path), "--ws", "off", "--lsl", name,
+                                     "--record", str(rec), "--duration", "8", "--quiet"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        found = pylsl.resolve_byprop("source_id", f"emotrack:{name}", timeout=20)
+        events = pylsl.resolve_byprop("source_id", f"emotrack:{name}:events", timeout=10)
+        assert found and events, "the LSL streams were not found"
+        inlet, markers = pylsl.StreamInlet(found[0]), pylsl.StreamInlet(events[0])
+        inlet.open_stream(timeout=10)
+        markers.open_stream(timeout=10)
+        info = inlet.info(timeout=5)
+        samples, stamps, marks = [], [], []
+        while p.poll() is None or not samples:
+            x, ts = inlet.pull_chunk(timeout=0.5)
+            samples += x
+            stamps += ts
+            marks += [m[0] for m in markers.pull_chunk(timeout=0.0)[0]]
+        time.sleep(0.5)
+        x, ts = inlet.pull_chunk(timeout=0.5)
+        samples, stamps = samples + x, stamps + ts
+        marks += [m[0] for m in markers.pull_chunk(timeout=1.0)[0]]
+        out, err = p.communicate(timeout=30)
+    finally:
+        p.kill()
+    assert p.returncode == 0, err
+    assert info.type() == "Emotion" and info.channel_count() == 4 and info.nominal_srate() == 2.0
+    ch = info.desc().child("channels").child("channel")
+    labels = []
+    while not ch.empty():
+        labels.append(ch.child_value("label"))
+        ch = ch.next_sibling()
+    assert labels == ["valence", "arousal", "valence_std", "arousal_std"]
+    rows = [json.loads(line) for line in rec.read_text().splitlines()]
+    assert len(rows) == 16 and 8 <= len(samples) <= 16  # the inlet joins after a few frames
+    ref = np.array([[r["valence"], r["arousal"], r["valence_std"], r["arousal_std"]] for r in rows], np.float32)
+    np.testing.assert_array_equal(np.array(samples, np.float32), ref[len(ref) - len(samples):])
+    assert 0.45 < float(np.median(np.diff(stamps))) < 0.55  # paced: one hop apart on the LSL clock
+    assert any(m.startswith("end_of_input:") for m in marks), marks
+
+
+def test_lsl_missing_says_how_to_install(demo_path, tmp_path):
+    code = ("import sys, runpy; sys.modules['pylsl'] = None; sys.argv = ['emotrack'] + sys.argv[1:]; "
+            "runpy.run_module('emotrack.realtime.cli', run_name='__main__')")
+    rec = tmp_path / "r.jsonl"
+    r = subprocess.run([EMOTRACK[0], "-c", code, "live", "--no-gui", "--input", str(demo_path), "--lsl",
+                        "--record", str(rec)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "pip install 'emotrack[lsl]'" in r.stderr, r.stderr
+    assert not rec.exists()
