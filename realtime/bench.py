@@ -6,6 +6,8 @@
   FLAC, then streamed by the same path ``emotrack analyze`` uses, decoding included;
   throughput in multiples of real time.
 - --live, --memory, --startup: the live tracker from outside (see bench_live.py).
+- --load: the WebSocket server under 200 clients, stuck and resetting ones among them
+  (see bench_load.py).
 """
 
 from __future__ import annotations
@@ -90,6 +92,12 @@ def run_bench(args) -> int:
         from .bench_live import run_live_bench
 
         run_live_bench(args, res)
+    if args.load:
+        from .bench_load import describe, run_load
+
+        res["load"] = run_load(model, clients=args.load_clients, seconds=args.load_seconds)
+        if not args.json:
+            print(describe(res["load"]), flush=True)
     if args.json:
         print(json.dumps(res, indent=1))
     return 0

@@ -113,6 +113,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--memory", action="store_true", help="resident memory of `live --no-gui` over an hour of audio")
     b.add_argument("--memory-seconds", type=float, default=3600.0)
     b.add_argument("--startup", action="store_true", help="time of `emotrack --help`")
+    b.add_argument("--load", action="store_true",
+                   help="the WebSocket server under 200 clients at hop 0.1, stuck and resetting ones among them")
+    b.add_argument("--load-clients", type=int, default=200)
+    b.add_argument("--load-seconds", type=float, default=60.0)
     b.add_argument("--no-model", action="store_true", help="skip the step and analyze benchmarks")
     return p
 
