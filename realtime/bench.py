@@ -6,6 +6,8 @@
   FLAC, then streamed by the same path ``emotrack analyze`` uses, decoding included;
   throughput in multiples of real time.
 - --live, --memory, --startup: the live tracker from outside (see bench_live.py).
+- --library: query times of ``emotrack find`` on a synthetic 10,000-song library
+  (see bench_library.py).
 - --load: the WebSocket server under 200 clients, stuck and resetting ones among them
   (see bench_load.py).
 """
@@ -92,6 +94,13 @@ def run_bench(args) -> int:
         from .bench_live import run_live_bench
 
         run_live_bench(args, res)
+    if args.library:
+        from .bench_library import bench_library
+        from .bench_library import describe as describe_library
+
+        res["library"] = bench_library(args.library_songs)
+        if not args.json:
+            print(describe_library(res["library"]), flush=True)
     if args.load:
         from .bench_load import describe, run_load
 

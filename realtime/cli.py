@@ -103,6 +103,27 @@ def _parser() -> argparse.ArgumentParser:
     v.add_argument("--split", default="test", choices=["train", "val", "test"])
     v.add_argument("--json", action="store_true", help="print JSON instead of tables")
 
+    ix = sub.add_parser("index", help="analyse a music library into one SQLite file (resumable)",
+                        description="Analyses every audio file under the folders (both cores) and stores each "
+                        "song's trajectory and whole-song valence/arousal. Unchanged files (size, mtime) are "
+                        "skipped, so running it again goes on where it stopped.")
+    ix.add_argument("dirs", nargs="+", metavar="DIR", help="folders (searched recursively) or files")
+    ix.add_argument("--db", help="the library file (default $EMOTRACK_DB or ~/.local/share/emotrack/library.sqlite)")
+    ix.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
+    ix.add_argument("--retry-failed", action="store_true", help="try files that could not be decoded before")
+    ix.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
+    ix.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+    fd = sub.add_parser("find", help="songs by a point or a drawn profile in valence-arousal space")
+    q = fd.add_mutually_exclusive_group()
+    q.add_argument("--point", metavar="V,A", help="nearest songs by whole-song emotion, e.g. --point 0.6,0.4")
+    q.add_argument("--profile", metavar="FILE", help="CSV or JSON of (t, valence, arousal) points ('-': stdin)")
+    fd.add_argument("--match", choices=["whole", "segment"], default="whole",
+                    help="--profile against the whole song (time-normalised) or its best-matching segment")
+    fd.add_argument("-k", type=int, default=10, help="how many songs (default 10)")
+    fd.add_argument("--db", help="the library file (default as for index)")
+    fd.add_argument("--format", choices=["table", "json"], default="table")
+
     b = sub.add_parser("bench", help="speed of the model step and of analyze")
     b.add_argument("--frames", type=int, default=3000, help="frames for the per-step timing")
     b.add_argument("--audio-seconds", type=float, default=3600.0, help="length of the analyze benchmark")
@@ -115,6 +136,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--startup", action="store_true", help="time of `emotrack --help`")
     b.add_argument("--load", action="store_true",
                    help="the WebSocket server under 200 clients at hop 0.1, stuck and resetting ones among them")
+    b.add_argument("--library", action="store_true", help="point and profile query times on a 10,000-song library")
+    b.add_argument("--library-songs", type=int, default=10000)
     b.add_argument("--load-clients", type=int, default=200)
     b.add_argument("--load-seconds", type=float, default=60.0)
     b.add_argument("--no-model", action="store_true", help="skip the step and analyze benchmarks")
@@ -147,6 +170,14 @@ def main(argv: list[str] | None = None) -> int:
         from .live import run_devices
 
         return run_devices(args)
+    if args.cmd == "index":
+        from .library import run_index
+
+        return run_index(args)
+    if args.cmd == "find":
+        from .search import run_find
+
+        return run_find(args)
     if args.cmd == "bench":
         from .bench import run_bench
 
