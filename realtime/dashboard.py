@@ -49,7 +49,6 @@ class DashboardHttp:
         self.host, self.port = host, port
         self.config = config
         self.files = load_files()
-        self.requests = 0
         self._server: asyncio.base_events.Server | None = None
 
     async def start(self) -> None:
@@ -74,7 +73,6 @@ class DashboardHttp:
                 return await self._send(writer, 431, "request headers too large\n")
             except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
                 return
-            self.requests += 1
             line = head.split(b"\r\n", 1)[0].decode("latin-1")
             parts = line.split(" ")
             if len(parts) != 3 or not parts[2].startswith("HTTP/1."):

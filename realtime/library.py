@@ -110,20 +110,16 @@ class SongRecord:
 
     @property
     def static(self) -> tuple[float, float]:
-        va = self.trajectory[:, :2]
-        return (float(va[:, 0].mean()), float(va[:, 1].mean())) if len(va) else (0.0, 0.0)
+        return float(self.trajectory[:, 0].mean()), float(self.trajectory[:, 1].mean())
 
 
 def coarse_of(traj: np.ndarray, hop: float, seconds: float = COARSE_SECONDS) -> np.ndarray:
     """Mean valence/arousal over consecutive ``seconds``-long blocks (the last may be shorter)."""
     k = max(1, round(seconds / hop))
     va = traj[:, :2].astype(np.float64)
-    n = -(-len(va) // k)
-    if n == 0:
-        return np.zeros((0, 2), np.float32)
-    sums = np.add.reduceat(va, np.arange(0, len(va), k), axis=0)
-    counts = np.diff(np.append(np.arange(0, len(va), k), len(va)))[:, None]
-    return (sums / counts).astype(np.float32)
+    starts = np.arange(0, len(va), k)
+    counts = np.diff(np.append(starts, len(va)))[:, None]
+    return (np.add.reduceat(va, starts, axis=0) / counts).astype(np.float32)
 
 
 def resample(points: np.ndarray, n: int) -> np.ndarray:
@@ -148,8 +144,7 @@ def store(db: sqlite3.Connection, rec: SongRecord) -> None:
             " arousal=excluded.arousal, static_method=excluded.static_method, trajectory=excluded.trajectory,"
             " coarse=excluded.coarse, shape=excluded.shape, indexed_at=excluded.indexed_at",
             (rec.path, rec.size, rec.mtime_ns, rec.model, rec.duration, rec.hop, len(traj), v, a, STATIC_METHOD,
-             traj.tobytes(), coarse_of(traj, rec.hop).tobytes(),
-             resample(traj[:, :2], SHAPE_POINTS).tobytes() if len(traj) else np.zeros((SHAPE_POINTS, 2), np.float32).tobytes(),
+             traj.tobytes(), coarse_of(traj, rec.hop).tobytes(), resample(traj[:, :2], SHAPE_POINTS).tobytes(),
              time.time()))
 
 
@@ -282,15 +277,13 @@ def _results(todo, jobs: int, model_path, model):
             yield analyse(*item, model=model)
         return
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: workers load their own onnxruntime session; nothing is inherited mid-state
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
                              initargs=(str(model_path) if model_path else None,)) as ex:
         # long files first keeps both cores busy to the end; results arrive as they finish
         order = sorted(todo, key=lambda t: -t[1])
-        from concurrent.futures import as_completed
-
         futures = [ex.submit(analyse, *item) for item in order]
         try:
             for f in as_completed(futures):

@@ -82,7 +82,6 @@ def is_loopback(host: str) -> bool:
 
 @dataclass
 class _Client:
-    skipped: int = 0  # messages skipped because its buffer was full
     stuck_since: float | None = None  # when its buffer last went over the limit
     every: int = 1  # send frames whose seq is a multiple of this
     fields: tuple[str, ...] | None = None  # None: every field
@@ -255,8 +254,8 @@ class WebSocketServer:
             async for raw in ws:
                 if not client.allow_message(time.monotonic()):
                     if client.ignored == 1 or client.ignored % 100 == 0:
-                        await ws.send(_dumps({"type": "error", "error": "rate_limited", "message":
-                                              f"more than {MSG_RATE:g} messages per second; the excess is ignored"}))
+                        await ws.send(_dumps(_error("rate_limited", f"more than {MSG_RATE:g} messages per "
+                                                                    "second; the excess is ignored")))
                     if client.ignored >= MSG_EXCESS_CLOSE:
                         await ws.close(1008, "too many messages")
                         break
@@ -394,7 +393,6 @@ class WebSocketServer:
             if transport is None or transport.is_closing():
                 continue
             if transport.get_write_buffer_size() > self.max_buffer:
-                c.skipped += 1
                 self.skipped_messages += 1
                 if c.stuck_since is None:
                     c.stuck_since = now

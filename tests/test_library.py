@@ -166,18 +166,14 @@ def test_find_cli(shaped_db, tmp_path):
 def test_refuses_newer_or_foreign_databases(tmp_path):
     from emotrack.realtime.library import LibraryError, connect
 
-    newer = tmp_path / "newer.sqlite"
-    db = sqlite3.connect(newer)
-    db.execute("PRAGMA user_version = 99")
-    db.close()
-    with pytest.raises(LibraryError, match="newer emotrack"):
-        connect(newer)
-    foreign = tmp_path / "foreign.sqlite"
-    db = sqlite3.connect(foreign)
-    db.execute("CREATE TABLE invoices (x)")
-    db.close()
-    with pytest.raises(LibraryError, match="not an emotrack library"):
-        connect(foreign)
+    for name, sql, words in [("newer", "PRAGMA user_version = 99", "newer emotrack"),
+                             ("foreign", "CREATE TABLE invoices (x)", "not an emotrack library")]:
+        path = tmp_path / f"{name}.sqlite"
+        db = sqlite3.connect(path)
+        db.execute(sql)
+        db.close()
+        with pytest.raises(LibraryError, match=words):
+            connect(path)
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(os.urandom(4096))
     with pytest.raises(LibraryError, match="not a usable SQLite database"):
