@@ -2,18 +2,19 @@
 
 - ``--point V,A``: the nearest songs by whole-song emotion (Euclidean distance in the
   valence-arousal plane).
-- ``--profile CURVE``: a CSV or JSON of (t, valence, arousal) points. Ranked by DTW
-  (dynamic time warping) with a Sakoe-Chiba band, the cost per step being the Euclidean
-  distance in the plane, divided by the number of query points (so a distance reads as
-  "mean distance per point"):
+- ``--profile CURVE``: a CSV or JSON of (t, valence, arousal) points; the distance is the
+  sum of the Euclidean distances in the plane between matched query and song points,
+  divided by the number of query points (read it as "mean distance per point"):
   - ``--match whole`` (default): the curve against the whole song, both resampled to 32
     points over their own length (time-normalised: a 3-minute and a 6-minute song that
-    rise the same way match the same curve);
-  - ``--match segment``: the curve, on its own time scale (t in seconds), against every
-    window of the same length in every song, on the 2 s coarse trajectories; the result
-    names the best window.
-  Both prune with LB_Keogh, a lower bound of the banded DTW computed for all candidates
-  at once; exact DTW runs only on candidates whose bound can still beat the k-th best.
+    rise the same way match the same curve), by DTW with a Sakoe-Chiba band of 10 %;
+    pruned with LB_Keogh, a lower bound computed for all songs at once, so that exact DTW
+    runs only on songs that can still enter the top k.
+  - ``--match segment``: the curve, on its own time scale (t in seconds, on a 2 s grid),
+    against every stretch of every song's 2 s coarse trajectory, by subsequence DTW whose
+    steps allow the stretch to be between half and twice the curve's length; the result
+    names the best stretch. Exact, with no pruning: the dynamic programme runs over all
+    songs at once as a few vector operations per query point (``segment_dtw``).
 """
 
 from __future__ import annotations
@@ -136,6 +137,65 @@ def _band(m: int) -> int:
     return max(1, int(round(0.1 * m)))
 
 
+PAD = 2  # far-away points before every song in the segment arrays: the DP looks back 2 points
+FAR = np.float32(1e4)  # their coordinates: any path through them costs more than any real one
+
+
+def segment_min_points(m: int) -> int:
+    """The fewest song points a path of ``m`` query points can cover (steps 0, 1, 0, 1, ...)."""
+    return (m - 1) // 2 + 1
+
+
+def segment_dtw(q: np.ndarray, v: np.ndarray, a: np.ndarray, track: bool = False):
+    """Subsequence DTW of the query ``q`` [m, 2] against the sequence (``v``, ``a``), for
+    every end point at once: ``cost[t]`` is the least sum, over the m query points, of the
+    distance from each query point to the sequence point it is matched to, over all
+    matchings that end with the last query point at ``t``. A matching starts anywhere; from
+    one query point to the next it advances 0, 1 or 2 sequence points, never 0 twice in a
+    row, so the matched stretch is between half and twice the query's length (a tempo
+    change of up to 2x either way) and every query point counts exactly once.
+
+    Two states per point: F (the last step advanced) and E (it did not). Every row depends
+    only on the row before, so each is a handful of vector operations over all songs.
+    With ``track``, also returns where each best matching starts."""
+    n = len(v)
+    inf = np.float32(np.inf)
+
+    def cost(i: int) -> np.ndarray:
+        dv = v - np.float32(q[i, 0])
+        da = a - np.float32(q[i, 1])
+        dv *= dv
+        da *= da
+        dv += da
+        return np.sqrt(dv, out=dv)
+
+    f = cost(0)  # the first query point may sit anywhere
+    e = np.full(n, inf, np.float32)
+    sf = np.arange(n) if track else None
+    se = sf
+    for i in range(1, len(q)):
+        c = cost(i)
+        g = np.minimum(e, f)
+        prev = np.full(n, inf, np.float32)  # best of g[t-1], g[t-2]
+        prev[1:] = g[:-1]
+        if not track:
+            np.minimum(prev[2:], g[:-2], out=prev[2:])
+        else:
+            two = g[:-2] < prev[2:]
+            prev[2:][two] = g[:-2][two]
+            sg = np.where(e < f, se, sf)
+            sp = np.zeros(n, np.int64)
+            sp[1:] = sg[:-1]
+            sp[2:][two] = sg[:-2][two]
+            se, sf = sf, sp
+        e = f + c  # q[i] on the same point as q[i-1], which was reached by advancing
+        f = prev + c
+    g = np.minimum(e, f)
+    if track:
+        return g, np.where(e < f, se, sf)
+    return g
+
+
 # ---------------------------------------------------------------------- queries
 @dataclass
 class Library:
@@ -146,6 +206,7 @@ class Library:
     va: np.ndarray  # [N, 2]
     duration: np.ndarray
     _db: sqlite3.Connection
+    _segments: tuple | None = None
 
     @classmethod
     def open(cls, path) -> Library:
@@ -177,57 +238,43 @@ class Library:
     def profile_segment(self, pts: np.ndarray, k: int = 10) -> list[dict]:
         q = profile_on_grid(pts, COARSE_SECONDS)
         m = len(q)
-        blobs = self._blobs("coarse")
-        lengths = np.array([len(b) // 8 for b in blobs])
-        if not (lengths >= m).any():
-            raise QueryError(f"the profile spans {pts[-1, 0] - pts[0, 0]:.0f} s, longer than every song in the "
-                             "library; use --match whole")
-        flat = np.frombuffer(b"".join(blobs), np.float32).reshape(-1, 2).astype(np.float64)
-        offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        r = _band(m)
-        # a window starts at flat position p if it stays inside its song
-        song_at = np.repeat(np.arange(len(lengths)), lengths)
-        n_start = len(flat) - m + 1
-        valid = (np.arange(n_start) - offsets[song_at[:n_start]]) <= lengths[song_at[:n_start]] - m
-        lb = _lb_sliding(flat, q, r, n_start)
-        cand = np.flatnonzero(valid)
-        cand_lb = lb[cand]
-        best_d = np.full(len(lengths), np.inf)
-        best_p = np.zeros(len(lengths), np.int64)
-        span = np.arange(m)[None]
-        batch = 4096
-        while len(cand):
-            kth = np.partition(best_d, k - 1)[k - 1] if len(best_d) >= k else np.inf
-            # the others can neither beat the k-th best song nor improve their own song
-            keep = cand_lb < np.minimum(kth, best_d[song_at[cand]])
-            cand, cand_lb = cand[keep], cand_lb[keep]
-            if not len(cand):
-                break
-            if len(cand) > batch:
-                part = np.argpartition(cand_lb, batch)[:batch]
-            else:
-                part = np.arange(len(cand))
-            idx = cand[part]
-            rest = np.ones(len(cand), bool)
-            rest[part] = False
-            cand, cand_lb = cand[rest], cand_lb[rest]
-            d = dtw_band(q, flat[idx[:, None] + span], r)
-            songs = song_at[idx]
-            better = d < best_d[songs]
-            order = np.argsort(-d[better], kind="stable")  # the smallest last: it wins the assignment
-            s_b, d_b, p_b = songs[better][order], d[better][order], idx[better][order]
-            best_d[s_b] = d_b
-            best_p[s_b] = p_b - offsets[s_b]
-        top = np.argsort(best_d, kind="stable")[:k]
+        v, a, first, lengths = self._coarse()
+        eligible = lengths >= segment_min_points(m)
+        if not eligible.any():
+            raise QueryError(f"the profile spans {pts[-1, 0] - pts[0, 0]:.0f} s, more than twice the length of "
+                             "every song in the library; use --match whole")
+        end_cost = segment_dtw(q, v, a)
+        # per song, the best end point over its own points (every other range is padding)
+        bounds = np.stack([first, first + lengths], 1).ravel()[:-1]  # the last song ends the array
+        best = np.minimum.reduceat(end_cost, bounds)[::2].astype(np.float64)
+        best[~eligible] = np.inf
+        top = [int(s) for s in np.argsort(best, kind="stable")[:k] if np.isfinite(best[s])]
         out = []
         for s in top:
-            if not np.isfinite(best_d[s]):
-                break
-            res = self._result(int(s), float(best_d[s]) / m)
-            p = int(best_p[s])
-            res["segment"] = [round(p * COARSE_SECONDS, 1), round(min((p + m) * COARSE_SECONDS, self.duration[s]), 1)]
+            # the winner again, alone and with start tracking, for the segment's bounds
+            sl = slice(first[s] - PAD, first[s] + lengths[s])
+            cost, start = segment_dtw(q, v[sl], a[sl], track=True)
+            e = int(np.argmin(cost[PAD:]))
+            b = int(start[PAD + e]) - PAD
+            res = self._result(s, float(best[s]) / m)
+            res["segment"] = [round(b * COARSE_SECONDS, 1), round(min((e + 1) * COARSE_SECONDS, self.duration[s]), 1)]
             out.append(res)
         return out
+
+    def _coarse(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every song's coarse trajectory in one valence and one arousal array, each song
+        preceded by PAD far-away points so that no step of the DP crosses from one song into
+        the next; with the first index and the length of every song. Loaded once."""
+        if self._segments is None:
+            blobs = self._blobs("coarse")
+            lengths = np.array([len(b) // 8 for b in blobs])
+            first = PAD + np.concatenate([[0], np.cumsum(lengths + PAD)[:-1]])
+            va = np.full((int(lengths.sum() + PAD * len(lengths)), 2), FAR, np.float32)
+            real = np.ones(len(va), bool)
+            real[(first[:, None] - np.arange(1, PAD + 1)).ravel()] = False
+            va[real] = np.frombuffer(b"".join(blobs), np.float32).reshape(-1, 2)
+            self._segments = (np.ascontiguousarray(va[:, 0]), np.ascontiguousarray(va[:, 1]), first, lengths)
+        return self._segments
 
     def _result(self, i: int, distance: float) -> dict:
         return {"path": self.paths[i], "distance": round(distance, 5), "valence": round(float(self.va[i, 0]), 5),
@@ -235,27 +282,6 @@ class Library:
 
     def close(self) -> None:
         self._db.close()
-
-
-def _lb_sliding(flat: np.ndarray, q: np.ndarray, r: int, n_start: int, w: int = 4) -> np.ndarray:
-    """A lower bound of the banded DTW of ``q`` against the window starting at every flat
-    position, in m/w vector steps: the distance of a point to its envelope box is convex, so
-    the sum over a block of w points is at least w times the distance of the block's mean to
-    the block's merged box (Jensen); the points after the last whole block are left out
-    (their terms are >= 0). Both make it weaker than LB_Keogh, never wrong."""
-    m = len(q)
-    w = max(1, min(w, m))
-    lo, hi = envelope(q, r)
-    cs = np.concatenate([np.zeros((1, 2)), np.cumsum(flat, 0)])
-    means = (cs[w:] - cs[:-w]) / w  # means[p] = mean of flat[p : p + w]
-    lb = np.zeros(n_start)
-    for b in range(m // w):
-        blo, bhi = lo[b * w:(b + 1) * w].min(0), hi[b * w:(b + 1) * w].max(0)
-        x = means[b * w: b * w + n_start]
-        ev = np.maximum(x[:, 0] - bhi[0], 0) + np.maximum(blo[0] - x[:, 0], 0)
-        ea = np.maximum(x[:, 1] - bhi[1], 0) + np.maximum(blo[1] - x[:, 1], 0)
-        lb += w * np.hypot(ev, ea)
-    return lb
 
 
 def _pruned(q: np.ndarray, cands: np.ndarray, lb: np.ndarray, r: int, k: int, chunk: int = 512) -> dict[int, float]:
