@@ -42,6 +42,10 @@ def _parser() -> argparse.ArgumentParser:
                     help="WebSocket server address (default 127.0.0.1:8765; 'off' disables it)")
     lv.add_argument("--http", metavar="HOST:PORT",
                     help="serve the browser dashboard here (e.g. 127.0.0.1:8080; same host rules as --ws)")
+    lv.add_argument("--db", metavar="PATH", help="a music library (from `emotrack index`): clients and the dashboard "
+                    "can search it, and the best matches for the last --like-now seconds are broadcast")
+    lv.add_argument("--like-now", type=float, default=20.0, metavar="SECONDS",
+                    help="with --db: match the last SECONDS of the live trajectory every 5 s (default 20; 0: off)")
     lv.add_argument("--token", help="clients must present this token (ws://HOST:PORT/?token=...); required off loopback")
     lv.add_argument("--insecure", action="store_true", help="allow listening off loopback without a token")
     lv.add_argument("--allow-origin", action="append", default=[], metavar="ORIGIN",

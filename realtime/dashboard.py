@@ -6,14 +6,21 @@ which tells the page where the WebSocket is. No path from a request ever reaches
 system: unknown paths are 404. One request per connection; slow or oversized requests
 are cut off. The data itself only flows over the WebSocket, under its token and origin
 rules; the files served here are the same for everyone.
+
+With a library (``live --db``), ``/preview?song=ID&start=S`` sends a short WAV of the
+library song with that id (under the same token as the WebSocket): the id is looked up in
+the library, so only songs that were indexed can be played.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
-from collections.abc import Callable
+import math
+from collections.abc import Awaitable, Callable
 from importlib import resources
+from urllib.parse import parse_qs
 
 FILES = {  # URL path -> (file in assets/dashboard, content type)
     "/": ("index.html", "text/html; charset=utf-8"),
@@ -28,7 +35,7 @@ SECURITY_HEADERS = (
     "X-Content-Type-Options: nosniff\r\n"
     "Referrer-Policy: no-referrer\r\n"
     "X-Frame-Options: DENY\r\n"
-    "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+    "Content-Security-Policy: default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; media-src 'self'; "
     "style-src 'self'; script-src 'self'; frame-ancestors 'none'\r\n"
 )
 
@@ -45,9 +52,12 @@ def load_files() -> dict[str, tuple[bytes, str]]:
 class DashboardHttp:
     """Serves the dashboard; ``config`` builds /config.json on each request."""
 
-    def __init__(self, host: str, port: int, config: Callable[[], dict]):
+    def __init__(self, host: str, port: int, config: Callable[[], dict], token: str | None = None,
+                 preview: Callable[[int, float | None], Awaitable[bytes]] | None = None):
         self.host, self.port = host, port
         self.config = config
+        self.token = token
+        self.preview = preview
         self.files = load_files()
         self._server: asyncio.base_events.Server | None = None
 
@@ -80,7 +90,9 @@ class DashboardHttp:
             method, target = parts[0], parts[1]
             if method not in ("GET", "HEAD"):
                 return await self._send(writer, 405, "only GET and HEAD\n", extra="Allow: GET, HEAD\r\n")
-            path = target.split("?", 1)[0].split("#", 1)[0]
+            path, _, query = target.split("#", 1)[0].partition("?")
+            if path == "/preview" and self.preview is not None:
+                return await self._preview(writer, parse_qs(query), head_only=method == "HEAD")
             if path == "/config.json":
                 body, ctype = json.dumps(self.config()).encode(), "application/json"
             elif path in self.files:
@@ -93,9 +105,27 @@ class DashboardHttp:
         finally:
             writer.close()
 
+    async def _preview(self, writer, q: dict, head_only: bool) -> None:
+        if self.token and not hmac.compare_digest(q.get("token", [""])[0].encode(), self.token.encode()):
+            return await self._send(writer, 403, "preview needs the server's token: /preview?song=ID&token=TOKEN\n")
+        try:
+            song = int(q["song"][0])
+            start = float(q["start"][0]) if "start" in q else None
+            if start is not None and not math.isfinite(start):
+                raise ValueError
+        except (KeyError, ValueError):
+            return await self._send(writer, 400, "use /preview?song=ID[&start=SECONDS] (ID from a find result)\n")
+        try:
+            body = await self.preview(song, start)
+        except KeyError:
+            return await self._send(writer, 404, f"no song {song} in the library\n")
+        except Exception as e:  # the file moved, or cannot be decoded any more
+            return await self._send(writer, 404, f"song {song} cannot be played ({e}); run emotrack index again\n")
+        await self._send(writer, 200, body, "audio/wav", head_only=head_only)
+
     async def _send(self, writer, status: int, body: bytes | str, ctype: str = "text/plain; charset=utf-8",
                     head_only: bool = False, extra: str = "") -> None:
-        reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+        reason = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
                   431: "Request Header Fields Too Large"}[status]
         if isinstance(body, str):
             body = body.encode()

@@ -112,6 +112,7 @@ def run_live(args) -> int:
     from .audio import AudioDecodeError
     from .capture import DeviceError, FileSource
     from .engine import LiveEngine
+    from .library import LibraryError
     from .lsl import LslError
     from .model import ModelMismatchError, load_model
     from .recorder import Recorder, RecorderError
@@ -143,12 +144,15 @@ def run_live(args) -> int:
 
     # everything that can refuse to start is checked before anything is created: a failure
     # must not leave a half-made recording behind
-    server = osc = lsl = None
+    server = osc = lsl = finder = None
     try:
         engine = LiveEngine(model, source, hop=args.hop, duration=args.duration)  # checks --hop
         http = parse_hostport(args.http, 8080, "--http") if args.http else None
         if http and args.ws == "off":
             _err("--http serves a dashboard that reads the WebSocket stream: it needs --ws (not off)")
+            return EXIT_USAGE
+        if args.db and args.ws == "off":
+            _err("--db answers library queries and sends \"more like now\" over the WebSocket: it needs --ws (not off)")
             return EXIT_USAGE
         if args.ws != "off":
             host, port = parse_hostport(args.ws)
@@ -167,7 +171,15 @@ def run_live(args) -> int:
             if not is_loopback(host) and args.insecure and not args.token:
                 _err(f"WARNING: listening on {host} without a token (--insecure): anyone who can reach "
                      "this machine can read the stream")
-            server = WebSocketServer(host, port, token=args.token, allow_origins=args.allow_origin, http=http)
+            if args.db:
+                from .finder import Finder
+
+                if not 0 <= args.like_now <= 600:
+                    raise ValueError(f"--like-now {args.like_now:g}: give 0 (off) up to 600 seconds")
+                finder = Finder(args.db, like_seconds=args.like_now)
+                finder.open()
+            server = WebSocketServer(host, port, token=args.token, allow_origins=args.allow_origin, http=http,
+                                     finder=finder)
         if args.osc:
             from .osc import OscSink
 
@@ -180,15 +192,15 @@ def run_live(args) -> int:
             engine.serve(server)
             server.start()
         recorder = Recorder(args.record, overwrite=args.overwrite) if args.record else None
-    except (ValueError, RecorderError, LslError) as e:
+    except (ValueError, RecorderError, LslError, LibraryError) as e:
         _err(str(e))
-        for s in (server, osc, lsl):
+        for s in (server, osc, lsl, finder):
             if s is not None:
                 s.close()
         return EXIT_USAGE
     except ServerError as e:
         _err(str(e))
-        for s in (osc, lsl):
+        for s in (osc, lsl, finder):
             if s is not None:
                 s.close()
         return EXIT_PORT
@@ -206,6 +218,8 @@ def run_live(args) -> int:
         if not auto:
             _err(str(e))
             engine.stop()
+            if finder is not None:
+                finder.close()
             return EXIT_DEVICE
         source = demo_source(args, e)
         engine = LiveEngine(model, source, hop=args.hop, sinks=engine.sinks, duration=args.duration)
@@ -217,6 +231,7 @@ def run_live(args) -> int:
     where += f"; dashboard {server.http_url}" if server and server.http_url else ""
     where += f"; OSC to {args.osc}{args.osc_prefix}/..." if args.osc else ""
     where += f"; LSL stream {args.lsl!r} ({lsl.source_id})" if lsl else ""
+    where += f"; library {args.db} ({finder.songs} songs)" if finder else ""
     rec = f"; recording to {args.record}" if args.record else ""
     _err(f"listening to {source.kind} {source.name!r} at {source.sample_rate} Hz, "
          f"a prediction every {engine.hop:g} s{where}{rec}. Ctrl-C stops.")
@@ -230,6 +245,8 @@ def run_live(args) -> int:
             interrupted = _wait_headless(engine, args, server)
     finally:
         engine.stop()
+        if finder is not None:
+            finder.close()
     lat = engine.latency.summary()
     if lat.get("count"):
         _err(f"stopped after {engine.seq} predictions; latency median {lat['median_ms']:.2f} ms, "

@@ -68,10 +68,18 @@ def parse_profile(text: str, name: str = "profile") -> np.ndarray:
                 if not rows and r[0].strip().lower() in ("t", "time"):
                     continue  # header
                 rows.append(r)
-        pts = np.array(rows, dtype=np.float64)
     except (ValueError, KeyError, TypeError, json.JSONDecodeError) as e:
         if isinstance(e, QueryError):
             raise
+        raise QueryError(f"{name}: cannot read it as (t, valence, arousal) points: {e}") from None
+    return profile_points(rows, name)
+
+
+def profile_points(rows, name: str = "profile") -> np.ndarray:
+    """Rows of (t, valence, arousal) -> float64 [n, 3], or a QueryError saying what is wrong."""
+    try:
+        pts = np.array(rows, dtype=np.float64)
+    except (ValueError, TypeError) as e:
         raise QueryError(f"{name}: cannot read it as (t, valence, arousal) points: {e}") from None
     if pts.ndim != 2 or pts.shape[1] != 3:
         raise QueryError(f"{name}: every point needs exactly three numbers: t, valence, arousal")
@@ -207,6 +215,7 @@ class Library:
     duration: np.ndarray
     _db: sqlite3.Connection
     _segments: tuple | None = None
+    _version: int | None = None
 
     @classmethod
     def open(cls, path) -> Library:
@@ -215,7 +224,9 @@ class Library:
         if not rows:
             raise LibraryError(f"the library {path} is empty: add music with `emotrack index DIR --db {path}`")
         ids = np.array([r[0] for r in rows])
-        return cls(ids, [r[1] for r in rows], np.array([[r[2], r[3]] for r in rows]), np.array([r[4] for r in rows]), db)
+        lib = cls(ids, [r[1] for r in rows], np.array([[r[2], r[3]] for r in rows]), np.array([r[4] for r in rows]), db)
+        lib.changed()  # note the version the arrays were read at
+        return lib
 
     def _blobs(self, column: str) -> list[bytes]:
         return [r[0] for r in self._db.execute(f"SELECT {column} FROM songs ORDER BY id")]
@@ -276,8 +287,22 @@ class Library:
             self._segments = (np.ascontiguousarray(va[:, 0]), np.ascontiguousarray(va[:, 1]), first, lengths)
         return self._segments
 
+    def song(self, song_id: int) -> tuple[str, float]:
+        """The path and duration of the song with this id (KeyError if there is none)."""
+        i = np.searchsorted(self.ids, song_id)
+        if i >= len(self.ids) or self.ids[i] != song_id:
+            raise KeyError(song_id)
+        return self.paths[i], float(self.duration[i])
+
+    def changed(self) -> bool:
+        """Has another connection (``emotrack index``) written to the file since we read it?"""
+        version = self._db.execute("PRAGMA data_version").fetchone()[0]
+        if self._version is None:
+            self._version = version
+        return version != self._version
+
     def _result(self, i: int, distance: float) -> dict:
-        return {"path": self.paths[i], "distance": round(distance, 5), "valence": round(float(self.va[i, 0]), 5),
+        return {"id": int(self.ids[i]), "path": self.paths[i], "distance": round(distance, 5), "valence": round(float(self.va[i, 0]), 5),
                 "arousal": round(float(self.va[i, 1]), 5), "duration": round(float(self.duration[i]), 2)}
 
     def close(self) -> None:

@@ -8,8 +8,10 @@ Backpressure: a client whose socket write buffer holds more than ``max_buffer`` 
 skipped (it sees a gap in ``seq``); one that stays over it for ``stuck_seconds`` is
 disconnected. Neither slows the worker or the other clients.
 
-Client messages (see docs/protocol.md): ``ping``, ``status`` (a report now) and
-``subscribe`` (a decimated rate and/or a subset of the frame fields). They are parsed
+Client messages (see docs/protocol.md): ``ping``, ``status`` (a report now),
+``subscribe`` (a decimated rate and/or a subset of the frame fields) and, with a library
+(``live --db``), ``find``, which runs on the finder's thread while the loop goes on; the
+finder's ``like_now`` answers go to every client. Client messages are parsed
 defensively: anything else gets an ``error`` answer; a message over
 ``MAX_CLIENT_MESSAGE`` bytes closes that connection (1009); a client sending faster than
 ``MSG_RATE`` per second has the excess ignored, and is closed (1008) if it keeps on.
@@ -33,6 +35,7 @@ DEFAULT_PORT = 8765
 MAX_CLIENT_MESSAGE = 4096  # bytes; a bigger client message closes that connection (1009)
 MSG_RATE, MSG_BURST = 20.0, 50  # client messages per second (token bucket), and its depth
 MSG_EXCESS_CLOSE = 500  # messages ignored for flooding before the connection is closed
+MAX_FINDING = 8  # library queries waiting or running, over all clients
 FRAME_FIELDS = ("wall", "valence", "arousal", "valence_std", "arousal_std", "latency_ms", "counters")
 ALWAYS_FIELDS = ("type", "seq", "t")  # in every frame, whatever the subscription
 
@@ -105,7 +108,8 @@ class WebSocketServer:
     def __init__(self, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, hello: dict | None = None,
                  max_buffer: int = 256 * 1024, stuck_seconds: float = 5.0, max_clients: int = 1000,
                  sndbuf: int = 256 * 1024, token: str | None = None,
-                 allow_origins: list[str] | None = None, http: tuple[str, int] | None = None):
+                 allow_origins: list[str] | None = None, http: tuple[str, int] | None = None,
+                 finder=None):
         self.host, self.port = host, port
         self.hello = hello or {"type": "hello", "protocol": 1}
         self.max_buffer, self.stuck_seconds, self.max_clients = max_buffer, stuck_seconds, max_clients
@@ -116,6 +120,8 @@ class WebSocketServer:
         self.http_addr = http  # (host, port) of the dashboard, served from the same loop
         self.dashboard = None
         self.report: Callable[[], dict] | None = None  # builds the answer to {"type": "status"}
+        self.finder = finder  # a finder.Finder: find, like_now and previews from a library
+        self._finding = 0  # find queries waiting or running
         self._clients: dict = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server = None
@@ -189,7 +195,8 @@ class WebSocketServer:
         if self.http_addr is not None:
             from .dashboard import DashboardHttp
 
-            self.dashboard = DashboardHttp(*self.http_addr, config=self.dashboard_config)
+            self.dashboard = DashboardHttp(*self.http_addr, config=self.dashboard_config, token=self.token,
+                                           preview=self._preview if self.finder else None)
             try:
                 await self.dashboard.start()
             except OSError as e:
@@ -199,7 +206,9 @@ class WebSocketServer:
     def dashboard_config(self) -> dict:
         """/config.json: where the page finds the stream (on the host it was loaded from)."""
         return {"protocol": 1, "ws_port": self.port, "token_required": bool(self.token),
-                "server": self.hello.get("server"), "hop": self.hello.get("hop")}
+                "server": self.hello.get("server"), "hop": self.hello.get("hop"),
+                "library": {"songs": self.finder.songs, "like_now_seconds": self.finder.like_seconds}
+                if self.finder else None}
 
     @property
     def http_url(self) -> str | None:
@@ -251,6 +260,8 @@ class WebSocketServer:
             return
         client = self._clients[ws] = _Client(refilled=time.monotonic())
         try:
+            if self.finder is not None and self.finder.last_like is not None:
+                await ws.send(_dumps(self.finder.last_like))
             async for raw in ws:
                 if not client.allow_message(time.monotonic()):
                     if client.ignored == 1 or client.ignored % 100 == 0:
@@ -261,6 +272,8 @@ class WebSocketServer:
                         break
                     continue
                 reply = self._answer(raw, client)
+                if asyncio.iscoroutine(reply):
+                    reply = await reply
                 await ws.send(_dumps(reply))
         except ConnectionClosed:
             pass
@@ -305,8 +318,9 @@ class WebSocketServer:
                         else "wrong token: use the --token the server was started with")
         return None
 
-    def _answer(self, raw, client: _Client) -> dict:
-        """The reply to one client message (always one message: an answer or an ``error``)."""
+    def _answer(self, raw, client: _Client):
+        """The reply to one client message (always one message: an answer or an ``error``;
+        for ``find``, a coroutine that waits for it)."""
         try:
             m = json.loads(raw)
         except (ValueError, TypeError, RecursionError):  # UnicodeDecodeError is a ValueError
@@ -320,8 +334,43 @@ class WebSocketServer:
             return self._status_report()
         if kind == "subscribe":
             return self._subscribe(m, client)
+        if kind == "find":
+            return self._find(m)
         return _error("unknown_message", f"unknown client message type {_short(kind)}; protocol v1 "
-                                         "accepts: ping, status, subscribe")
+                                         "accepts: ping, status, subscribe, find")
+
+    async def _find(self, m: dict) -> dict:
+        if self.finder is None:
+            return _error("no_library", "this server has no music library: start emotrack live with "
+                                        "--db PATH (a library made by emotrack index)")
+        job = self.finder.request(m)
+        if isinstance(job, dict):
+            return job
+        if self._finding >= MAX_FINDING:
+            return _error("busy", f"{MAX_FINDING} library queries are already waiting; try again shortly")
+        self._finding += 1
+        try:
+            return await asyncio.wrap_future(self.finder.submit(job))
+        except Exception as e:  # a query must never take the connection down
+            return _error("find_failed", f"the query failed: {type(e).__name__}: {e}"[:200])
+        finally:
+            self._finding -= 1
+
+    async def _preview(self, song: int, start: float | None) -> bytes:
+        """WAV bytes of a library song (for the dashboard's /preview), from the find thread."""
+        return await asyncio.wrap_future(self.finder.submit(self.finder.preview, song, start))
+
+    def _like_done(self, fut) -> None:
+        """A "more like now" answer is ready (find thread): send it to every client."""
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        msg = fut.result()
+        loop = self._loop
+        if loop is not None and not self._closed:
+            try:
+                loop.call_soon_threadsafe(self._broadcast, msg, _dumps(msg))
+            except RuntimeError:
+                pass
 
     def _status_report(self) -> dict:
         msg = {"type": "status", "event": "report", "message": "status on request",
@@ -385,6 +434,10 @@ class WebSocketServer:
 
         now = time.monotonic()
         seq = msg.get("seq", 0) if msg.get("type") == "frame" else None
+        if seq is not None and self.finder is not None:
+            fut = self.finder.observe(msg)
+            if fut is not None:
+                fut.add_done_callback(self._like_done)
         groups: dict[tuple[str, ...] | None, list] = {}
         for ws, c in list(self._clients.items()):
             if seq is not None and seq % c.every:

@@ -57,7 +57,7 @@ def test_http_serves_only_the_dashboard(model, demo_path):
             assert status == 200 and head["Content-Type"].startswith(ctype) and len(body) > 100
         status, _, body = _get(base + "config.json")
         assert json.loads(body) == {"protocol": 1, "ws_port": server.port, "token_required": False,
-                                    "server": server.hello["server"], "hop": 0.5}
+                                    "server": server.hello["server"], "hop": 0.5, "library": None}
         status, head, body = _get(base, method="HEAD")
         assert status == 200 and body == b"" and int(head["Content-Length"]) > 100
         for path in ["..%2f..%2fetc%2fpasswd", "assets/demo.opus", "emotrack-vae-lstm.onnx", "dashboard/../MODEL_CARD.md"]:
