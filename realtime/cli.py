@@ -96,6 +96,21 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--name", default="emotrack-vae-lstm")
     e.add_argument("--model-version", default="1")
 
+    sb = sub.add_parser("static-benchmark", help="whole-song emotion: SVR vs PCA-SVR vs TNN-SVR by repeated "
+                        "cross-validation (needs emotrack[train])")
+    sb.add_argument("--data", help="the shared data folder")
+    sb.add_argument("--datasets", nargs="+", help="default: soundtracks; also emotify vgmidi panda4q emopia")
+    sb.add_argument("--features", nargs="+", choices=["compare", "vae"], default=["compare", "vae"],
+                    help="openSMILE ComParE_2016 functionals and/or VAE-code statistics")
+    sb.add_argument("--run", default="runs/default", help="the training run whose VAE gives the vae features")
+    sb.add_argument("--folds", type=int, default=5)
+    sb.add_argument("--repeats", type=int, default=3)
+    sb.add_argument("--epochs", type=int, default=60, help="TNN training epochs")
+    sb.add_argument("--limit", type=int, help="at most N clips per dataset and split (for quick checks)")
+    sb.add_argument("--jobs", type=int, default=2)
+    sb.add_argument("--out", help="also write the results as JSON here")
+    sb.add_argument("--no-progress", action="store_true")
+
     v = sub.add_parser("evaluate", help="per-song metrics of a model on the held-out test splits")
     v.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
     v.add_argument("--run", help="also print the baselines of this training run's report")
@@ -187,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_bench(args)
     module = {"train": "emotrack.models.cli", "export": "emotrack.export.cli",
-              "evaluate": "emotrack.models.cli"}[args.cmd]
+              "evaluate": "emotrack.models.cli", "static-benchmark": "emotrack.models.static_bench"}[args.cmd]
     import importlib
 
     try:
@@ -198,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
                   "(pip install -e '.[train]')", file=sys.stderr)
             return 2
         raise
-    return getattr(mod, f"cmd_{args.cmd}")(args)
+    return getattr(mod, "cmd_" + args.cmd.replace("-", "_"))(args)
 
 
 if __name__ == "__main__":

@@ -107,3 +107,22 @@ def test_parity_gate_fails_a_wrong_graph(tiny_run):
 def test_export_without_run_says_what_to_do(tmp_path):
     r = subprocess.run(EMOTRACK + ["export", "--run", str(tmp_path / "none")], capture_output=True, text=True)
     assert r.returncode == 2 and "run `emotrack train" in r.stderr
+
+
+def test_static_benchmark_runs_end_to_end(tiny_run):
+    """`emotrack static-benchmark` on a tiny subset: both feature sets, all three methods,
+    a table on stdout and the JSON with every metric."""
+    out = tiny_run["tmp"] / "static.json"
+    r = run("static-benchmark", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--folds", "2",
+            "--repeats", "1", "--epochs", "2", "--run", str(tiny_run["run"]), "--jobs", "2", "--no-progress",
+            "--out", str(out), env=tiny_run["env"])
+    assert "| soundtracks | compare (6373 →" in r.stdout and "| panda4q | vae (160 →" in r.stdout
+    res = json.loads(out.read_text())
+    rows = {(x["dataset"], x["features"]): x for x in res["rows"]}
+    assert set(rows) == {(d, f) for d in ("soundtracks", "panda4q") for f in ("compare", "vae")}
+    for row in rows.values():
+        for m in ("SVR", "PCA-SVR", "TNN-SVR"):
+            assert np.isfinite(row[m]["r2_valence"][0]) and np.isfinite(row[m]["r2_arousal"][0])
+        assert row["dim"] <= row["songs"] // 2
+    assert rows[("panda4q", "vae")]["quadrants"] and 0 <= rows[("panda4q", "vae")]["TNN-SVR"]["quadrant_accuracy"][0] <= 1
+    assert not rows[("soundtracks", "compare")]["quadrants"]
