@@ -170,9 +170,55 @@ def cmd_static_benchmark(args) -> int:
                      log=lambda s: print(f"emotrack static-benchmark: {s}", file=sys.stderr))
     table = format_table(rows)
     print(table)
+    if args.tsne:
+        for ds in sorted({c.dataset for c in clips}):
+            idx = [i for i, c in enumerate(clips) if c.dataset == ds]
+            y = np.array([static_labels(clips[i])[0] for i in idx])
+            groups = np.array([clips[i].group for i in idx])
+            for name, x in feats.items():
+                ok = ~np.isnan(x[idx]).all(1)
+                row = next(r for r in rows if r["dataset"] == ds and r["features"] == name)
+                path = Path(args.tsne) / f"tsne-{ds}-{name}.png"
+                tsne_picture(x[idx][ok], y[ok], groups[ok], cfg, row["dim"], path, f"{ds}, {name}")
+                print(f"emotrack static-benchmark: wrote {path}", file=sys.stderr)
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"command": "emotrack " + " ".join(sys.argv[1:]), "tnn": asdict(cfg), "rows": rows},
                                   indent=1) + "\n")
     return 0
+
+
+def tsne_picture(x: np.ndarray, y: np.ndarray, groups: np.ndarray, cfg: TnnConfig, dim: int, path: Path,
+                 title: str) -> None:
+    """t-SNE (openTSNE) of the standardised original features and of the TNN embedding,
+    coloured by valence and by arousal. The TNN is trained on the first fold's training
+    songs only; the songs it never saw are drawn with a black ring."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from openTSNE import TSNE
+
+    fold = group_folds(groups, 5, 0)
+    train = fold != 0
+    mean, scale = standardiser(x[train])
+    z = np.nan_to_num((x - mean) / scale)
+    e = embed(train_tnn(x[train], y[train], replace(cfg, dim=dim)), x)
+    maps = [TSNE(perplexity=min(30, (len(x) - 1) // 3), random_state=0, n_jobs=1).fit(a) for a in (z, e)]
+    fig, axes = plt.subplots(2, 2, figsize=(10, 9.4), constrained_layout=True)
+    for r, (m, what) in enumerate(zip(maps, [f"original features ({x.shape[1]})", f"TNN embedding ({dim})"], strict=True)):
+        for c, (k, name) in enumerate([(0, "valence"), (1, "arousal")]):
+            ax = axes[r, c]
+            m = np.asarray(m)
+            sc = ax.scatter(m[train, 0], m[train, 1], c=y[train, k], cmap="coolwarm", vmin=-1, vmax=1, s=14)
+            ax.scatter(m[~train, 0], m[~train, 1], c=y[~train, k], cmap="coolwarm", vmin=-1, vmax=1, s=22,
+                       edgecolors="black", linewidths=0.8)
+            ax.set_title(f"{what}, coloured by {name}", fontsize=10)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            fig.colorbar(sc, ax=ax, shrink=0.8, label=name)
+    fig.suptitle(f"{title}: t-SNE; ringed = songs the TNN did not train on", fontsize=11)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

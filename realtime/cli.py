@@ -109,6 +109,7 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--limit", type=int, help="at most N clips per dataset and split (for quick checks)")
     sb.add_argument("--jobs", type=int, default=2)
     sb.add_argument("--out", help="also write the results as JSON here")
+    sb.add_argument("--tsne", metavar="DIR", help="also draw t-SNE pictures of original and learned features here")
     sb.add_argument("--no-progress", action="store_true")
 
     v = sub.add_parser("evaluate", help="per-song metrics of a model on the held-out test splits")

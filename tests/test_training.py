@@ -115,7 +115,7 @@ def test_static_benchmark_runs_end_to_end(tiny_run):
     out = tiny_run["tmp"] / "static.json"
     r = run("static-benchmark", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--folds", "2",
             "--repeats", "1", "--epochs", "2", "--run", str(tiny_run["run"]), "--jobs", "2", "--no-progress",
-            "--out", str(out), env=tiny_run["env"])
+            "--out", str(out), "--tsne", str(tiny_run["tmp"] / "tsne"), env=tiny_run["env"])
     assert "| soundtracks | compare (6373 →" in r.stdout and "| panda4q | vae (160 →" in r.stdout
     res = json.loads(out.read_text())
     rows = {(x["dataset"], x["features"]): x for x in res["rows"]}
@@ -126,3 +126,9 @@ def test_static_benchmark_runs_end_to_end(tiny_run):
         assert row["dim"] <= row["songs"] // 2
     assert rows[("panda4q", "vae")]["quadrants"] and 0 <= rows[("panda4q", "vae")]["TNN-SVR"]["quadrant_accuracy"][0] <= 1
     assert not rows[("soundtracks", "compare")]["quadrants"]
+    from PIL import Image
+
+    for d in ("soundtracks", "panda4q"):
+        for f in ("compare", "vae"):
+            img = Image.open(tiny_run["tmp"] / "tsne" / f"tsne-{d}-{f}.png")
+            assert img.size[0] > 800 and len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 50  # four panels, not blank
