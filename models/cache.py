@@ -87,11 +87,17 @@ def _compute(args) -> tuple[str, str | None]:
         mel = audio_frames(clip_audio(clip, cfg), cfg).astype(np.float16)
     except Exception as e:  # report and go on; the caller decides
         return clip.key, f"{type(e).__name__}: {e}"
+    save_atomic(path, mel)
+    return clip.key, None
+
+
+def save_atomic(path: Path, array: np.ndarray) -> None:
+    """np.save to a temporary name, then rename: a cache file is whole or absent, even
+    with several processes writing or a kill in the middle."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, mel)
+    np.save(tmp, array)
     os.replace(tmp, path)
-    return clip.key, None
 
 
 def ensure_features(clips: list[Clip], jobs: int = 2, cfg: FeatureConfig = FEATURES,

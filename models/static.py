@@ -21,14 +21,13 @@ quadrant positive and every other quadrant negative.
 from __future__ import annotations
 
 import hashlib
-import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from .cache import cache_dir, clip_audio, ensure_features, load_features
+from .cache import cache_dir, clip_audio, ensure_features, load_features, save_atomic
 from .data import QUADRANT_SIGNS, Clip
 
 FEATURE_SETS = ("compare", "vae")
@@ -75,10 +74,7 @@ def _compare_one(clip: Clip) -> tuple[str, str | None]:
         f = smile.process_signal(y, sr).to_numpy()[0].astype(np.float32)
     except Exception as e:  # report and go on; the caller decides
         return clip.key, f"{type(e).__name__}: {e}"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp.npy")
-    np.save(tmp, f)
-    os.replace(tmp, path)
+    save_atomic(path, f)
     return clip.key, None
 
 
@@ -131,8 +127,7 @@ def vae_features(clips: list[Clip], run: Path, jobs: int = 2, progress: bool = T
         if not path.exists():
             with torch.no_grad():
                 codes = vae.codes(torch.from_numpy(load_features(c))).numpy()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, code_statistics(codes))
+            save_atomic(path, code_statistics(codes))
         out.append(np.load(path))
     width = 5 * vae.cfg.latent_dim
     return np.stack([r if r is not None else np.full(width, np.nan, np.float32) for r in out]), errors
@@ -169,7 +164,8 @@ def mine_triplets(y: np.ndarray, cfg: TnnConfig, rng: np.random.Generator) -> np
     return np.concatenate(out) if out else np.zeros((0, 3), np.int64)
 
 
-def tnn_net(n_in: int, cfg: TnnConfig):
+def tnn_net(n_in: int, cfg: TnnConfig, x_train: np.ndarray | None = None):
+    """An untrained TNN; with ``x_train``, its standardisation is set from those features."""
     import torch
     from torch import nn
 
@@ -188,7 +184,12 @@ def tnn_net(n_in: int, cfg: TnnConfig):
             z = self.mlp((x - self.mean) / self.scale)
             return z / z.norm(dim=-1, keepdim=True).clamp_min(1e-8)
 
-    return Tnn()
+    net = Tnn()
+    if x_train is not None:
+        mean, scale = standardiser(x_train)
+        net.mean.copy_(torch.from_numpy(mean))
+        net.scale.copy_(torch.from_numpy(scale))
+    return net
 
 
 def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -218,10 +219,7 @@ def train_tnn(x: np.ndarray, y: np.ndarray, cfg: TnnConfig):
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    net = tnn_net(x.shape[1], cfg)
-    mean, scale = standardiser(x)
-    net.mean.copy_(torch.from_numpy(mean))
-    net.scale.copy_(torch.from_numpy(scale))
+    net = tnn_net(x.shape[1], cfg, x)
     xt = torch.from_numpy(np.nan_to_num(x, nan=0.0).astype(np.float32))
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     for _ in range(cfg.epochs):

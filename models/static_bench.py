@@ -62,7 +62,6 @@ def group_folds(groups: np.ndarray, folds: int, repeat: int) -> np.ndarray:
 
 
 def evaluate_fold(x, y, quad, train, test, cfg: TnnConfig, dim: int) -> dict:
-    import torch
     from sklearn.decomposition import PCA
 
     mean, scale = standardiser(x[train])
@@ -72,10 +71,7 @@ def evaluate_fold(x, y, quad, train, test, cfg: TnnConfig, dim: int) -> dict:
     preds["PCA-SVR"] = _svr_fit_predict(pca.transform(z[train]), y[train], pca.transform(z[test]))
     tnn_cfg = replace(cfg, dim=dim)
     held = mine_triplets(y[test], tnn_cfg, np.random.default_rng(7))
-    untrained = tnn_net(x.shape[1], tnn_cfg)
-    untrained.mean.copy_(torch.from_numpy(mean))
-    untrained.scale.copy_(torch.from_numpy(scale))
-    loss_before = triplet_loss(untrained, x[test], held, cfg.margin)
+    loss_before = triplet_loss(tnn_net(x.shape[1], tnn_cfg, x[train]), x[test], held, cfg.margin)
     net = train_tnn(x[train], y[train], tnn_cfg)
     loss_after = triplet_loss(net, x[test], held, cfg.margin)
     e = embed(net, x)

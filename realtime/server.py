@@ -365,12 +365,7 @@ class WebSocketServer:
         if fut.cancelled() or fut.exception() is not None:
             return
         msg = fut.result()
-        loop = self._loop
-        if loop is not None and not self._closed:
-            try:
-                loop.call_soon_threadsafe(self._broadcast, msg, _dumps(msg))
-            except RuntimeError:
-                pass
+        self.put(msg, _dumps(msg))
 
     def _status_report(self) -> dict:
         msg = {"type": "status", "event": "report", "message": "status on request",

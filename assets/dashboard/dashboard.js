@@ -244,6 +244,7 @@
   planeCv.addEventListener("pointerup", release);
   planeCv.addEventListener("pointercancel", release);
 
+  const baseName = (path) => path.split(/[\\/]/).pop();
   const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
 
   function showResults(list, results) {
@@ -261,7 +262,7 @@
       play.onclick = () => preview(r, start, play);
       const name = document.createElement("span");
       name.className = "name";
-      name.textContent = r.path.split(/[\\/]/).pop();
+      name.textContent = baseName(r.path);
       name.title = r.path;
       const meta = document.createElement("span");
       meta.className = "meta";
@@ -291,7 +292,7 @@
       button.classList.remove("on");
       button.textContent = "▶";
       if (state.preview) state.preview.status = "error";
-      $("found").textContent = `cannot play ${r.path.split(/[\\/]/).pop()}`;
+      $("found").textContent = `cannot play ${baseName(r.path)}`;
     };
     player.onloadedmetadata = () => { if (state.preview) state.preview.duration = player.duration; };
     player.onplaying = () => { if (state.preview) state.preview.status = "playing"; };
