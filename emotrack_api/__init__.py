@@ -7,6 +7,7 @@ Public API::
     tracker = emotrack.Tracker(model, sample_rate=44100)
     for p in tracker.push(block):          # any block size, any channel count
         print(p.t, p.valence, p.arousal)
+    song = emotrack.analyze_song("a.mp3", model, emotrack.SongModel())  # whole-song V/A (TNN-SVR)
 
 Names are imported on first use, so ``import emotrack`` (and ``emotrack --help``) stays light.
 """
@@ -25,6 +26,8 @@ _EXPORTS = {
     "Prediction": "emotrack.realtime.pipeline",
     "Tracker": "emotrack.realtime.pipeline",
     "stream_file": "emotrack.realtime.pipeline",
+    "SongModel": "emotrack.realtime.song",
+    "analyze_song": "emotrack.realtime.song",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

@@ -76,7 +76,18 @@ def write_card(out_dir: Path, name: str, onnx_path: Path, report: dict, onnx_eva
         "bench": bench,
     }
     (out_dir / f"{name}.card.json").write_text(json.dumps(card, indent=1))
-    (out_dir / "MODEL_CARD.md").write_text(render_markdown(card))
+    write_markdown(out_dir)
+
+
+def write_markdown(out_dir: Path) -> None:
+    """MODEL_CARD.md from every card JSON in ``out_dir``: the dynamic model(s) first, then
+    the whole-song model(s), so exporting either one keeps the other's section."""
+    from .song_export import render_song_markdown
+
+    cards = [json.loads(p.read_text()) for p in sorted(Path(out_dir).glob("*.card.json"))]
+    parts = [render_markdown(c) for c in cards if "test_results" in c]
+    parts += [render_song_markdown(c) for c in cards if "onnx_test" in c]
+    (Path(out_dir) / "MODEL_CARD.md").write_text("\n".join(parts))
 
 
 def render_markdown(card: dict) -> str:

@@ -3,6 +3,10 @@
 One JSON object (or CSV row) per prediction; several files get a ``file`` field and a
 progress bar on stderr. An undecodable file is reported with its reason and skipped; the
 exit code is then non-zero, but every other file is still analysed.
+
+``--song``: one JSON object (or CSV row) per file instead: the whole-song valence and
+arousal of the shipped TNN-SVR model and a summary of the dynamic trajectory, both from
+one read of the file.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ def run_analyze(args) -> int:
     except (ModelMismatchError, FileNotFoundError) as e:
         print(f"emotrack analyze: {e}", file=sys.stderr)
         return 2
+    if args.song or args.song_model:
+        return run_analyze_song(args, model)
     multi = len(args.audio) > 1
     out = open(args.out, "w", newline="") if args.out else sys.stdout  # noqa: SIM115
     failed = []
@@ -89,3 +95,59 @@ def _progress(args, multi: bool):
     from tqdm import tqdm
 
     return tqdm(total=0, unit="s", file=sys.stderr, leave=False)
+
+
+def flatten(d: dict, prefix: str = "") -> dict:
+    """Nested dicts -> one level with ``a_b`` keys (CSV columns)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}_"))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def run_analyze_song(args, model) -> int:
+    from .song import SongModel, SongTooShortError, analyze_song
+
+    if args.hop not in (None, model.features.frame_seconds):
+        print(f"emotrack analyze: --song uses the model's own {model.features.frame_seconds} s frames; "
+              "leave out --hop", file=sys.stderr)
+        return 2
+    try:
+        song_model = SongModel(args.song_model)
+    except (ModelMismatchError, FileNotFoundError) as e:
+        print(f"emotrack analyze: {e}", file=sys.stderr)
+        return 2
+    out = open(args.out, "w", newline="") if args.out else sys.stdout  # noqa: SIM115
+    failed = []
+    writer = None
+    try:
+        for path in args.audio:
+            try:
+                res = analyze_song(path, model, song_model)
+            except (AudioDecodeError, SongTooShortError) as e:
+                failed.append(str(path))
+                print(f"emotrack analyze: {e}", file=sys.stderr)
+                continue
+            rec = {"file": str(path), **res.to_dict(song_model, model)}
+            if args.format == "csv":
+                row = flatten(rec)
+                if writer is None:
+                    writer = csv.DictWriter(out, fieldnames=list(row))
+                    writer.writeheader()
+                writer.writerow(row)
+            else:
+                out.write(json.dumps(rec) + "\n")
+            out.flush()
+    except BrokenPipeError:
+        return 0
+    finally:
+        if args.out:
+            out.close()
+    if failed:
+        print(f"emotrack analyze: {len(failed)} of {len(args.audio)} files could not be analysed: "
+              + ", ".join(failed), file=sys.stderr)
+        return EXIT_DECODE
+    return 0

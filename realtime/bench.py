@@ -8,6 +8,9 @@
 - --live, --memory, --startup: the live tracker from outside (see bench_live.py).
 - --library: query times of ``emotrack find`` on a synthetic 10,000-song library
   (see bench_library.py).
+- --song: ``emotrack analyze --song`` on a 45 s clip (44.1 kHz stereo FLAC): the whole
+  path (decoding, resampling, log-mel, the VAE-LSTM trajectory and the whole-song graph),
+  and the whole-song graph alone; one thread, median and p95 over ``--song-runs`` runs.
 - --load: the WebSocket server under 200 clients, stuck and resetting ones among them
   (see bench_load.py).
 """
@@ -23,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import StreamingResampler, load_audio
+from .audio import Framer, StreamingResampler, load_audio
+from .features import logmel_frames
 from .live import demo_path
 from .pipeline import Tracker, stream_file
 
@@ -75,6 +79,33 @@ def bench_analyze(model, seconds: float) -> dict:
             "wall_seconds": dt, "x_realtime": seconds / dt}
 
 
+def bench_song(model, runs: int = 20, seconds: float = 45.0) -> dict:
+    from .song import SongModel, analyze_song
+
+    song = SongModel(threads=1)
+    with tempfile.TemporaryDirectory() as td:
+        path = Path(td) / "song.flac"
+        write_looped_demo(path, seconds)
+        whole, graph = [], []
+        for k in range(runs + 2):
+            t0 = time.perf_counter()
+            res = analyze_song(path, model, song)
+            t1 = time.perf_counter()
+            n = model.features.frame_samples
+            frames = logmel_frames(Framer(n, n, model.features.sample_rate).push(load_audio(path, model.features))[0],
+                                   model.features)
+            t2 = time.perf_counter()
+            song.predict(frames)
+            t3 = time.perf_counter()
+            if k >= 2:
+                whole.append((t1 - t0) * 1e3)
+                graph.append((t3 - t2) * 1e3)
+    w, g = np.asarray(whole), np.asarray(graph)
+    return {"audio_seconds": seconds, "format": "FLAC 44.1 kHz stereo", "runs": runs, "frames": int(len(res.trajectory)),
+            "whole_ms": {"median": float(np.median(w)), "p95": float(np.percentile(w, 95))},
+            "song_graph_ms": {"median": float(np.median(g)), "p95": float(np.percentile(g, 95))}}
+
+
 def run_bench(args) -> int:
     from .model import load_model
 
@@ -101,6 +132,13 @@ def run_bench(args) -> int:
         res["library"] = bench_library(args.library_songs)
         if not args.json:
             print(describe_library(res["library"]), flush=True)
+    if args.song:
+        res["song"] = bench_song(model, args.song_runs)
+        if not args.json:
+            s = res["song"]
+            print(f"analyze --song on {s['audio_seconds']:.0f} s of {s['format']} (1 thread): median "
+                  f"{s['whole_ms']['median']:.1f} ms, p95 {s['whole_ms']['p95']:.1f} ms; the whole-song graph alone "
+                  f"on its {s['frames']} frames: median {s['song_graph_ms']['median']:.2f} ms", flush=True)
     if args.load:
         from .bench_load import describe, run_load
 

@@ -19,12 +19,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="store_true", help="print the version and exit")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
-    a = sub.add_parser("analyze", help="valence/arousal of audio files, one JSON object per 0.5 s")
+    a = sub.add_parser("analyze", help="valence/arousal of audio files, one JSON object per 0.5 s (or per song)")
     a.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, opus, mp3; any rate and channels)")
     a.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
     a.add_argument("--out", help="write here instead of stdout")
     a.add_argument("--hop", type=float, default=None, help="seconds between outputs: 0.5 (default) or a divisor such as 0.25, 0.1")
     a.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
+    a.add_argument("--song", action="store_true",
+                   help="one object per file: whole-song valence/arousal (TNN-SVR) and a summary of the trajectory")
+    a.add_argument("--song-model", help="with --song: an .onnx from `emotrack export-song` (default: the shipped one)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     lv = sub.add_parser("live", help="track a microphone, line input or file live: window + WebSocket",
@@ -112,6 +115,23 @@ def _parser() -> argparse.ArgumentParser:
     sb.add_argument("--tsne", metavar="DIR", help="also draw t-SNE pictures of original and learned features here")
     sb.add_argument("--no-progress", action="store_true")
 
+    ts = sub.add_parser("train-song", help="train the whole-song TNN-SVR on VAE-code statistics (needs emotrack[train])")
+    ts.add_argument("--data", help="the shared data folder")
+    ts.add_argument("--datasets", nargs="+", help="default: all five (soundtracks emotify panda4q vgmidi emopia)")
+    ts.add_argument("--run", default="runs/default", help="the training run whose VAE codes the frames")
+    ts.add_argument("--out", default="runs/song", help="run folder for song.pt and report.json")
+    ts.add_argument("--epochs", type=int, default=60, help="TNN training epochs")
+    ts.add_argument("--limit", type=int, help="at most N clips per dataset and split (for quick checks)")
+    ts.add_argument("--jobs", type=int, default=2)
+    ts.add_argument("--show-val", action="store_true", help="print the validation table instead of the test one")
+    ts.add_argument("--no-progress", action="store_true")
+
+    es = sub.add_parser("export-song", help="ONNX + model card of a train-song run (needs emotrack[train])")
+    es.add_argument("--run", default="runs/song", help="the run folder written by `emotrack train-song`")
+    es.add_argument("--out", default=None, help="output folder (default: the package's assets/)")
+    es.add_argument("--name", default="emotrack-song")
+    es.add_argument("--model-version", default="1")
+
     v = sub.add_parser("evaluate", help="per-song metrics of a model on the held-out test splits")
     v.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
     v.add_argument("--run", help="also print the baselines of this training run's report")
@@ -125,13 +145,16 @@ def _parser() -> argparse.ArgumentParser:
 
     ix = sub.add_parser("index", help="analyse a music library into one SQLite file (resumable)",
                         description="Analyses every audio file under the folders (both cores) and stores each "
-                        "song's trajectory and whole-song valence/arousal. Unchanged files (size, mtime) are "
+                        "song's trajectory and whole-song valence/arousal (the TNN-SVR song model). Unchanged files (size, mtime) are "
                         "skipped, so running it again goes on where it stopped.")
     ix.add_argument("dirs", nargs="+", metavar="DIR", help="folders (searched recursively) or files")
     ix.add_argument("--db", help="the library file (default $EMOTRACK_DB or ~/.local/share/emotrack/library.sqlite)")
     ix.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     ix.add_argument("--retry-failed", action="store_true", help="try files that could not be decoded before")
     ix.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
+    ix.add_argument("--song-model", help="the whole-song model, from `emotrack export-song` (default: the shipped one)")
+    ix.add_argument("--no-song-model", action="store_true",
+                    help="whole-song valence/arousal as the mean of the trajectory instead")
     ix.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
     fd = sub.add_parser("find", help="songs by a point or a drawn profile in valence-arousal space")
@@ -156,6 +179,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--startup", action="store_true", help="time of `emotrack --help`")
     b.add_argument("--load", action="store_true",
                    help="the WebSocket server under 200 clients at hop 0.1, stuck and resetting ones among them")
+    b.add_argument("--song", action="store_true", help="whole-song analysis (analyze --song) of a 45 s clip")
+    b.add_argument("--song-runs", type=int, default=20)
     b.add_argument("--library", action="store_true", help="point and profile query times on a 10,000-song library")
     b.add_argument("--library-songs", type=int, default=10000)
     b.add_argument("--load-clients", type=int, default=200)
@@ -203,7 +228,8 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_bench(args)
     module = {"train": "emotrack.models.cli", "export": "emotrack.export.cli",
-              "evaluate": "emotrack.models.cli", "static-benchmark": "emotrack.models.static_bench"}[args.cmd]
+              "evaluate": "emotrack.models.cli", "static-benchmark": "emotrack.models.static_bench",
+              "train-song": "emotrack.models.song", "export-song": "emotrack.export.song_export"}[args.cmd]
     import importlib
 
     try:

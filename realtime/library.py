@@ -31,7 +31,7 @@ SCHEMA_VERSION = 1
 COARSE_SECONDS = 2.0  # resolution of the coarse trajectory used to find segments
 SHAPE_POINTS = 32  # the whole song resampled to this many points, for whole-song profile queries
 AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64", ".caf"}
-STATIC_METHOD = "trajectory_mean"  # how the whole-song valence/arousal is made (see docs)
+STATIC_METHOD = "trajectory_mean"  # the whole-song valence/arousal without a song model (--no-song-model)
 
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -107,10 +107,18 @@ class SongRecord:
     duration: float
     hop: float
     trajectory: np.ndarray  # [frames, 4]
+    song_va: tuple[float, float] | None = None  # from the whole-song model, if one was used
+    song_method: str | None = None  # e.g. "emotrack-song 1"
 
     @property
     def static(self) -> tuple[float, float]:
+        if self.song_va is not None:
+            return self.song_va
         return float(self.trajectory[:, 0].mean()), float(self.trajectory[:, 1].mean())
+
+    @property
+    def static_method(self) -> str:
+        return self.song_method if self.song_va is not None else STATIC_METHOD
 
 
 def coarse_of(traj: np.ndarray, hop: float, seconds: float = COARSE_SECONDS) -> np.ndarray:
@@ -143,7 +151,7 @@ def store(db: sqlite3.Connection, rec: SongRecord) -> None:
             " duration=excluded.duration, hop=excluded.hop, frames=excluded.frames, valence=excluded.valence,"
             " arousal=excluded.arousal, static_method=excluded.static_method, trajectory=excluded.trajectory,"
             " coarse=excluded.coarse, shape=excluded.shape, indexed_at=excluded.indexed_at",
-            (rec.path, rec.size, rec.mtime_ns, rec.model, rec.duration, rec.hop, len(traj), v, a, STATIC_METHOD,
+            (rec.path, rec.size, rec.mtime_ns, rec.model, rec.duration, rec.hop, len(traj), v, a, rec.static_method,
              traj.tobytes(), coarse_of(traj, rec.hop).tobytes(), resample(traj[:, :2], SHAPE_POINTS).tobytes(),
              time.time()))
 
@@ -155,37 +163,59 @@ def store_failure(db: sqlite3.Connection, path: str, size: int, mtime_ns: int, e
 
 # ---------------------------------------------------------------------- analysis (worker processes)
 _model = None
+_song = None
 
 
-def _init_worker(model_path: str | None) -> None:
-    global _model
+def _init_worker(model_path: str | None, song_path: str | None, use_song: bool) -> None:
+    global _model, _song
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     from .model import load_model
+    from .song import SongModel
 
     _model = load_model(model_path, threads=1)
+    _song = SongModel(song_path, threads=1) if use_song else None
 
 
-def analyse(path: str, size: int, mtime_ns: int, model=None) -> SongRecord | tuple[str, int, int, str]:
-    """One file -> its record, or (path, size, mtime_ns, error) if it cannot be decoded."""
+def analyse(path: str, size: int, mtime_ns: int, model=None, song=None) -> SongRecord | tuple[str, int, int, str]:
+    """One file -> its record, or (path, size, mtime_ns, error) if it cannot be decoded. With
+    a song model, the whole-song valence/arousal is its answer on the same frames."""
     from .audio import AudioDecodeError
-    from .pipeline import stream_file
+    from .song import SongTooShortError, analyze_song
 
     model = model or _model
+    song = song or _song
     try:
-        preds = list(stream_file(model, path))
-        import soundfile as sf
+        if song is not None:
+            res = analyze_song(path, model, song)
+            traj, duration, song_va = res.trajectory, res.duration, (res.valence, res.arousal)
+        else:
+            from .pipeline import stream_file
 
-        info = sf.info(path)
-        duration = info.frames / info.samplerate
-    except AudioDecodeError as e:
+            preds = list(stream_file(model, path))
+            traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds],
+                            np.float32).reshape(-1, 4)
+            duration, song_va = _duration(path), None
+    except (AudioDecodeError, SongTooShortError) as e:
         return (path, size, mtime_ns, str(e))
     except Exception as e:  # a broken file must never stop the index
         return (path, size, mtime_ns, f"{type(e).__name__}: {e}")
-    traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds], np.float32).reshape(-1, 4)
     if len(traj) == 0:
-        return (path, size, mtime_ns, f"{path}: shorter than one 0.5 s frame")
+        return (path, size, mtime_ns, f"{path}: shorter than one 0.5 s frame, nothing to analyse")
     hop = model.features.frame_seconds
-    return SongRecord(path, size, mtime_ns, f"{model.name} {model.version}", duration, hop, traj)
+    return SongRecord(path, size, mtime_ns, model_id(model, song), duration, hop, traj, song_va,
+                      song.label if song is not None else None)
+
+
+def _duration(path: str) -> float:
+    import soundfile as sf
+
+    info = sf.info(path)
+    return info.frames / info.samplerate
+
+
+def model_id(model, song=None) -> str:
+    """What analysed a song; a song analysed by other models is analysed again."""
+    return f"{model.name} {model.version}" + (f" + {song.label}" if song is not None else "")
 
 
 # ---------------------------------------------------------------------- the index run
@@ -224,6 +254,7 @@ def plan(db: sqlite3.Connection, files: Iterable[Path], model_id: str, retry_fai
 
 def run_index(args) -> int:
     from .model import ModelMismatchError, load_model
+    from .song import SongModel
 
     missing = [d for d in args.dirs if not Path(d).exists()]
     if missing:
@@ -231,12 +262,12 @@ def run_index(args) -> int:
         return 2
     try:
         model = load_model(args.model)
+        song = None if args.no_song_model else SongModel(args.song_model)
         db = connect(args.db or default_db())
     except (ModelMismatchError, FileNotFoundError, LibraryError) as e:
         print(f"emotrack index: {e}", file=sys.stderr)
         return 2
-    model_id = f"{model.name} {model.version}"
-    todo, unchanged, old_failures = plan(db, find_audio(args.dirs), model_id, args.retry_failed)
+    todo, unchanged, old_failures = plan(db, find_audio(args.dirs), model_id(model, song), args.retry_failed)
     db_path = args.db or default_db()
     print(f"emotrack index: {len(todo)} to analyse, {unchanged} unchanged"
           + (f", {old_failures} that failed before (--retry-failed tries them again)" if old_failures else "")
@@ -245,7 +276,7 @@ def run_index(args) -> int:
     done = failed = 0
     progress = _progress(len(todo), args)
     try:
-        for res in _results(todo, jobs, args.model, model):
+        for res in _results(todo, jobs, args, model, song):
             if isinstance(res, SongRecord):
                 store(db, res)
                 done += 1
@@ -271,17 +302,17 @@ def run_index(args) -> int:
     return 3 if failed else 0
 
 
-def _results(todo, jobs: int, model_path, model):
+def _results(todo, jobs: int, args, model, song):
     if jobs == 1:
         for item in todo:
-            yield analyse(*item, model=model)
+            yield analyse(*item, model=model, song=song)
         return
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: workers load their own onnxruntime session; nothing is inherited mid-state
     with ProcessPoolExecutor(jobs, mp_context=mp.get_context("spawn"), initializer=_init_worker,
-                             initargs=(str(model_path) if model_path else None,)) as ex:
+                             initargs=(args.model, args.song_model, song is not None)) as ex:
         # long files first keeps both cores busy to the end; results arrive as they finish
         order = sorted(todo, key=lambda t: -t[1])
         futures = [ex.submit(analyse, *item) for item in order]

@@ -57,6 +57,28 @@ def _session(path: Path, threads: int):
         ) from e
 
 
+def open_checked(path: Path, features: FeatureConfig, threads: int, made_by: str):
+    """An onnxruntime session and the emotrack metadata of the model at ``path``; refuses a
+    missing file, a file without emotrack metadata and one made for other features."""
+    if not path.exists():
+        raise FileNotFoundError(f"model file {path} does not exist")
+    session = _session(path, threads)
+    meta = session.get_modelmeta().custom_metadata_map
+    if METADATA_KEY not in meta:
+        raise ModelMismatchError(
+            f"{path}: no '{METADATA_KEY}' metadata; this is not an emotrack model (export one with `{made_by}`)"
+        )
+    meta = json.loads(meta[METADATA_KEY])
+    diff = features.diff(FeatureConfig.from_dict(meta["features"]))
+    if diff:
+        detail = ", ".join(f"{k}: runtime {a!r} vs model {b!r}" for k, (a, b) in diff.items())
+        raise ModelMismatchError(
+            f"{path}: feature parameters differ from this runtime ({detail}). "
+            "Use an emotrack version that matches the model, or re-export the model."
+        )
+    return session, meta
+
+
 class EmotionModel:
     """Stateful VAE-LSTM: ``mel[, h, c] -> valence, arousal, stds[, h', c']``."""
 
@@ -65,24 +87,7 @@ class EmotionModel:
 
     def __init__(self, path: str | Path, features: FeatureConfig = FEATURES, threads: int = 1):
         self.path = Path(path)
-        if not self.path.exists():
-            raise FileNotFoundError(f"model file {self.path} does not exist")
-        self.session = _session(self.path, threads)
-        meta = self.session.get_modelmeta().custom_metadata_map
-        if METADATA_KEY not in meta:
-            raise ModelMismatchError(
-                f"{self.path}: no '{METADATA_KEY}' metadata; this is not an emotrack model "
-                "(export one with `emotrack export`)"
-            )
-        self.meta: dict = json.loads(meta[METADATA_KEY])
-        model_feat = FeatureConfig.from_dict(self.meta["features"])
-        diff = features.diff(model_feat)
-        if diff:
-            detail = ", ".join(f"{k}: runtime {a!r} vs model {b!r}" for k, (a, b) in diff.items())
-            raise ModelMismatchError(
-                f"{self.path}: feature parameters differ from this runtime ({detail}). "
-                "Use an emotrack version that matches the model, or re-export the model."
-            )
+        self.session, self.meta = open_checked(self.path, features, threads, "emotrack export")
         self.features = features
         ins = {i.name for i in self.session.get_inputs()}
         outs = {o.name for o in self.session.get_outputs()}

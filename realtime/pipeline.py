@@ -45,8 +45,9 @@ class Tracker:
     frames 0.5 s apart, so every copy sees exactly what the model was trained on.
     """
 
-    def __init__(self, model: EmotionModel, sample_rate: int, hop: float | None = None):
+    def __init__(self, model: EmotionModel, sample_rate: int, hop: float | None = None, keep_mels: bool = False):
         self.model = model
+        self.keep_mels = keep_mels  # keep every log-mel frame in ``mels`` (whole-song analysis)
         cfg = model.features
         self.cfg = cfg
         hop = cfg.frame_seconds if hop is None else float(hop)
@@ -62,6 +63,8 @@ class Tracker:
             raise ValueError(f"hop {hop} s is not a whole number of samples at {cfg.sample_rate} Hz")
         self.resampler = StreamingResampler(sample_rate, cfg.sample_rate)
         self.framer = Framer(cfg.frame_samples, self.hop_samples, cfg.sample_rate)
+        if keep_mels and self.phases != 1:
+            raise ValueError("keep_mels needs the model's own hop")
         self.reset()
 
     def reset(self) -> None:
@@ -70,6 +73,7 @@ class Tracker:
         self.framer.reset()
         self._states = [self.model.zero_state() for _ in range(self.phases)]
         self._in_pos = 0  # input samples (at ``sample_rate``) of stream time so far, gaps included
+        self.mels: list[np.ndarray] = []
 
     def skip(self, samples: int, reset_state: bool = False) -> None:
         """A gap of ``samples`` input samples (dropped or never captured) in the stream.
@@ -104,6 +108,8 @@ class Tracker:
         if len(frames) == 0:
             return []
         mels = logmel_frames(frames, self.cfg)
+        if self.keep_mels:
+            self.mels.append(mels)
         if self.phases == 1:  # one state: the new frames are one sequence
             o, self._states[0] = self.model.run(mels, self._states[0])
             return _predictions(o, ts)

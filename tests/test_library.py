@@ -233,15 +233,21 @@ def test_index_real_files_then_skip_unchanged(real_library, tmp_path, model):
     assert "analysed 16, 1 could not be decoded, 0 unchanged" in r.stderr
     con = sqlite3.connect(db)
     assert con.execute("PRAGMA user_version").fetchone()[0] == 1
-    rows = con.execute("SELECT path, frames, trajectory, valence, arousal, duration FROM songs").fetchall()
+    rows = con.execute("SELECT path, frames, trajectory, valence, arousal, duration, static_method, model "
+                       "FROM songs").fetchall()
     assert len(rows) == 16
     assert con.execute("SELECT count(*) FROM failures").fetchone()[0] == 1
     # the stored trajectory is what analyze gives
-    path, frames, blob, v, a, dur = rows[0]
+    path, frames, blob, v, a, dur, method, model_id = rows[0]
     traj = np.frombuffer(blob, np.float32).reshape(frames, 4)
     ref = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in stream_file(model, path)], np.float32)
     np.testing.assert_allclose(traj, ref, atol=1e-6)
-    assert abs(v - traj[:, 0].mean()) < 1e-5 and abs(a - traj[:, 1].mean()) < 1e-5 and dur > 10
+    # the whole-song emotion is the song model's, as `analyze --song` gives it
+    from emotrack.realtime.song import SongModel, analyze_song
+
+    song = analyze_song(path, model, SongModel())
+    assert abs(v - song.valence) < 1e-5 and abs(a - song.arousal) < 1e-5 and dur > 10
+    assert method == "emotrack-song 1" and model_id == "emotrack-vae-lstm 1 + emotrack-song 1"
     stamps = dict(con.execute("SELECT path, indexed_at FROM songs"))
     con.close()
     # again: nothing to do; a touched file is analysed again, and only it
@@ -258,6 +264,13 @@ def test_index_real_files_then_skip_unchanged(real_library, tmp_path, model):
     r = subprocess.run(EMOTRACK + ["find", "--point", f"{v},{a}", "--db", str(db), "-k", "1", "--format", "json"],
                        capture_output=True, text=True, timeout=60)
     assert json.loads(r.stdout)[0]["path"] == path
+    # without the song model: every song is analysed again, its emotion the trajectory mean
+    r = _index(real_library, db, "--no-song-model")
+    assert "16 to analyse, 0 unchanged" in r.stderr
+    v, a, blob, frames, method = con.execute("SELECT valence, arousal, trajectory, frames, static_method FROM songs "
+                                             "WHERE path = ?", (path,)).fetchone()
+    traj = np.frombuffer(blob, np.float32).reshape(frames, 4)
+    assert method == "trajectory_mean" and abs(v - traj[:, 0].mean()) < 1e-5 and abs(a - traj[:, 1].mean()) < 1e-5
 
 
 def test_index_resumes_after_kill(real_library, tmp_path):

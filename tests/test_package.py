@@ -24,7 +24,8 @@ def wheel(tmp_path_factory):
 def test_wheel_contains_model_and_assets(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in ("emotrack/assets/emotrack-vae-lstm.onnx", "emotrack/assets/emotrack-vae-lstm.card.json",
-              "emotrack/assets/MODEL_CARD.md", "emotrack/assets/demo.opus", "emotrack/assets/DEMO_AUDIO.txt",
+              "emotrack/assets/MODEL_CARD.md", "emotrack/assets/emotrack-song.onnx", "emotrack/assets/emotrack-song.card.json",
+              "emotrack/assets/demo.opus", "emotrack/assets/DEMO_AUDIO.txt",
               "emotrack/__init__.py", "emotrack/realtime/model.py", "emotrack/models/train.py",
               "emotrack/export/onnx_export.py", "emotrack/assets/protocol-v1.schema.json",
               *(f"emotrack/assets/dashboard/{n}" for n in ("index.html", "dashboard.js", "dashboard.css", "favicon.svg"))):
@@ -44,6 +45,7 @@ def test_shipped_card_matches_shipped_model():
     import hashlib
     import json
 
-    card = json.loads((ROOT / "assets" / "emotrack-vae-lstm.card.json").read_text())
-    onnx_bytes = (ROOT / "assets" / "emotrack-vae-lstm.onnx").read_bytes()
-    assert card["sha256"] == hashlib.sha256(onnx_bytes).hexdigest()
+    for name in ("emotrack-vae-lstm", "emotrack-song"):
+        card = json.loads((ROOT / "assets" / f"{name}.card.json").read_text())
+        onnx_bytes = (ROOT / "assets" / f"{name}.onnx").read_bytes()
+        assert card["sha256"] == hashlib.sha256(onnx_bytes).hexdigest(), name

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from .conftest import DATA, needs_data
+from .conftest import DATA, ROOT, needs_data
 
 pytestmark = needs_data()
 EMOTRACK = [sys.executable, "-m", "emotrack.realtime.cli"]
@@ -132,3 +132,62 @@ def test_static_benchmark_runs_end_to_end(tiny_run):
         for f in ("compare", "vae"):
             img = Image.open(tiny_run["tmp"] / "tsne" / f"tsne-{d}-{f}.png")
             assert img.size[0] > 800 and len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 50  # four panels, not blank
+
+
+def test_train_song_export_song_and_analyze_without_torch(tiny_run):
+    """`emotrack train-song` then `export-song` on a tiny subset: the report has the held-out
+    tables, the card and MODEL_CARD.md get their section (the VAE-LSTM's stays), and the
+    exported graph drives `analyze --song` in a process that cannot import torch."""
+    song_run, exp = tiny_run["tmp"] / "song", tiny_run["tmp"] / "song-export"
+    exp.mkdir()
+    for f in ("emotrack-vae-lstm.onnx", "emotrack-vae-lstm.card.json"):
+        (exp / f).write_bytes((tiny_run["export"] / f).read_bytes())
+    r = run("train-song", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2",
+            "--run", str(tiny_run["run"]), "--out", str(song_run), "--no-progress", env=tiny_run["env"])
+    assert "| TNN-SVR |" in r.stdout and "| trajectory mean (VAE-LSTM) |" in r.stdout
+    rep = json.loads((song_run / "report.json").read_text())
+    assert set(rep["test"]) == {"soundtracks", "panda4q"} and rep["tnn"]["dim"] == 16
+    assert "quadrant_accuracy" in rep["test"]["panda4q"]["TNN-SVR"]
+    assert np.isfinite(rep["test"]["soundtracks"]["TNN-SVR"]["arousal"]["r2"])
+
+    run("export-song", "--run", str(song_run), "--out", str(exp), env=tiny_run["env"])
+    card = json.loads((exp / "emotrack-song.card.json").read_text())
+    assert card["parity"]["torch_vs_onnx"] < 1e-4 and card["parity"]["stats_vs_numpy"] < 1e-4
+    assert set(card["onnx_test"]) == {"soundtracks", "panda4q"}
+    md = (exp / "MODEL_CARD.md").read_text()
+    assert md.index("# Model card: emotrack-vae-lstm") < md.index("# Whole-song model: emotrack-song")
+    assert "| TNN-SVR (ONNX) |" in md
+
+    code = ("import sys; sys.modules['torch'] = None; from emotrack.realtime.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "analyze", "--song", "--model", str(exp / "emotrack-vae-lstm.onnx"),
+                        "--song-model", str(exp / "emotrack-song.onnx"), str(ROOT / "assets" / "demo.opus")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["song_model"] == "emotrack-song 1" and rec["trajectory"]["frames"] == 120
+
+
+def test_song_parity_gate_fails_a_wrong_graph(tiny_run):
+    import torch
+    from emotrack.export.onnx_export import ExportParityError
+    from emotrack.export.song_export import parity_check
+    from emotrack.models.song import load_song_net
+
+    song_run, onnx_path = tiny_run["tmp"] / "song", tiny_run["tmp"] / "song-export" / "emotrack-song.onnx"
+    if not onnx_path.exists():
+        pytest.skip("needs the export of test_train_song_export_song_and_analyze_without_torch")
+    net, _ = load_song_net(song_run)
+    assert parity_check(net, onnx_path)["torch_vs_onnx"] < 1e-4
+    with torch.no_grad():
+        net.svr_a.coef.mul_(1.5)  # the graph no longer matches these weights
+    with pytest.raises(ExportParityError, match="parity failed"):
+        parity_check(net, onnx_path)
+
+
+def test_train_song_without_vae_run_says_what_to_do(tmp_path):
+    r = subprocess.run(EMOTRACK + ["train-song", "--run", str(tmp_path / "none"), "--limit", "2", "--out",
+                                   str(tmp_path / "s")], capture_output=True, text=True)
+    assert r.returncode == 2 and "emotrack train --out" in r.stderr
+    r = subprocess.run(EMOTRACK + ["export-song", "--run", str(tmp_path / "none")], capture_output=True, text=True)
+    assert r.returncode == 2 and "run `emotrack train-song" in r.stderr
