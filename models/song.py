@@ -162,8 +162,9 @@ def evaluate_split(clips: list[Clip], preds: dict[str, np.ndarray]) -> dict:
 
 # ---------------------------------------------------------------------- training
 def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = None, jobs: int = 2,
-               progress: bool = True, log=print, sources: dict | None = None) -> dict:
-    """Fit the TNN and the SVRs on the training clips; write ``out``/song.pt and report.json."""
+               progress: bool = True, log=print, sources: dict | None = None, dim: int | None = None) -> dict:
+    """Fit the TNN and the SVRs on the training clips; write ``out``/song.pt and report.json.
+    ``dim``: the embedding size (default 10 % of the features)."""
     import torch
 
     cfg = cfg or TnnConfig()
@@ -179,7 +180,7 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
     train = split == "train"
     if train.sum() < 10:
         raise ValueError(f"only {int(train.sum())} training songs with song-level labels; need at least 10")
-    dim = max(2, round(0.1 * x.shape[1]))
+    dim = max(2, dim or round(0.1 * x.shape[1]))
     cfg = replace(cfg, dim=dim)
     log(f"TNN on {int(train.sum())} training songs, {x.shape[1]} features -> {dim} dims")
     tnn = train_tnn(x[train], y[train], cfg)
@@ -266,7 +267,7 @@ def cmd_train_song(args) -> int:
     try:
         clips = load_clips(args.data, datasets, {}, args.limit)
         report = train_song(clips, Path(args.run), Path(args.out), TnnConfig(epochs=args.epochs), jobs=args.jobs,
-                            progress=not args.no_progress,
+                            progress=not args.no_progress, dim=args.dim,
                             log=lambda s: print(f"emotrack train-song: {s}", file=sys.stderr),
                             sources={"data": str(args.data or ""), "datasets": datasets, "limit": args.limit,
                                      "command": "emotrack " + " ".join(sys.argv[1:])})

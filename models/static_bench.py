@@ -88,8 +88,10 @@ def evaluate_fold(x, y, quad, train, test, cfg: TnnConfig, dim: int) -> dict:
 
 
 def benchmark(clips: list[Clip], features: dict[str, np.ndarray], folds: int = 5, repeats: int = 3,
-              cfg: TnnConfig | None = None, log=print) -> list[dict]:
-    """One row per (dataset, feature set): mean and std over folds x repeats of each metric."""
+              cfg: TnnConfig | None = None, log=print, dim: int | None = None) -> list[dict]:
+    """One row per (dataset, feature set): mean and std over folds x repeats of each metric.
+    ``dim``: the PCA and TNN dimension (default 10 % of the features); at most the
+    smallest training fold less one."""
     cfg = cfg or TnnConfig()
     rows = []
     for ds in sorted({c.dataset for c in clips}):
@@ -105,16 +107,16 @@ def benchmark(clips: list[Clip], features: dict[str, np.ndarray], folds: int = 5
             quad = quad_all[ok] if quad_all is not None else None
             assignments = [group_folds(groups, folds, r) for r in range(repeats)]
             n_train = min(int((fold != f).sum()) for fold in assignments for f in range(folds))
-            dim = int(max(2, min(round(0.1 * x.shape[1]), n_train - 1)))
+            d = int(max(2, min(dim or round(0.1 * x.shape[1]), n_train - 1)))
             t0 = time.time()
             per_fold = []
             for r, fold in enumerate(assignments):
                 for f in range(folds):
                     test = np.flatnonzero(fold == f)
                     train = np.flatnonzero(fold != f)
-                    per_fold.append(evaluate_fold(x, y, quad, train, test, replace(cfg, seed=cfg.seed + r), dim))
+                    per_fold.append(evaluate_fold(x, y, quad, train, test, replace(cfg, seed=cfg.seed + r), d))
             row = {"dataset": ds, "features": name, "songs": int(len(x)), "feature_dims": int(x.shape[1]),
-                   "dim": dim, "folds": folds, "repeats": repeats, "quadrants": quad is not None,
+                   "dim": d, "folds": folds, "repeats": repeats, "quadrants": quad is not None,
                    "seconds": round(time.time() - t0, 1)}
             for key in ("triplet_loss_before", "triplet_loss_after"):
                 v = np.array([p[key] for p in per_fold])
@@ -123,7 +125,7 @@ def benchmark(clips: list[Clip], features: dict[str, np.ndarray], folds: int = 5
                 row[m] = {k: [float(np.mean([p[m][k] for p in per_fold])), float(np.std([p[m][k] for p in per_fold]))]
                           for k in per_fold[0][m]}
             rows.append(row)
-            log(f"{ds} / {name}: {len(x)} songs, {x.shape[1]} features -> {dim} dims, {row['seconds']} s")
+            log(f"{ds} / {name}: {len(x)} songs, {x.shape[1]} features -> {d} dims, {row['seconds']} s")
     return rows
 
 
@@ -148,6 +150,8 @@ def cmd_static_benchmark(args) -> int:
     from .cli import load_clips
     from .static import compare_features, vae_features
 
+    if args.report:
+        return print_report(args.report)
     clips = load_clips(args.data, args.datasets or ["soundtracks"], {}, args.limit)
     clips = [c for c in clips if static_labels(c) is not None]
     if not clips:
@@ -163,7 +167,7 @@ def cmd_static_benchmark(args) -> int:
             print(f"emotrack static-benchmark: {key}: {err} (left out)", file=sys.stderr)
     cfg = TnnConfig(epochs=args.epochs)
     rows = benchmark(clips, feats, folds=args.folds, repeats=args.repeats, cfg=cfg,
-                     log=lambda s: print(f"emotrack static-benchmark: {s}", file=sys.stderr))
+                     log=lambda s: print(f"emotrack static-benchmark: {s}", file=sys.stderr), dim=args.dim)
     table = format_table(rows)
     print(table)
     if args.tsne:
@@ -182,6 +186,22 @@ def cmd_static_benchmark(args) -> int:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"command": "emotrack " + " ".join(sys.argv[1:]), "tnn": asdict(cfg), "rows": rows},
                                   indent=1) + "\n")
+    return 0
+
+
+def print_report(paths: list[str]) -> int:
+    """One table from several ``--out`` files, and the commands that made them."""
+    rows, commands = [], []
+    for p in paths:
+        try:
+            d = json.loads(Path(p).read_text())
+            rows += d["rows"]
+            commands.append(d["command"])
+        except (OSError, ValueError, KeyError) as e:
+            print(f"emotrack static-benchmark: {p} is not a file written by --out ({e})", file=sys.stderr)
+            return 2
+    print(format_table(rows))
+    print("\nMade by:\n" + "\n".join(commands))
     return 0
 
 

@@ -21,6 +21,7 @@ from .model import EmotionModel, ModelMismatchError, open_checked
 from .pipeline import Tracker
 
 DEFAULT_SONG_MODEL = "emotrack-song.onnx"
+WARMUP_FRAMES = 4  # the LSTM's first 2 s from zero state (wide stds); left out of the summary, as in evaluation
 QUADRANT_NAMES = {1: "Q1 (positive, energetic)", 2: "Q2 (negative, energetic)",
                   3: "Q3 (negative, calm)", 4: "Q4 (positive, calm)"}
 
@@ -66,8 +67,11 @@ def quadrant(v: float, a: float) -> int:
 
 
 def summarize(traj: np.ndarray, t: np.ndarray) -> dict:
-    """The dynamic trajectory ([frames, 4]: valence, arousal and their stds) in a few numbers."""
-    out: dict = {"frames": int(len(traj)), "hop": FEATURES.frame_seconds}
+    """The dynamic trajectory ([frames, 4]: valence, arousal and their stds) in a few numbers,
+    over the frames after the warm-up (all frames if the song is shorter than 4 s)."""
+    warm = WARMUP_FRAMES if len(traj) > 2 * WARMUP_FRAMES else 0
+    out: dict = {"frames": int(len(traj)), "hop": FEATURES.frame_seconds, "warmup_frames_left_out": warm}
+    traj, t = traj[warm:], t[warm:]
     for d, key in ((0, "valence"), (1, "arousal")):
         x = traj[:, d].astype(np.float64)
         k = max(1, len(x) // 10)

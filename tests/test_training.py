@@ -126,6 +126,8 @@ def test_static_benchmark_runs_end_to_end(tiny_run):
         assert row["dim"] <= row["songs"] // 2
     assert rows[("panda4q", "vae")]["quadrants"] and 0 <= rows[("panda4q", "vae")]["TNN-SVR"]["quadrant_accuracy"][0] <= 1
     assert not rows[("soundtracks", "compare")]["quadrants"]
+    rep = run("static-benchmark", "--report", str(out), str(out))  # tables of earlier runs, joined
+    assert rep.stdout.count("| panda4q | vae (160 →") == 6 and "Made by:\nemotrack static-benchmark" in rep.stdout
     from PIL import Image
 
     for d in ("soundtracks", "panda4q"):
@@ -142,11 +144,11 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
     exp.mkdir()
     for f in ("emotrack-vae-lstm.onnx", "emotrack-vae-lstm.card.json"):
         (exp / f).write_bytes((tiny_run["export"] / f).read_bytes())
-    r = run("train-song", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2",
+    r = run("train-song", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2", "--dim", "8",
             "--run", str(tiny_run["run"]), "--out", str(song_run), "--no-progress", env=tiny_run["env"])
     assert "| TNN-SVR |" in r.stdout and "| trajectory mean (VAE-LSTM) |" in r.stdout
     rep = json.loads((song_run / "report.json").read_text())
-    assert set(rep["test"]) == {"soundtracks", "panda4q"} and rep["tnn"]["dim"] == 16
+    assert set(rep["test"]) == {"soundtracks", "panda4q"} and rep["tnn"]["dim"] == 8
     assert "quadrant_accuracy" in rep["test"]["panda4q"]["TNN-SVR"]
     assert np.isfinite(rep["test"]["soundtracks"]["TNN-SVR"]["arousal"]["r2"])
 
