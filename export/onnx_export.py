@@ -50,8 +50,6 @@ def load_checkpoint(path: Path) -> tuple[SeqModel, NetConfig]:
 def export_onnx(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", version: str = "1",
                 extra_meta: dict | None = None) -> Path:
     """Write ``out`` (an .onnx file) and check parity; raise ExportParityError on mismatch."""
-    import onnx
-
     model, net = load_checkpoint(Path(ckpt))
     wrapper = ExportWrapper(model).eval()
     L, H = net.lstm_layers, net.lstm_hidden
@@ -67,18 +65,24 @@ def export_onnx(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", version:
         dyn[n] = {0: "batch", 1: "time"}
     torch.onnx.export(wrapper, (mel, h, c), str(out), input_names=["mel", "h", "c"], output_names=names_out,
                       dynamic_axes=dyn, opset_version=OPSET, dynamo=False)
-    m = onnx.load(str(out))
-    m.ir_version = IR_VERSION
     meta = {"name": name, "version": version, "features": FEATURES.to_dict(), "net": net.to_dict(),
             "hidden_size": H, "num_layers": L, "outputs": names_out, "scale": "DEAM [-1, 1]"}
-    meta.update(extra_meta or {})
+    finish_onnx(out, {**meta, **(extra_meta or {})})
+    parity_check(wrapper, out)
+    return out
+
+
+def finish_onnx(path: Path, meta: dict) -> None:
+    """Pin the IR version, store ``meta`` as the emotrack metadata, check the file fully."""
+    import onnx
+
+    m = onnx.load(str(path))
+    m.ir_version = IR_VERSION
     del m.metadata_props[:]
     p = m.metadata_props.add()
     p.key, p.value = METADATA_KEY, json.dumps(meta)
     onnx.checker.check_model(m, full_check=True)
-    onnx.save(m, str(out))
-    parity_check(wrapper, out)
-    return out
+    onnx.save(m, str(path))
 
 
 @torch.no_grad()

@@ -20,7 +20,7 @@ from emotrack.models.song import format_report, load_song_net
 from emotrack.models.static import code_statistics
 from emotrack.realtime.config import FEATURES
 
-from .onnx_export import IR_VERSION, OPSET, PARITY_TOL, ExportParityError
+from .onnx_export import OPSET, PARITY_TOL, ExportParityError, finish_onnx
 
 PARITY_LENGTHS = (1, 2, 3, 10, 37, 90, 361)
 
@@ -28,8 +28,6 @@ PARITY_LENGTHS = (1, 2, 3, 10, 37, 90, 361)
 def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version: str = "1",
                      extra_meta: dict | None = None) -> tuple[Path, dict]:
     """Write ``out`` and check parity; raise ExportParityError on a mismatch."""
-    import onnx
-    from emotrack.realtime.model import METADATA_KEY
 
     net, cfg = load_song_net(Path(run))
     out = Path(out)
@@ -38,17 +36,10 @@ def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version:
     names_out = ["valence", "arousal", "embedding"]
     torch.onnx.export(net, (mel,), str(out), input_names=["mel"], output_names=names_out,
                       dynamic_axes={"mel": {0: "time"}}, opset_version=OPSET, dynamo=False)
-    m = onnx.load(str(out))
-    m.ir_version = IR_VERSION
     meta = {"name": name, "version": version, "kind": "song", "features": FEATURES.to_dict(),
             "outputs": names_out, "scale": "DEAM [-1, 1]", "embedding_dim": cfg.dim,
             "method": "TNN-SVR on VAE-code statistics (mean, std, p10, p50, p90)"}
-    meta.update(extra_meta or {})
-    del m.metadata_props[:]
-    p = m.metadata_props.add()
-    p.key, p.value = METADATA_KEY, json.dumps(meta)
-    onnx.checker.check_model(m, full_check=True)
-    onnx.save(m, str(out))
+    finish_onnx(out, {**meta, **(extra_meta or {})})
     return out, parity_check(net, out)
 
 

@@ -72,11 +72,7 @@ def run_analyze(args) -> int:
     finally:
         if args.out:
             out.close()
-    if failed:
-        print(f"emotrack analyze: {len(failed)} of {len(args.audio)} files could not be decoded: "
-              + ", ".join(failed), file=sys.stderr)
-        return EXIT_DECODE
-    return 0
+    return _exit(failed, len(args.audio), "decoded")
 
 
 def _duration(path) -> float | None:
@@ -146,8 +142,12 @@ def run_analyze_song(args, model) -> int:
     finally:
         if args.out:
             out.close()
+    return _exit(failed, len(args.audio), "analysed")
+
+
+def _exit(failed: list[str], total: int, what: str) -> int:
     if failed:
-        print(f"emotrack analyze: {len(failed)} of {len(args.audio)} files could not be analysed: "
-              + ", ".join(failed), file=sys.stderr)
+        print(f"emotrack analyze: {len(failed)} of {total} files could not be {what}: " + ", ".join(failed),
+              file=sys.stderr)
         return EXIT_DECODE
     return 0

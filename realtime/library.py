@@ -262,7 +262,10 @@ def run_index(args) -> int:
         return 2
     try:
         model = load_model(args.model)
-        song = None if args.no_song_model else SongModel(args.song_model)
+        try:
+            song = None if args.no_song_model else SongModel(args.song_model)
+        except (ModelMismatchError, FileNotFoundError) as e:
+            raise LibraryError(f"{e} (--no-song-model stores the trajectory mean instead)") from e
         db = connect(args.db or default_db())
     except (ModelMismatchError, FileNotFoundError, LibraryError) as e:
         print(f"emotrack index: {e}", file=sys.stderr)

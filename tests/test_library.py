@@ -314,6 +314,11 @@ def test_index_errors(tmp_path):
     (tmp_path / "m").mkdir()
     r = _index(tmp_path / "m", bad)
     assert r.returncode == 2 and "not a usable SQLite database" in r.stderr
+    from emotrack.realtime.model import default_model_path
+
+    r = _index(tmp_path / "m", tmp_path / "y.sqlite", "--song-model", str(default_model_path()))
+    assert r.returncode == 2 and "not a whole-song model" in r.stderr and "--no-song-model" in r.stderr
+    assert not (tmp_path / "y.sqlite").exists()  # nothing written before the refusal
 
 
 def test_library_benchmark_runs_small():
