@@ -23,11 +23,12 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+from emotrack.realtime.song import quadrants
 
 from .data import Clip
 from .evaluate import _boot, ccc, pearson, rmse
 from .static import PERCENTILES, TnnConfig, embed, static_labels, tnn_net, train_tnn, vae_features
-from .static_bench import _quadrant, _r2
+from .static_bench import _r2
 
 DEFAULT_DATASETS = ("soundtracks", "emotify", "panda4q", "vgmidi", "emopia")
 SVR_PARAMS = {"C": 1.0, "epsilon": 0.1, "gamma": "scale"}  # as in the benchmark
@@ -121,7 +122,7 @@ def song_metrics(y: np.ndarray, p: np.ndarray, quad: np.ndarray | None) -> dict:
     quadrant accuracy, the sign accuracy and the point-biserial r with the sign instead."""
     out: dict = {"songs": int(len(y))}
     if quad is not None:
-        out["quadrant_accuracy"] = float((_quadrant(p) == quad).mean())
+        out["quadrant_accuracy"] = float((quadrants(p) == quad).mean())
     for d, key in ((0, "valence"), (1, "arousal")):
         if quad is not None:
             sign = np.sign(y[:, d])

@@ -22,6 +22,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+from emotrack.realtime.song import quadrants
 
 from .data import Clip
 from .static import (
@@ -47,10 +48,6 @@ def _svr_fit_predict(xtr, ytr, xte) -> np.ndarray:
 def _r2(y, p) -> float:
     ss = ((y - y.mean()) ** 2).sum()
     return float(1 - ((y - p) ** 2).sum() / ss) if ss > 0 else float("nan")
-
-
-def _quadrant(p: np.ndarray) -> np.ndarray:
-    return np.where(p[:, 0] >= 0, np.where(p[:, 1] >= 0, 1, 4), np.where(p[:, 1] >= 0, 2, 3))
 
 
 def group_folds(groups: np.ndarray, folds: int, repeat: int) -> np.ndarray:
@@ -80,7 +77,7 @@ def evaluate_fold(x, y, quad, train, test, cfg: TnnConfig, dim: int) -> dict:
     for m, p in preds.items():
         r = {"r2_valence": _r2(y[test, 0], p[:, 0]), "r2_arousal": _r2(y[test, 1], p[:, 1])}
         if quad is not None:
-            r["quadrant_accuracy"] = float((_quadrant(p) == quad[test]).mean())
+            r["quadrant_accuracy"] = float((quadrants(p) == quad[test]).mean())
             r["sign_accuracy_valence"] = float((np.sign(p[:, 0]) == np.sign(y[test, 0])).mean())
             r["sign_accuracy_arousal"] = float((np.sign(p[:, 1]) == np.sign(y[test, 1])).mean())
         out[m] = r

@@ -185,32 +185,14 @@ def analyse(path: str, size: int, mtime_ns: int, model=None, song=None) -> SongR
     model = model or _model
     song = song or _song
     try:
-        if song is not None:
-            res = analyze_song(path, model, song)
-            traj, duration, song_va = res.trajectory, res.duration, (res.valence, res.arousal)
-        else:
-            from .pipeline import stream_file
-
-            preds = list(stream_file(model, path))
-            traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds],
-                            np.float32).reshape(-1, 4)
-            duration, song_va = _duration(path), None
+        res = analyze_song(path, model, song)
     except (AudioDecodeError, SongTooShortError) as e:
         return (path, size, mtime_ns, str(e))
     except Exception as e:  # a broken file must never stop the index
         return (path, size, mtime_ns, f"{type(e).__name__}: {e}")
-    if len(traj) == 0:
-        return (path, size, mtime_ns, f"{path}: shorter than one 0.5 s frame, nothing to analyse")
-    hop = model.features.frame_seconds
-    return SongRecord(path, size, mtime_ns, model_id(model, song), duration, hop, traj, song_va,
+    return SongRecord(path, size, mtime_ns, model_id(model, song), res.duration, model.features.frame_seconds,
+                      res.trajectory, (res.valence, res.arousal) if song is not None else None,
                       song.label if song is not None else None)
-
-
-def _duration(path: str) -> float:
-    import soundfile as sf
-
-    info = sf.info(path)
-    return info.frames / info.samplerate
 
 
 def model_id(model, song=None) -> str:

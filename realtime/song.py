@@ -62,8 +62,14 @@ class SongModel:
         return float(v), float(a)
 
 
+def quadrants(va: np.ndarray) -> np.ndarray:
+    """Russell quadrant (1..4) of each (valence, arousal) row; zero counts as positive."""
+    va = np.asarray(va)
+    return np.where(va[:, 0] >= 0, np.where(va[:, 1] >= 0, 1, 4), np.where(va[:, 1] >= 0, 2, 3))
+
+
 def quadrant(v: float, a: float) -> int:
-    return (1 if a >= 0 else 4) if v >= 0 else (2 if a >= 0 else 3)
+    return int(quadrants(np.array([[v, a]]))[0])
 
 
 def summarize(traj: np.ndarray, t: np.ndarray) -> dict:
@@ -80,7 +86,7 @@ def summarize(traj: np.ndarray, t: np.ndarray) -> dict:
                     "p10": round(float(np.percentile(x, 10)), 4), "p90": round(float(np.percentile(x, 90)), 4),
                     "first_tenth": round(float(x[:k].mean()), 4), "last_tenth": round(float(x[-k:].mean()), 4),
                     "mean_predicted_std": round(float(traj[:, d + 2].mean()), 4)}
-    q = np.array([quadrant(v, a) for v, a in traj[:, :2]])
+    q = quadrants(traj[:, :2])
     out["quadrant_share"] = {f"Q{i}": round(float((q == i).mean()), 4) for i in (1, 2, 3, 4)}
     peak = int(np.argmax(traj[:, 1]))
     out["arousal_peak_t"] = round(float(t[peak]), 2)
@@ -90,8 +96,8 @@ def summarize(traj: np.ndarray, t: np.ndarray) -> dict:
 @dataclass
 class SongResult:
     duration: float
-    valence: float
-    arousal: float
+    valence: float | None  # None when no song model was given
+    arousal: float | None
     trajectory: np.ndarray  # [frames, 4]
     t: np.ndarray  # frame ends, seconds
 
@@ -103,18 +109,17 @@ class SongResult:
                 "trajectory": summarize(self.trajectory, self.t)}
 
 
-def analyze_song(path, model: EmotionModel, song_model: SongModel) -> SongResult:
-    """Read ``path`` once: the dynamic trajectory (every 0.5 s, from zero state) and the
-    whole-song valence/arousal from the same frames. Raises AudioDecodeError or
-    SongTooShortError."""
+def analyze_song(path, model: EmotionModel, song_model: SongModel | None) -> SongResult:
+    """Read ``path`` once: the dynamic trajectory (every 0.5 s, from zero state) and, with a
+    song model, the whole-song valence/arousal from the same frames. Raises
+    AudioDecodeError or SongTooShortError."""
     sr, _, blocks = read_blocks(path)
-    tracker = Tracker(model, sr, keep_mels=True)
+    tracker = Tracker(model, sr, keep_mels=song_model is not None)
     preds = []
     for b in blocks:
         preds += tracker.push(b)
     if not preds:
         raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
-    mels = np.concatenate(tracker.mels)
-    v, a = song_model.predict(mels)
+    v, a = song_model.predict(np.concatenate(tracker.mels)) if song_model is not None else (None, None)
     traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds], np.float32)
     return SongResult(tracker.stream_seconds, v, a, traj, np.array([p.t for p in preds]))
