@@ -85,7 +85,8 @@ def evaluate_fold(x, y, quad, train, test, cfg: TnnConfig, dim: int) -> dict:
 
 
 def benchmark(clips: list[Clip], features: dict[str, np.ndarray], folds: int = 5, repeats: int = 3,
-              cfg: TnnConfig | None = None, log=print, dim: int | None = None) -> list[dict]:
+              cfg: TnnConfig | None = None, log=print, dim: int | None = None,
+              progress: bool = True) -> list[dict]:
     """One row per (dataset, feature set): mean and std over folds x repeats of each metric.
     ``dim``: the PCA and TNN dimension (default 10 % of the features); at most the
     smallest training fold less one."""
@@ -112,6 +113,8 @@ def benchmark(clips: list[Clip], features: dict[str, np.ndarray], folds: int = 5
                     test = np.flatnonzero(fold == f)
                     train = np.flatnonzero(fold != f)
                     per_fold.append(evaluate_fold(x, y, quad, train, test, replace(cfg, seed=cfg.seed + r), d))
+                    if progress:  # a ComParE fold takes minutes; say how far it is
+                        log(f"{ds} / {name}: fold {len(per_fold)}/{folds * repeats} done, {time.time() - t0:.0f} s")
             row = {"dataset": ds, "features": name, "songs": int(len(x)), "feature_dims": int(x.shape[1]),
                    "dim": d, "folds": folds, "repeats": repeats, "quadrants": quad is not None,
                    "seconds": round(time.time() - t0, 1)}
@@ -164,7 +167,8 @@ def cmd_static_benchmark(args) -> int:
             print(f"emotrack static-benchmark: {key}: {err} (left out)", file=sys.stderr)
     cfg = TnnConfig(epochs=args.epochs)
     rows = benchmark(clips, feats, folds=args.folds, repeats=args.repeats, cfg=cfg,
-                     log=lambda s: print(f"emotrack static-benchmark: {s}", file=sys.stderr), dim=args.dim)
+                     log=lambda s: print(f"emotrack static-benchmark: {s}", file=sys.stderr), dim=args.dim,
+                     progress=not args.no_progress)
     table = format_table(rows)
     print(table)
     if args.tsne:

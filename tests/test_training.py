@@ -114,9 +114,10 @@ def test_static_benchmark_runs_end_to_end(tiny_run):
     a table on stdout and the JSON with every metric."""
     out = tiny_run["tmp"] / "static.json"
     r = run("static-benchmark", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--folds", "2",
-            "--repeats", "1", "--epochs", "2", "--run", str(tiny_run["run"]), "--jobs", "2", "--no-progress",
+            "--repeats", "1", "--epochs", "2", "--run", str(tiny_run["run"]), "--jobs", "2",
             "--out", str(out), "--tsne", str(tiny_run["tmp"] / "tsne"), env=tiny_run["env"])
     assert "| soundtracks | compare (6373 →" in r.stdout and "| panda4q | vae (160 →" in r.stdout
+    assert "panda4q / compare: fold 2/2 done" in r.stderr  # progress through the long folds
     res = json.loads(out.read_text())
     rows = {(x["dataset"], x["features"]): x for x in res["rows"]}
     assert set(rows) == {(d, f) for d in ("soundtracks", "panda4q") for f in ("compare", "vae")}
