@@ -131,14 +131,15 @@ def benchmark(clips: list[Clip], features: dict[str, np.ndarray], folds: int = 5
 
 def format_table(rows: list[dict]) -> str:
     pm = lambda v: f"{v[0]:.3f} ± {v[1]:.3f}"  # noqa: E731
-    lines = ["| dataset | features (dims → d) | songs | method | R² valence | R² arousal | quadrant acc. | sign acc. V / A |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset | features (dims → d) | songs | folds × repeats | method | R² valence | R² arousal "
+             "| quadrant acc. | sign acc. V / A |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         for m in METHODS:
             s = r[m]
             q = pm(s["quadrant_accuracy"]) if r["quadrants"] else ""
             sg = f"{s['sign_accuracy_valence'][0]:.3f} / {s['sign_accuracy_arousal'][0]:.3f}" if r["quadrants"] else ""
-            lines.append(f"| {r['dataset']} | {r['features']} ({r['feature_dims']} → {r['dim']}) | {r['songs']} | {m} | "
+            lines.append(f"| {r['dataset']} | {r['features']} ({r['feature_dims']} → {r['dim']}) | {r['songs']} | "
+                         f"{r['folds']} × {r['repeats']} | {m} | "
                          f"{pm(s['r2_valence'])} | {pm(s['r2_arousal'])} | {q} | {sg} |")
     lines += ["", "| dataset | features | triplet loss on held-out songs, untrained | after training |", "|---|---|---|---|"]
     for r in rows:

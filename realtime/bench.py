@@ -10,7 +10,8 @@
   (see bench_library.py).
 - --song: ``emotrack analyze --song`` on a 45 s clip (44.1 kHz stereo FLAC): the whole
   path (decoding, resampling, log-mel, the VAE-LSTM trajectory and the whole-song graph),
-  and the whole-song graph alone; one thread, median and p95 over ``--song-runs`` runs.
+  and the whole-song graph alone; one thread, median and p95 over ``--song-runs`` runs;
+  and, where opensmile is installed, its ComParE_2016 functionals of the same clip.
 - --load: the WebSocket server under 200 clients, stuck and resetting ones among them
   (see bench_load.py).
 """
@@ -99,10 +100,34 @@ def bench_song(model, runs: int = 20, seconds: float = 45.0) -> dict:
             if k >= 2:
                 whole.append((t1 - t0) * 1e3)
                 graph.append((t2 - t1) * 1e3)
+        compare = bench_compare_extraction(path)
     w, g = np.asarray(whole), np.asarray(graph)
     return {"audio_seconds": seconds, "format": "FLAC 44.1 kHz stereo", "runs": runs, "frames": int(len(res.trajectory)),
             "whole_ms": {"median": float(np.median(w)), "p95": float(np.percentile(w, 95))},
-            "song_graph_ms": {"median": float(np.median(g)), "p95": float(np.percentile(g, 95))}}
+            "song_graph_ms": {"median": float(np.median(g)), "p95": float(np.percentile(g, 95))},
+            "compare_extraction_ms": compare}
+
+
+def bench_compare_extraction(path: Path, runs: int = 5) -> dict | None:
+    """openSMILE ComParE_2016 functionals of the same clip (mono, its own rate): the
+    features the static benchmark compares with, timed to show what a ComParE-based
+    song model would cost. None without the ``train`` extra (opensmile)."""
+    try:
+        import opensmile
+        import soundfile as sf
+    except ImportError:
+        return None
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016,
+                            feature_level=opensmile.FeatureLevel.Functionals)
+    y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    y = y.mean(1)
+    smile.process_signal(y[:sr], sr)  # warm-up
+    ms = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        smile.process_signal(y, sr)
+        ms.append((time.perf_counter() - t0) * 1e3)
+    return {"runs": runs, "median": float(np.median(ms)), "max": float(np.max(ms))}
 
 
 def run_bench(args) -> int:
@@ -138,6 +163,10 @@ def run_bench(args) -> int:
             print(f"analyze --song on {s['audio_seconds']:.0f} s of {s['format']} (1 thread): median "
                   f"{s['whole_ms']['median']:.1f} ms, p95 {s['whole_ms']['p95']:.1f} ms; the whole-song graph alone "
                   f"on its {s['frames']} frames: median {s['song_graph_ms']['median']:.2f} ms", flush=True)
+            c = s["compare_extraction_ms"]
+            print("openSMILE ComParE_2016 functionals of the same clip, for comparison: "
+                  + (f"median {c['median']:.0f} ms over {c['runs']} runs" if c else "not timed (no opensmile; "
+                     "pip install -e '.[train]')"), flush=True)
     if args.load:
         from .bench_load import describe, run_load
 

@@ -102,3 +102,19 @@ def test_code_statistics_in_the_graph_equal_numpy():
     for T in (1, 2, 3, 10, 91):
         z = torch.randn(T, 32, generator=g)
         np.testing.assert_allclose(CodeStats()(z).numpy(), code_statistics(z.numpy()), atol=1e-5)
+
+
+def test_song_benchmark_times_both_paths(model):
+    """`emotrack bench --song` times the whole path and the graph on the same 45 s clip,
+    and, with opensmile installed, the ComParE extraction it is compared with."""
+    from emotrack.realtime.bench import bench_song
+
+    res = bench_song(model, runs=2)
+    assert res["frames"] == 90 and res["runs"] == 2
+    assert 0 < res["song_graph_ms"]["median"] < res["whole_ms"]["median"] <= res["whole_ms"]["p95"]
+    try:
+        import opensmile  # noqa: F401
+    except ImportError:
+        assert res["compare_extraction_ms"] is None
+    else:
+        assert res["compare_extraction_ms"]["runs"] == 5 and res["compare_extraction_ms"]["median"] > 0

@@ -118,6 +118,7 @@ def test_static_benchmark_runs_end_to_end(tiny_run):
             "--out", str(out), "--tsne", str(tiny_run["tmp"] / "tsne"), env=tiny_run["env"])
     assert "| soundtracks | compare (6373 →" in r.stdout and "| panda4q | vae (160 →" in r.stdout
     assert "panda4q / compare: fold 2/2 done" in r.stderr  # progress through the long folds
+    assert "| 2 × 1 | TNN-SVR |" in r.stdout  # folds × repeats beside each row
     res = json.loads(out.read_text())
     rows = {(x["dataset"], x["features"]): x for x in res["rows"]}
     assert set(rows) == {(d, f) for d in ("soundtracks", "panda4q") for f in ("compare", "vae")}
