@@ -186,7 +186,8 @@ def cmd_static_benchmark(args) -> int:
     if args.out:
         out = Path(args.out)
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"command": "emotrack " + " ".join(sys.argv[1:]), "tnn": asdict(cfg), "rows": rows},
+        tnn_settings = {k: v for k, v in asdict(cfg).items() if k != "dim"}  # each row has its own dim
+        out.write_text(json.dumps({"command": "emotrack " + " ".join(sys.argv[1:]), "tnn": tnn_settings, "rows": rows},
                                   indent=1) + "\n")
     return 0
 

@@ -121,6 +121,7 @@ def test_static_benchmark_runs_end_to_end(tiny_run):
     assert "| 2 × 1 | TNN-SVR |" in r.stdout  # folds × repeats beside each row
     res = json.loads(out.read_text())
     rows = {(x["dataset"], x["features"]): x for x in res["rows"]}
+    assert "dim" not in res["tnn"] and res["tnn"]["epochs"] == 2  # the dimension is per row
     assert set(rows) == {(d, f) for d in ("soundtracks", "panda4q") for f in ("compare", "vae")}
     for row in rows.values():
         for m in ("SVR", "PCA-SVR", "TNN-SVR"):
