@@ -156,27 +156,23 @@ def not_better(test: dict, ours: str = "TNN-SVR (ONNX)") -> list[str]:
 
 def cmd_export_song(args) -> int:
     from emotrack.export.card import write_markdown
-    from emotrack.models.cli import load_clips
+    from emotrack.export.cli import open_run, out_dir, run_clips
 
     run = Path(args.run)
-    if not (run / "song.pt").exists():
-        print(f"emotrack export-song: {run}/song.pt not found; run `emotrack train-song --out {run}` first",
-              file=sys.stderr)
+    report = open_run(run, "song.pt", "export-song", "train-song")
+    if report is None:
         return 2
-    report = json.loads((run / "report.json").read_text())
-    out_dir = Path(args.out) if args.out else Path(__file__).resolve().parent.parent / "assets"
-    path = out_dir / f"{args.name}.onnx"
+    out = out_dir(args)
+    path = out / f"{args.name}.onnx"
     try:
         path, parity = export_song_onnx(run, path, args.name, args.model_version,
                                         {"trained_on": sorted(report["data"])})
     except ExportParityError as e:
         print(f"emotrack export-song: {e}", file=sys.stderr)
         return 1
-    src = report.get("sources") or {}
-    clips = load_clips(src.get("data") or None, src.get("datasets"), {}, src.get("limit"))
     card = {"name": args.name, "onnx": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "run": str(run), "parity": parity, "report": report, "onnx_test": evaluate_song_onnx(path, clips)}
-    (out_dir / f"{args.name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
-    write_markdown(out_dir)
-    print(f"wrote {path} and {out_dir}/{args.name}.card.json / MODEL_CARD.md")
+            "run": str(run), "parity": parity, "report": report, "onnx_test": evaluate_song_onnx(path, run_clips(report))}
+    (out / f"{args.name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
+    write_markdown(out)
+    print(f"wrote {path} and {out}/{args.name}.card.json / MODEL_CARD.md")
     return 0
