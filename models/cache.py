@@ -70,7 +70,7 @@ def clip_audio(clip: Clip, cfg: FeatureConfig = FEATURES) -> np.ndarray:
     raise ValueError(f"{clip.key}: neither audio nor MIDI")
 
 
-def _cache_path(clip: Clip, cfg: FeatureConfig) -> Path:
+def cache_path(clip: Clip, cfg: FeatureConfig) -> Path:
     tag = cfg.fingerprint()
     if clip.midi is not None:
         tag += "-" + find_soundfont().stem
@@ -80,7 +80,7 @@ def _cache_path(clip: Clip, cfg: FeatureConfig) -> Path:
 
 def _compute(args) -> tuple[str, str | None]:
     clip, cfg = args
-    path = _cache_path(clip, cfg)
+    path = cache_path(clip, cfg)
     if path.exists():
         return clip.key, None
     try:
@@ -103,7 +103,7 @@ def save_atomic(path: Path, array: np.ndarray) -> None:
 def ensure_features(clips: list[Clip], jobs: int = 2, cfg: FeatureConfig = FEATURES,
                     progress: bool = True) -> dict[str, str]:
     """Compute missing cached frames (in ``jobs`` processes). Returns {clip key: error}."""
-    todo = [c for c in clips if not _cache_path(c, cfg).exists()]
+    todo = [c for c in clips if not cache_path(c, cfg).exists()]
     errors: dict[str, str] = {}
     if not todo:
         return errors
@@ -128,8 +128,8 @@ def ensure_features(clips: list[Clip], jobs: int = 2, cfg: FeatureConfig = FEATU
 
 def load_features(clip: Clip, cfg: FeatureConfig = FEATURES) -> np.ndarray:
     """Cached (N, n_mels, n_t) float32 frames of a clip (call :func:`ensure_features` first)."""
-    return np.load(_cache_path(clip, cfg)).astype(np.float32)
+    return np.load(cache_path(clip, cfg)).astype(np.float32)
 
 
 def has_features(clip: Clip, cfg: FeatureConfig = FEATURES) -> bool:
-    return _cache_path(clip, cfg).exists()
+    return cache_path(clip, cfg).exists()

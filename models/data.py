@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .debian import scan as scan_debian
+
 SPLITS = ("train", "val", "test")
 
 
@@ -383,6 +385,22 @@ def _dynamic_clips(dataset, merged, audio_of, require_audio, root) -> list[Clip]
     return clips
 
 
+def load_debian(root: Path, require_audio: bool = True) -> list[Clip]:
+    """Debian's free game music (``scripts/debian-music.sh`` fetches it into ``root``): unlabelled
+    clips for VAE pretraining and distillation, split by track (file)."""
+    root = Path(root)
+    if not (root / "root").is_dir():
+        raise FileNotFoundError(f"Debian music: {root}/root not found; run `bash scripts/debian-music.sh {root}` first")
+    clips = []
+    for it in scan_debian(root):
+        track = it["path"]
+        cid = hashlib.sha1(track.encode()).hexdigest()[:12]
+        clips.append(Clip("debian", cid, track, split_of("debian", track), audio=root / track,
+                          meta={"package": it["package"], "licence": it["licence"], "seconds": it["seconds"],
+                                "name": Path(track).name}))
+    return clips
+
+
 SHARED_LOADERS = {
     "soundtracks": load_soundtracks,
     "panda4q": load_panda4q,
@@ -390,7 +408,7 @@ SHARED_LOADERS = {
     "vgmidi": load_vgmidi,
     "emopia": load_emopia,
 }
-ROOT_LOADERS = {"deam": load_deam, "pmemo": load_pmemo, "emomusic": load_emomusic}
+ROOT_LOADERS = {"deam": load_deam, "pmemo": load_pmemo, "emomusic": load_emomusic, "debian": load_debian}
 
 
 def load_all(data_root: Path | None = None, datasets: list[str] | None = None,

@@ -87,11 +87,23 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--deam-root", help="DEAM in its official layout (annotations/, MEMD_audio/)")
     t.add_argument("--pmemo-root", help="PMEmo2019 (dynamic_annotations.csv, metadata.csv, chorus/)")
     t.add_argument("--emomusic-root", help="emoMusic (annotations CSVs, clips_45seconds/)")
+    t.add_argument("--debian-root", help="Debian's free music (unlabelled), fetched by scripts/debian-music.sh")
     t.add_argument("--out", default="runs/default", help="run folder for checkpoints and the report")
     t.add_argument("--limit", type=int, help="at most N clips per dataset and split (for quick checks)")
     t.add_argument("--quick", action="store_true", help="tiny epochs: proves the code path in seconds")
     t.add_argument("--no-baselines", action="store_true", help="train only the VAE-LSTM")
     t.add_argument("--jobs", type=int, default=2, help="processes for feature extraction")
+
+    tp = sub.add_parser("teacher-pass", help="cache the musicnn teachers' outputs at every frame of every clip "
+                        "(needs emotrack[train] and musicnn)")
+    tp.add_argument("--data", help="the shared data folder")
+    tp.add_argument("--datasets", nargs="+", help="subset of soundtracks panda4q emotify vgmidi emopia")
+    tp.add_argument("--deam-root")
+    tp.add_argument("--pmemo-root")
+    tp.add_argument("--emomusic-root")
+    tp.add_argument("--debian-root", help="Debian's free music, fetched by scripts/debian-music.sh")
+    tp.add_argument("--limit", type=int, help="at most N clips per dataset and split")
+    tp.add_argument("--jobs", type=int, default=2)
 
     e = sub.add_parser("export", help="ONNX + model card from a training run (needs emotrack[train])")
     e.add_argument("--run", default="runs/default", help="the run folder written by `emotrack train`")
@@ -232,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
         return run_bench(args)
     module = {"train": "emotrack.models.cli", "export": "emotrack.export.cli",
               "evaluate": "emotrack.models.cli", "static-benchmark": "emotrack.models.static_bench",
-              "train-song": "emotrack.models.song", "export-song": "emotrack.export.song_export"}[args.cmd]
+              "train-song": "emotrack.models.song", "teacher-pass": "emotrack.models.teacher_pass", "export-song": "emotrack.export.song_export"}[args.cmd]
     import importlib
 
     try:

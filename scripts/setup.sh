@@ -31,5 +31,10 @@ log=$(mktemp)
 if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[train,dev]' >"$log" 2>&1; then
   cat "$log" >&2; echo "setup: pip install failed (log above)" >&2; exit 1
 fi
+# the teachers' weights ship in musicnn's wheel; its code (TensorFlow 1) is never used, so
+# its dependencies (an old TensorFlow and numpy<1.17) are not installed
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps musicnn==0.1.0 >"$log" 2>&1; then
+  cat "$log" >&2; echo "setup: pip install musicnn failed (log above)" >&2; exit 1
+fi
 rm -f "$log"
 .venv/bin/python -c "import emotrack, torch, onnxruntime; print('setup: emotrack', emotrack.__version__, '| torch', torch.__version__, '| onnxruntime', onnxruntime.__version__)"

@@ -1,0 +1,143 @@
+"""``emotrack teacher-pass``: the teachers' outputs at every 0.5 s frame of every clip, cached
+(training only; the main thread hands clips to ``--jobs`` worker processes).
+
+For each clip (labelled or not) and each 0.5 s frame ending at t = 0.5 k, both musicnn
+teachers are run on the causal ~3 s window that ends at t (see
+:class:`emotrack.models.teachers.TeacherRunner`): 50 tag logits and the 200-d penultimate
+layer of each. The audio is the clip at the model rate (22,050 Hz, rendered with
+fluidsynth for MIDI), resampled to 16 kHz by the runtime's causal resampler, so no sample
+after t reaches a window. The same read also fills the log-mel feature cache of
+:mod:`emotrack.models.cache` when a clip's frames are missing, so MIDI is rendered once.
+
+Stride: every frame for the labelled sets; every second frame (t = 1.0, 2.0, ...) for the
+unlabelled Debian music and the rendered EMOPIA clips (``STRIDE``), which halves the pass;
+frames without a teacher output simply carry no distillation target (no interpolation,
+which would look ahead).
+
+Cache: ``$EMOTRACK_CACHE/teacher/v1/<dataset>/<id>.npz`` (float16), written atomically, so
+a stopped pass loses at most the clips in flight and a re-run goes on with the rest.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+from emotrack.realtime.audio import StreamingResampler
+from emotrack.realtime.config import FEATURES
+
+from .cache import audio_frames, cache_dir, cache_path, clip_audio, save_atomic
+from .data import Clip
+from .teachers import SAMPLE_RATE, TEACHERS, TeacherRunner
+
+RECIPE = "v1"  # bump when the targets change (teachers, windows, resampling)
+STRIDE = {"debian": 2, "emopia": 2}
+ORDER = ("soundtracks", "panda4q", "emotify", "vgmidi", "deam", "pmemo", "emomusic", "debian", "emopia")
+KEYS = tuple(f"{t}_{k}" for t in TEACHERS for k in ("logits", "penultimate"))
+
+
+def targets_path(clip: Clip) -> Path:
+    return cache_dir() / "teacher" / RECIPE / clip.dataset / f"{clip.id.replace('/', '_')}.npz"
+
+
+def has_targets(clip: Clip) -> bool:
+    return targets_path(clip).exists()
+
+
+def load_targets(clip: Clip, n_frames: int) -> dict[str, np.ndarray]:
+    """{key: (n_frames, dim) float32, NaN rows where no window was run} for a clip whose
+    features have ``n_frames`` frames."""
+    z = np.load(targets_path(clip))
+    k = z["k"]
+    k = k[k <= n_frames]
+    out = {}
+    for key in KEYS:
+        a = np.full((n_frames, z[key].shape[1]), np.nan, np.float32)
+        a[k - 1] = z[key][: len(k)].astype(np.float32)
+        out[key] = a
+    return out
+
+
+def clip_targets(clip: Clip, runner: TeacherRunner, audio: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The teachers on every ``STRIDE``-th 0.5 s frame of a clip (audio at the model rate)."""
+    y = clip_audio(clip) if audio is None else audio
+    n = len(y) // FEATURES.frame_samples
+    stride = STRIDE.get(clip.dataset, 1)
+    k = np.arange(stride, n + 1, stride, dtype=np.int32)
+    y16 = StreamingResampler(FEATURES.sample_rate, SAMPLE_RATE).process(y)
+    out = runner.run(y16, k * FEATURES.frame_seconds) if len(k) else {key: np.zeros((0, 1)) for key in KEYS}
+    return {"k": k, **{key: out[key].astype(np.float16) for key in KEYS}}
+
+
+_runner: TeacherRunner | None = None
+
+
+def _init() -> None:
+    global _runner
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import torch
+
+    torch.set_num_threads(1)
+    _runner = TeacherRunner(threads=1)
+
+
+def _work(clip: Clip) -> tuple[str, float, str | None]:
+    """One clip: its features (if missing) and its teacher targets -> (key, seconds, error)."""
+    try:
+        y = clip_audio(clip)
+        fpath = cache_path(clip, FEATURES)
+        if not fpath.exists():
+            save_atomic(fpath, audio_frames(y).astype(np.float16))
+        tpath = targets_path(clip)
+        res = clip_targets(clip, _runner, y)
+        tpath.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tpath.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, **res)
+        os.replace(tmp, tpath)
+        return clip.key, len(y) / FEATURES.sample_rate, None
+    except Exception as e:  # reported, the pass goes on
+        return clip.key, 0.0, f"{type(e).__name__}: {e}"
+
+
+def run_pass(clips: list[Clip], jobs: int = 2, log=print) -> dict:
+    """Targets for every clip that has none yet, in ``ORDER`` of datasets; returns a summary."""
+    rank = {d: i for i, d in enumerate(ORDER)}
+    todo = sorted((c for c in clips if not has_targets(c)), key=lambda c: (rank.get(c.dataset, 99), c.key))
+    log(f"teacher pass: {len(clips) - len(todo)} of {len(clips)} clips cached; {len(todo)} to do with {jobs} "
+        f"processes -> {cache_dir() / 'teacher' / RECIPE}")
+    t0 = time.time()
+    done, audio_s, errors = 0, 0.0, {}
+    if not todo:
+        return {"clips": len(clips), "done": 0, "seconds": 0.0, "errors": {}}
+    with ProcessPoolExecutor(jobs, initializer=_init) as ex:
+        futures = [ex.submit(_work, c) for c in todo]
+        for f in as_completed(futures):
+            key, secs, err = f.result()
+            done += 1
+            audio_s += secs
+            if err:
+                errors[key] = err
+                log(f"teacher pass: {key} failed: {err}")
+            if done % 25 == 0 or done == len(todo):
+                el = time.time() - t0
+                log(f"teacher pass: {done}/{len(todo)} clips, {audio_s / 3600:.2f} h of audio in {el / 60:.1f} min "
+                    f"({audio_s / max(el, 1e-9):.0f}x real time); ~{el / done * (len(todo) - done) / 60:.0f} min left")
+    return {"clips": len(clips), "done": done, "audio_hours": audio_s / 3600, "seconds": time.time() - t0,
+            "errors": errors}
+
+
+def cmd_teacher_pass(args) -> int:
+    from .cli import _roots, load_clips
+
+    clips = load_clips(args.data, args.datasets, _roots(args), args.limit)
+
+    def log(msg: str) -> None:
+        print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+    res = run_pass(clips, jobs=args.jobs, log=log)
+    log(f"teacher pass finished: {res['done']} clips in {res['seconds'] / 60:.1f} min, {len(res['errors'])} errors")
+    return 1 if res["errors"] else 0
+
