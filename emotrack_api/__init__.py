@@ -19,15 +19,15 @@ import importlib
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "FEATURES": "emotrack.realtime.config",
-    "FeatureConfig": "emotrack.realtime.config",
-    "EmotionModel": "emotrack.realtime.model",
-    "load_model": "emotrack.realtime.model",
-    "Prediction": "emotrack.realtime.pipeline",
-    "Tracker": "emotrack.realtime.pipeline",
-    "stream_file": "emotrack.realtime.pipeline",
-    "SongModel": "emotrack.realtime.song",
-    "analyze_song": "emotrack.realtime.song",
+    "FEATURES": "emotrack.realtime.core.config",
+    "FeatureConfig": "emotrack.realtime.core.config",
+    "EmotionModel": "emotrack.realtime.core.model",
+    "load_model": "emotrack.realtime.core.model",
+    "Prediction": "emotrack.realtime.core.tracker",
+    "Tracker": "emotrack.realtime.core.tracker",
+    "stream_file": "emotrack.realtime.core.tracker",
+    "SongModel": "emotrack.realtime.core.song",
+    "analyze_song": "emotrack.realtime.core.song",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

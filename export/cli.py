@@ -6,6 +6,11 @@ import json
 import sys
 from pathlib import Path
 
+from emotrack.models.cli import evaluate_model, load_clips
+
+from .card import write_card
+from .onnx_export import ExportParityError, export_onnx
+
 
 def open_run(run: Path, weights: str, prog: str, train: str) -> dict | None:
     """The report.json of a training run, or None after telling the user which command
@@ -25,17 +30,13 @@ def out_dir(args) -> Path:
 def run_clips(report: dict) -> list:
     """The clips the run was trained on, from the sources its report recorded (the export
     evaluates the ONNX file on their test split)."""
-    from emotrack.models.cli import load_clips
 
     src = report.get("sources") or {}
     return load_clips(src.get("data") or None, src.get("datasets"), src.get("roots") or {}, src.get("limit"))
 
 
 def cmd_export(args) -> int:
-    from emotrack.models.cli import evaluate_model
 
-    from .card import write_card
-    from .onnx_export import ExportParityError, export_onnx
 
     run = Path(args.run)
     report = open_run(run, "vae_lstm.pt", "export", "train")

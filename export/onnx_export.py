@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 from emotrack.models.nets import (
     EmotionHead,
@@ -21,8 +22,8 @@ from emotrack.models.nets import (
     SeqModel,
     vae_code_fn,
 )
-from emotrack.realtime.config import FEATURES, FeatureConfig
-from emotrack.realtime.model import METADATA_KEY, EmotionModel
+from emotrack.realtime.core.config import FEATURES, FeatureConfig
+from emotrack.realtime.core.model import METADATA_KEY, EmotionModel
 
 OPSET = 17
 IR_VERSION = 8
@@ -74,7 +75,6 @@ def export_onnx(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", version:
 
 def finish_onnx(path: Path, meta: dict) -> None:
     """Pin the IR version, store ``meta`` as the emotrack metadata, check the file fully."""
-    import onnx
 
     m = onnx.load(str(path))
     m.ir_version = IR_VERSION

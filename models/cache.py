@@ -1,6 +1,6 @@
 """Rendering MIDI with fluidsynth and caching log-mel frames of every clip (offline).
 
-Frames are computed by the runtime's own streaming path (``emotrack.realtime.audio`` +
+Frames are computed by the runtime's own streaming path (``emotrack.realtime.core.audio`` +
 ``features``), so training sees exactly what ``analyze`` and ``live`` compute. The cache
 lives in ``$EMOTRACK_CACHE`` (default ``~/.cache/emotrack``), keyed by the feature
 fingerprint and, for MIDI, the SoundFont.
@@ -16,9 +16,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
-from emotrack.realtime.audio import Framer, load_audio
-from emotrack.realtime.config import FEATURES, FeatureConfig
-from emotrack.realtime.features import logmel_frames
+from emotrack.realtime.core.audio import Framer, load_audio
+from emotrack.realtime.core.config import FEATURES, FeatureConfig
+from emotrack.realtime.core.features import logmel_frames
+from tqdm import tqdm
 
 from .data import Clip
 
@@ -107,7 +108,6 @@ def ensure_features(clips: list[Clip], jobs: int = 2, cfg: FeatureConfig = FEATU
     errors: dict[str, str] = {}
     if not todo:
         return errors
-    from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
     if jobs <= 1:

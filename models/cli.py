@@ -1,7 +1,6 @@
-"""``emotrack train`` and ``emotrack evaluate`` (main thread, offline).
-
-``train`` needs torch; ``evaluate`` runs an exported ONNX model through the runtime on the
-cached frames of each test split and needs no torch.
+"""``emotrack evaluate`` and what every training-side command shares: which clips a run
+uses (main thread, offline). Torch-free: ``evaluate`` runs an exported ONNX model through
+the runtime on the cached frames of each test split.
 """
 
 from __future__ import annotations
@@ -11,7 +10,12 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
+import numpy as np
+from emotrack.realtime.core.model import load_model
+
 from .data import ROOT_LOADERS, Clip, default_data_root, load_all
+from .evaluate import evaluate_predictions, format_table
+from .seqs import build_seqs
 
 
 def load_clips(data: str | Path | None, datasets: list[str] | None, roots: dict[str, str],
@@ -26,7 +30,7 @@ def load_clips(data: str | Path | None, datasets: list[str] | None, roots: dict[
     return limit_clips(load_all(data, datasets, roots), limit)
 
 
-def _roots(args) -> dict[str, str]:
+def roots_of(args) -> dict[str, str]:
     return {n: getattr(args, f"{n}_root") for n in ROOT_LOADERS if getattr(args, f"{n}_root", None)}
 
 
@@ -43,30 +47,9 @@ def limit_clips(clips: list[Clip], n: int | None) -> list[Clip]:
     return out
 
 
-def cmd_train(args) -> int:
-    from .train import TrainConfig, run_training
-
-    clips = load_clips(args.data, args.datasets, _roots(args), args.limit)
-    cfg = TrainConfig.quick() if args.quick else TrainConfig()
-    if args.no_baselines:
-        cfg = TrainConfig(**{**cfg.__dict__, "baselines": False})
-    sources = {"data": str(Path(args.data) if args.data else default_data_root()),
-               "datasets": args.datasets, "limit": args.limit, "roots": _roots(args),
-               "command": "emotrack " + " ".join(sys.argv[1:])}
-    report = run_training(clips, Path(args.out), cfg, jobs=args.jobs, sources=sources)
-    from .evaluate import format_table
-
-    print(format_table(report["test"]))
-    return 0
-
-
 def evaluate_model(model_path, clips: list[Clip], split: str = "test") -> dict:
     """Run an ONNX model (through the runtime) over the cached frames of ``split``."""
-    import numpy as np
-    from emotrack.realtime.model import load_model
 
-    from .evaluate import evaluate_predictions
-    from .seqs import build_seqs
 
     model = load_model(model_path)
     seqs = build_seqs([c for c in clips if c.split == split])
@@ -78,10 +61,9 @@ def evaluate_model(model_path, clips: list[Clip], split: str = "test") -> dict:
 
 
 def cmd_evaluate(args) -> int:
-    from .evaluate import format_table
 
     try:
-        clips = load_clips(args.data, args.datasets, _roots(args))
+        clips = load_clips(args.data, args.datasets, roots_of(args))
     except FileNotFoundError as e:
         print(f"emotrack evaluate: {e}", file=sys.stderr)
         return 2

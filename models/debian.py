@@ -20,6 +20,8 @@ import json
 import zipfile
 from pathlib import Path
 
+import soundfile as sf
+
 MIN_SECONDS = 30.0
 AUDIO = {".ogg", ".oga", ".opus", ".mp3", ".flac", ".wav"}
 # package -> licence of its music, from usr/share/doc/<package>/copyright (read 2026-12-01)
@@ -107,7 +109,6 @@ def _extract_pk3(pk3: Path, dest: Path) -> list[Path]:
 def scan(root: str | Path, refresh: bool = False) -> list[dict]:
     """Every music file of at least MIN_SECONDS under ``root``: [{path, package, version,
     licence, seconds, sample_rate}], cached in ``root/scan.json``."""
-    import soundfile as sf
 
     root = Path(root)
     cache = root / "scan.json"

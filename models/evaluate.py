@@ -48,7 +48,8 @@ def _ms(values) -> dict:
             "std": float(v.std()) if len(v) else float("nan"), "n": int(len(v))}
 
 
-def _boot(f, x, y, n=500, seed=0) -> dict:
+def bootstrap(f, x, y, n=500, seed=0) -> dict:
+    """``f(x, y)`` and its spread: the std over ``n`` bootstrap resamples of the pairs."""
     x, y = np.asarray(x, float), np.asarray(y, float)
     val = f(x, y)
     rng = np.random.default_rng(seed)
@@ -101,7 +102,7 @@ def evaluate_dataset(items, preds) -> dict:
                 if np.isfinite(body[:, d + 2]).all():
                     inside += int((np.abs(body[:, d] - lab) <= body[:, d + 2]).sum())
                     total += len(body)
-            out[key] = {"rmse": _ms(e_), "r": _boot(pearson, means, truth), "ccc": _boot(ccc, means, truth)}
+            out[key] = {"rmse": _ms(e_), "r": bootstrap(pearson, means, truth), "ccc": bootstrap(ccc, means, truth)}
     elif kind == "quadrant":
         m = np.array([preds[s.key][:, :2].mean(0) for s in items])
         signs = np.array([QUADRANT_SIGNS[s.clip.quadrant] for s in items])
@@ -109,7 +110,7 @@ def evaluate_dataset(items, preds) -> dict:
         out["quadrant_accuracy"] = float((pred_sign == signs).all(1).mean())
         for d, key in ((0, "valence"), (1, "arousal")):
             out[key] = {"sign_accuracy": float((pred_sign[:, d] == signs[:, d]).mean()),
-                        "r": _boot(pearson, m[:, d], signs[:, d])}
+                        "r": bootstrap(pearson, m[:, d], signs[:, d])}
     if total:
         out["within_1std"] = inside / total
     return out

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
-from emotrack.realtime.config import FEATURES
+from emotrack.realtime.core.config import FEATURES
 from torch import nn
 from torch.nn import functional as F
 

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from emotrack.realtime.config import FEATURES
+from emotrack.realtime.core.config import FEATURES
 
 from .cache import ensure_features, load_features
 from .data import QUADRANT_SIGNS, Clip

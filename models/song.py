@@ -23,20 +23,25 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-from emotrack.realtime.song import quadrants
+import torch
+from emotrack.realtime.core.model import load_model
+from emotrack.realtime.core.song import quadrants
+from sklearn.svm import SVR
+from torch import nn
 
+from .cache import load_features
+from .cli import load_clips
 from .data import Clip
-from .evaluate import _boot, ccc, pearson, rmse
+from .evaluate import bootstrap, ccc, pearson, rmse
+from .nets import FrameVAE, NetConfig
 from .static import PERCENTILES, TnnConfig, embed, static_labels, tnn_net, train_tnn, vae_features
-from .static_bench import _r2
+from .static_bench import r2
 
 DEFAULT_DATASETS = ("soundtracks", "emotify", "panda4q", "vgmidi", "emopia")
 SVR_PARAMS = {"C": 1.0, "epsilon": 0.1, "gamma": "scale"}  # as in the benchmark
 
 
 def _torch_modules():
-    import torch
-    from torch import nn
 
     class CodeStats(nn.Module):
         """(T, D) -> (5 D,): mean, std (ddof 0), and the percentiles with numpy's linear
@@ -92,9 +97,7 @@ def _torch_modules():
 
 
 def load_vae(run: Path):
-    import torch
 
-    from .nets import FrameVAE, NetConfig
 
     ckpt = torch.load(Path(run) / "vae_lstm.pt", map_location="cpu", weights_only=False)
     vae = FrameVAE(NetConfig.from_dict(ckpt["net_config"]))
@@ -103,7 +106,6 @@ def load_vae(run: Path):
 
 
 def fit_svrs(e: np.ndarray, y: np.ndarray) -> list:
-    from sklearn.svm import SVR
 
     return [SVR(**SVR_PARAMS).fit(e, y[:, k]) for k in range(2)]
 
@@ -127,19 +129,17 @@ def song_metrics(y: np.ndarray, p: np.ndarray, quad: np.ndarray | None) -> dict:
         if quad is not None:
             sign = np.sign(y[:, d])
             out[key] = {"sign_accuracy": float((np.where(p[:, d] >= 0, 1.0, -1.0) == sign).mean()),
-                        "r": _boot(pearson, p[:, d], sign)}
+                        "r": bootstrap(pearson, p[:, d], sign)}
         else:
-            out[key] = {"r2": _r2(y[:, d], p[:, d]),
-                        "rmse": rmse(p[:, d], y[:, d]), "r": _boot(pearson, p[:, d], y[:, d]),
-                        "ccc": _boot(ccc, p[:, d], y[:, d])}
+            out[key] = {"r2": r2(y[:, d], p[:, d]),
+                        "rmse": rmse(p[:, d], y[:, d]), "r": bootstrap(pearson, p[:, d], y[:, d]),
+                        "ccc": bootstrap(ccc, p[:, d], y[:, d])}
     return out
 
 
 def trajectory_means(clips: list[Clip], model_path=None) -> np.ndarray:
     """The mean of the dynamic model's trajectory per clip (through the ONNX runtime)."""
-    from emotrack.realtime.model import load_model
 
-    from .cache import load_features
 
     model = load_model(model_path)
     out = []
@@ -166,7 +166,6 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
                progress: bool = True, log=print, sources: dict | None = None, dim: int | None = None) -> dict:
     """Fit the TNN and the SVRs on the training clips; write ``out``/song.pt and report.json.
     ``dim``: the embedding size (default 10 % of the features)."""
-    import torch
 
     cfg = cfg or TnnConfig()
     clips = [c for c in clips if static_labels(c) is not None]
@@ -217,7 +216,6 @@ def _svr_state(s) -> dict:
 
 def load_song_net(run: Path, vae_run: Path | None = None):
     """The torch SongNet of a ``train-song`` run (its VAE from the run it names, or ``vae_run``)."""
-    import torch
 
     ck = torch.load(Path(run) / "song.pt", map_location="cpu", weights_only=False)
     cfg = TnnConfig(**ck["tnn_config"])
@@ -262,7 +260,6 @@ def format_report(report: dict, split: str = "test") -> str:
 
 
 def cmd_train_song(args) -> int:
-    from .cli import load_clips
 
     datasets = args.datasets or list(DEFAULT_DATASETS)
     try:

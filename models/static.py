@@ -26,9 +26,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
+import torch
+from emotrack.realtime.core.config import FEATURES
+from torch import nn
+from tqdm import tqdm
 
 from .cache import cache_dir, clip_audio, ensure_features, load_features, save_atomic
 from .data import QUADRANT_SIGNS, Clip
+from .nets import FrameVAE, NetConfig
 
 FEATURE_SETS = ("compare", "vae")
 PERCENTILES = (10, 50, 90)
@@ -60,7 +66,6 @@ def _compare_one(clip: Clip) -> tuple[str, str | None]:
         return clip.key, None
     try:
         import opensmile
-        import soundfile as sf
 
         smile = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016,
                                 feature_level=opensmile.FeatureLevel.Functionals)
@@ -68,8 +73,6 @@ def _compare_one(clip: Clip) -> tuple[str, str | None]:
             y, sr = sf.read(str(clip.audio), dtype="float32", always_2d=True)
             y = y.mean(1)
         else:  # MIDI: rendered at the model rate, as for training
-            from emotrack.realtime.config import FEATURES
-
             y, sr = clip_audio(clip), FEATURES.sample_rate
         f = smile.process_signal(y, sr).to_numpy()[0].astype(np.float32)
     except Exception as e:  # report and go on; the caller decides
@@ -80,7 +83,6 @@ def _compare_one(clip: Clip) -> tuple[str, str | None]:
 
 def compare_features(clips: list[Clip], jobs: int = 2, progress: bool = True) -> tuple[np.ndarray, dict[str, str]]:
     """ComParE_2016 functionals [n, 6373] (NaN rows for clips that failed) and the errors."""
-    from tqdm import tqdm
 
     todo = [c for c in clips if not _compare_path(c).exists()]
     errors: dict[str, str] = {}
@@ -104,9 +106,7 @@ def code_statistics(codes: np.ndarray) -> np.ndarray:
 
 def vae_features(clips: list[Clip], run: Path, jobs: int = 2, progress: bool = True) -> tuple[np.ndarray, dict[str, str]]:
     """VAE-code statistics [n, 5 * latent] from the VAE of a training run."""
-    import torch
 
-    from .nets import FrameVAE, NetConfig
 
     ckpt_path = Path(run) / "vae_lstm.pt"
     if not ckpt_path.exists():
@@ -166,8 +166,6 @@ def mine_triplets(y: np.ndarray, cfg: TnnConfig, rng: np.random.Generator) -> np
 
 def tnn_net(n_in: int, cfg: TnnConfig, x_train: np.ndarray | None = None):
     """An untrained TNN; with ``x_train``, its standardisation is set from those features."""
-    import torch
-    from torch import nn
 
     class Tnn(nn.Module):
         """standardise -> MLP -> L2-normalised embedding (the standardisation is part of
@@ -201,7 +199,6 @@ def standardiser(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def triplet_loss(net, x: np.ndarray, triplets: np.ndarray, margin: float) -> float:
     """Mean triplet margin loss of ``net`` on these triplets (eval mode, no gradient)."""
-    import torch
 
     if not len(triplets):
         return float("nan")
@@ -215,7 +212,6 @@ def triplet_loss(net, x: np.ndarray, triplets: np.ndarray, margin: float) -> flo
 def train_tnn(x: np.ndarray, y: np.ndarray, cfg: TnnConfig):
     """Train a TNN on features ``x`` [n, f] with emotion labels ``y`` [n, 2]; new triplets
     are mined every epoch."""
-    import torch
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
@@ -241,7 +237,6 @@ def train_tnn(x: np.ndarray, y: np.ndarray, cfg: TnnConfig):
 
 
 def embed(net, x: np.ndarray) -> np.ndarray:
-    import torch
 
     net.eval()
     with torch.no_grad():

@@ -22,11 +22,15 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
-from emotrack.realtime.song import quadrants
+from emotrack.realtime.core.song import quadrants
+from sklearn.decomposition import PCA
+from sklearn.svm import SVR
 
+from .cli import load_clips
 from .data import Clip
 from .static import (
     TnnConfig,
+    compare_features,
     embed,
     mine_triplets,
     standardiser,
@@ -34,18 +38,18 @@ from .static import (
     tnn_net,
     train_tnn,
     triplet_loss,
+    vae_features,
 )
 
 METHODS = ("SVR", "PCA-SVR", "TNN-SVR")
 
 
 def _svr_fit_predict(xtr, ytr, xte) -> np.ndarray:
-    from sklearn.svm import SVR
 
     return np.column_stack([SVR(C=1.0, epsilon=0.1, gamma="scale").fit(xtr, ytr[:, k]).predict(xte) for k in range(2)])
 
 
-def _r2(y, p) -> float:
+def r2(y, p) -> float:
     ss = ((y - y.mean()) ** 2).sum()
     return float(1 - ((y - p) ** 2).sum() / ss) if ss > 0 else float("nan")
 
@@ -59,7 +63,6 @@ def group_folds(groups: np.ndarray, folds: int, repeat: int) -> np.ndarray:
 
 
 def evaluate_fold(x, y, quad, train, test, cfg: TnnConfig, dim: int) -> dict:
-    from sklearn.decomposition import PCA
 
     mean, scale = standardiser(x[train])
     z = np.nan_to_num((x - mean) / scale)
@@ -75,7 +78,7 @@ def evaluate_fold(x, y, quad, train, test, cfg: TnnConfig, dim: int) -> dict:
     preds["TNN-SVR"] = _svr_fit_predict(e[train], y[train], e[test])
     out = {"triplet_loss_before": loss_before, "triplet_loss_after": loss_after, "held_out_triplets": len(held)}
     for m, p in preds.items():
-        r = {"r2_valence": _r2(y[test, 0], p[:, 0]), "r2_arousal": _r2(y[test, 1], p[:, 1])}
+        r = {"r2_valence": r2(y[test, 0], p[:, 0]), "r2_arousal": r2(y[test, 1], p[:, 1])}
         if quad is not None:
             r["quadrant_accuracy"] = float((quadrants(p) == quad[test]).mean())
             r["sign_accuracy_valence"] = float((np.sign(p[:, 0]) == np.sign(y[test, 0])).mean())
@@ -148,8 +151,6 @@ def format_table(rows: list[dict]) -> str:
 
 
 def cmd_static_benchmark(args) -> int:
-    from .cli import load_clips
-    from .static import compare_features, vae_features
 
     if args.report:
         return print_report(args.report)

@@ -26,10 +26,12 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
-from emotrack.realtime.audio import StreamingResampler
-from emotrack.realtime.config import FEATURES
+import torch
+from emotrack.realtime.core.audio import StreamingResampler
+from emotrack.realtime.core.config import FEATURES
 
 from .cache import audio_frames, cache_dir, cache_path, clip_audio, save_atomic
+from .cli import load_clips, roots_of
 from .data import Clip
 from .teachers import SAMPLE_RATE, TEACHERS, TeacherRunner
 
@@ -78,7 +80,6 @@ _runner: TeacherRunner | None = None
 def _init() -> None:
     global _runner
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    import torch
 
     torch.set_num_threads(1)
     _runner = TeacherRunner(threads=1)
@@ -130,9 +131,8 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print) -> dict:
 
 
 def cmd_teacher_pass(args) -> int:
-    from .cli import _roots, load_clips
 
-    clips = load_clips(args.data, args.datasets, _roots(args), args.limit)
+    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
 
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)

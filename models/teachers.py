@@ -20,10 +20,12 @@ max- and mean-pooling over time, batch-norm, a 200-unit ReLU layer with batch-no
 
 from __future__ import annotations
 
+import tempfile
 import warnings
 from importlib import resources
 from pathlib import Path
 
+import librosa
 import numpy as np
 import torch
 from torch import nn
@@ -79,7 +81,6 @@ def melspectrogram(y16k: np.ndarray) -> np.ndarray:
 
     Frame k covers samples [256 k - 256, 256 k + 256) (centre padding with zeros at the
     ends of the signal)."""
-    import librosa
 
     y = np.asarray(y16k, dtype=np.float32)
     if len(y) == 0:
@@ -258,7 +259,6 @@ class TeacherRunner:
     BATCH = 32
 
     def __init__(self, names: tuple[str, ...] = TEACHERS, threads: int = 1, workdir: str | Path | None = None):
-        import tempfile
 
         import onnxruntime as ort
 

@@ -17,16 +17,19 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from emotrack.realtime.config import FEATURES
+from emotrack.realtime.core.config import FEATURES
 
-from .data import Clip
-from .nets import EmotionHead, FrameAE, FrameVAE, NetConfig, SeqModel, vae_code_fn
+from .cli import load_clips, roots_of
+from .data import Clip, default_data_root
+from .evaluate import evaluate_predictions, format_table
+from .nets import ConvEncoder, EmotionHead, FrameAE, FrameVAE, NetConfig, SeqModel, vae_code_fn
 from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, build_seqs, log, shift_gain  # noqa: F401
 
 
@@ -172,7 +175,6 @@ def _batch(seqs: list[Seq], rng, inputs: str, train: bool, max_len: int = MAX_LE
 def val_score(model: SeqModel, val: list[Seq], inputs: str) -> float:
     """Model selection: mean Pearson r over validation datasets and both dimensions
     (per-song r for dynamic sets, across songs for static and quadrant sets)."""
-    from .evaluate import evaluate_predictions
 
     res = evaluate_predictions(val, predict_sequences(model, val, inputs))
     rs = [m[d]["r"]["mean"] for m in res.values() for d in ("valence", "arousal")]
@@ -326,7 +328,6 @@ def predict_constant(c: np.ndarray, seqs: list[Seq]) -> dict[str, np.ndarray]:
 def run_training(clips: list[Clip], out: Path, cfg: TrainConfig | None = None,
                  net: NetConfig | None = None, jobs: int = 2, sources: dict | None = None) -> dict:
     """Train the VAE-LSTM and the baselines; write checkpoints and the report to ``out``."""
-    from .evaluate import evaluate_predictions
 
     cfg = cfg or TrainConfig()
     net = net or NetConfig()
@@ -370,7 +371,6 @@ def run_training(clips: list[Clip], out: Path, cfg: TrainConfig | None = None,
                                            split["val"], cfg, "ae", cfg.head_epochs, "ae-lstm")
         preds["AE-LSTM"] = predict_sequences(ae_lstm, split["test"], "ae")
         # 3. CNN-LSTM: the same conv encoder trained end to end with the head
-        from .nets import ConvEncoder
 
         cnn_lstm = SeqModel(ConvEncoder(net, net.latent_dim), EmotionHead(net))
         report["cnn_lstm"] = train_sequence(cnn_lstm, list(cnn_lstm.parameters()), split["train"],
@@ -411,3 +411,17 @@ def _json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     raise TypeError(type(o))
+
+
+def cmd_train(args) -> int:
+    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
+    cfg = TrainConfig.quick() if args.quick else TrainConfig()
+    if args.no_baselines:
+        cfg = TrainConfig(**{**cfg.__dict__, "baselines": False})
+    sources = {"data": str(Path(args.data) if args.data else default_data_root()),
+               "datasets": args.datasets, "limit": args.limit, "roots": roots_of(args),
+               "command": "emotrack " + " ".join(sys.argv[1:])}
+    report = run_training(clips, Path(args.out), cfg, jobs=args.jobs, sources=sources)
+
+    print(format_table(report["test"]))
+    return 0

@@ -11,86 +11,99 @@ one read of the file.
 
 from __future__ import annotations
 
+import argparse
 import csv
-import json
 import sys
 from pathlib import Path
 
-from .audio import AudioDecodeError, read_blocks
-from .model import ModelMismatchError, load_model
-from .pipeline import stream_blocks
+import soundfile as sf
 
-FIELDS = ["t", "valence", "arousal", "valence_std", "arousal_std"]
-EXIT_DECODE = 3  # some input files could not be decoded
+from . import protocol
+from .console import progress, say
+from .core.audio import AudioDecodeError, read_blocks
+from .core.model import EmotionModel, ModelError, load_model
+from .core.song import SongModel, SongTooShortError, analyze_song
+from .core.tracker import stream_blocks
+from .exitcodes import ExitCode
+
+HELP = "valence/arousal of audio files, one JSON object per 0.5 s (or per song)"
 
 
-def run_analyze(args) -> int:
+def add_arguments(a: argparse.ArgumentParser) -> None:
+    a.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, opus, mp3; any rate and channels)")
+    a.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    a.add_argument("--out", help="write here instead of stdout")
+    a.add_argument("--hop", type=float, default=None,
+                   help="seconds between outputs: 0.5 (default) or a divisor such as 0.25, 0.1")
+    a.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
+    a.add_argument("--song", action="store_true",
+                   help="one object per file: whole-song valence/arousal (TNN-SVR) and a summary of the trajectory")
+    a.add_argument("--song-model", help="with --song: an .onnx from `emotrack export-song` (default: the shipped one)")
+    a.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def run(args: argparse.Namespace) -> int:
     try:
         model = load_model(args.model)
-    except (ModelMismatchError, FileNotFoundError) as e:
-        print(f"emotrack analyze: {e}", file=sys.stderr)
-        return 2
+    except ModelError as e:
+        say("analyze", str(e))
+        return ExitCode.USAGE
     if args.song or args.song_model:
-        return run_analyze_song(args, model)
-    multi = len(args.audio) > 1
-    out = open(args.out, "w", newline="") if args.out else sys.stdout  # noqa: SIM115
+        return analyze_songs(args.audio, model, args.song_model, args.format, args.out, args.hop)
+    return analyze(args.audio, model, args.format, args.out, args.hop, not args.no_progress)
+
+
+def analyze(paths: list[str], model: EmotionModel, fmt: str = "jsonl", out_path: str | None = None,
+            hop: float | None = None, show_progress: bool = True) -> int:
+    """Every prediction of every file, to ``out_path`` or stdout."""
+    multi = len(paths) > 1
+    out = open(out_path, "w", newline="") if out_path else sys.stdout  # noqa: SIM115
     failed = []
     try:
         writer = None
-        if args.format == "csv":
-            writer = csv.DictWriter(out, fieldnames=(["file"] if multi else []) + FIELDS)
+        if fmt == "csv":
+            writer = csv.DictWriter(out, fieldnames=(["file"] if multi else []) + list(protocol.PREDICTION_FIELDS))
             writer.writeheader()
-        progress = _progress(args, multi)
-        for path in args.audio:
+        bar = progress(0, "s", show_progress and (multi or bool(out_path)))
+        for path in paths:
             try:
                 sr, _, blocks = read_blocks(path)
-                total = _duration(path)
-                if progress is not None:
-                    progress.reset(total=round(total or 0, 1))
-                    progress.set_description(Path(path).name[:30])
-                for p in stream_blocks(model, sr, blocks, hop=args.hop):
+                if bar is not None:
+                    bar.reset(total=round(_duration(path) or 0, 1))
+                    bar.set_description(Path(path).name[:30])
+                for p in stream_blocks(model, sr, blocks, hop=hop):
                     rec = p.to_dict()
                     if multi:
                         rec = {"file": str(path), **rec}
                     if writer:
                         writer.writerow(rec)
                     else:
-                        out.write(json.dumps(rec) + "\n")
-                    if progress is not None:
-                        progress.update(round(p.t - progress.n, 1))
+                        out.write(protocol.dumps(rec) + "\n")
+                    if bar is not None:
+                        bar.update(round(p.t - bar.n, 1))
                 out.flush()
             except AudioDecodeError as e:
                 failed.append(str(path))
-                print(f"emotrack analyze: {e}", file=sys.stderr)
+                say("analyze", str(e))
             except ValueError as e:  # bad --hop and the like: nothing else will work either
-                print(f"emotrack analyze: {e}", file=sys.stderr)
-                return 2
-        if progress is not None:
-            progress.close()
+                say("analyze", str(e))
+                return ExitCode.USAGE
+        if bar is not None:
+            bar.close()
     except BrokenPipeError:
-        return 0
+        return ExitCode.OK
     finally:
-        if args.out:
+        if out_path:
             out.close()
-    return _exit(failed, len(args.audio), "decoded")
+    return _exit(failed, len(paths), "decoded")
 
 
 def _duration(path) -> float | None:
-    import soundfile as sf
-
     try:
         i = sf.info(str(path))
         return i.frames / i.samplerate
     except Exception:
         return None
-
-
-def _progress(args, multi: bool):
-    if args.no_progress or not (multi or args.out) or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=0, unit="s", file=sys.stderr, leave=False)
 
 
 def flatten(d: dict, prefix: str = "") -> dict:
@@ -104,50 +117,48 @@ def flatten(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def run_analyze_song(args, model) -> int:
-    from .song import SongModel, SongTooShortError, analyze_song
-
-    if args.hop not in (None, model.features.frame_seconds):
-        print(f"emotrack analyze: --song uses the model's own {model.features.frame_seconds} s frames; "
-              "leave out --hop", file=sys.stderr)
-        return 2
+def analyze_songs(paths: list[str], model: EmotionModel, song_model_path: str | None = None, fmt: str = "jsonl",
+                  out_path: str | None = None, hop: float | None = None) -> int:
+    """One whole-song object per file, to ``out_path`` or stdout."""
+    if hop not in (None, model.features.frame_seconds):
+        say("analyze", f"--song uses the model's own {model.features.frame_seconds} s frames; leave out --hop")
+        return ExitCode.USAGE
     try:
-        song_model = SongModel(args.song_model)
-    except (ModelMismatchError, FileNotFoundError) as e:
-        print(f"emotrack analyze: {e}", file=sys.stderr)
-        return 2
-    out = open(args.out, "w", newline="") if args.out else sys.stdout  # noqa: SIM115
+        song_model = SongModel(song_model_path)
+    except ModelError as e:
+        say("analyze", str(e))
+        return ExitCode.USAGE
+    out = open(out_path, "w", newline="") if out_path else sys.stdout  # noqa: SIM115
     failed = []
     writer = None
     try:
-        for path in args.audio:
+        for path in paths:
             try:
                 res = analyze_song(path, model, song_model)
             except (AudioDecodeError, SongTooShortError) as e:
                 failed.append(str(path))
-                print(f"emotrack analyze: {e}", file=sys.stderr)
+                say("analyze", str(e))
                 continue
             rec = {"file": str(path), **res.to_dict(song_model, model)}
-            if args.format == "csv":
+            if fmt == "csv":
                 row = flatten(rec)
                 if writer is None:
                     writer = csv.DictWriter(out, fieldnames=list(row))
                     writer.writeheader()
                 writer.writerow(row)
             else:
-                out.write(json.dumps(rec) + "\n")
+                out.write(protocol.dumps(rec) + "\n")
             out.flush()
     except BrokenPipeError:
-        return 0
+        return ExitCode.OK
     finally:
-        if args.out:
+        if out_path:
             out.close()
-    return _exit(failed, len(args.audio), "analysed")
+    return _exit(failed, len(paths), "analysed")
 
 
 def _exit(failed: list[str], total: int, what: str) -> int:
     if failed:
-        print(f"emotrack analyze: {len(failed)} of {total} files could not be {what}: " + ", ".join(failed),
-              file=sys.stderr)
-        return EXIT_DECODE
-    return 0
+        say("analyze", f"{len(failed)} of {total} files could not be {what}: " + ", ".join(failed))
+        return ExitCode.DECODE
+    return ExitCode.OK

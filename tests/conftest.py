@@ -1,15 +1,32 @@
-"""Shared fixtures: the shipped model, the demo clip, a private feature cache."""
+"""Shared fixtures and helpers of every test package: the shipped model, the demo clip, a
+private feature cache, a PulseAudio server, a sink that keeps what it gets, a WebSocket
+client, engines with servers, the schema validator, the command line."""
 
 from __future__ import annotations
 
+import json
 import os
-from importlib import resources
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
+from emotrack.realtime.assets import demo_path as shipped_demo
+from emotrack.realtime.assets import schema_path
+from emotrack.realtime.bench.live import free_port  # noqa: F401  (a helper of the tests too)
+from emotrack.realtime.core.threads import single_thread_blas
+from emotrack.realtime.live.engine import LiveEngine
+from emotrack.realtime.net.server import WebSocketServer
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+from .pulse import PulseServer
+
+single_thread_blas()
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("EMOTRACK_DATA", ROOT.parent / "shared" / "data"))
@@ -24,7 +41,7 @@ def model():
 
 @pytest.fixture(scope="session")
 def demo_path() -> Path:
-    return Path(str(resources.files("emotrack.assets").joinpath("demo.opus")))
+    return shipped_demo()
 
 
 @pytest.fixture(scope="session")
@@ -60,8 +77,6 @@ def noise(seconds: float, sr: int, seed: int = 0, channels: int = 1) -> np.ndarr
 @pytest.fixture(scope="session")
 def pulse(tmp_path_factory):
     """A private PulseAudio server with a 48 kHz stereo null sink as the default source."""
-    from .pulse import PulseServer
-
     if not PulseServer.available():
         pytest.skip("pulseaudio/pactl/paplay not installed (scripts/setup.sh installs them)")
     srv = PulseServer(tmp_path_factory.mktemp("pulse"))
@@ -89,7 +104,7 @@ class ListSink:
         self.events: list[dict] = []
         self.closed = False
 
-    def put(self, msg, text):
+    def frame(self, msg, text):
         self.frames.append(msg)
 
     def status(self, msg, text):
@@ -99,12 +114,110 @@ class ListSink:
         self.closed = True
 
 
-def wait_for(cond, timeout: float, what: str, step: float = 0.02):
-    import time
+class ModelStepper:
+    """A model fed frame by frame that keeps its recurrent state (what a Tracker does,
+    without the audio path): ``step`` advances, ``reset`` forgets."""
 
+    def __init__(self, model):
+        self.model = model
+        self.reset()
+
+    def reset(self):
+        self.state = self.model.zero_state()
+
+    def step(self, mel):
+        out, self.state = self.model.run(mel, self.state)
+        return out
+
+
+def wait_for(cond, timeout: float, what: str, step: float = 0.02):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if cond():
             return
         time.sleep(step)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+EMOTRACK = [sys.executable, "-m", "emotrack.realtime.cli"]
+
+
+def schema_validator():
+    """The protocol's JSON Schema, checked itself, as a validator."""
+    import jsonschema
+
+    schema = json.loads(schema_path().read_text())
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+class WsClient:
+    """A real WebSocket client on its own thread, keeping every message it receives."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.messages: list[dict] = []
+        self.closed_reason = None
+        self.ws = None
+        self._ready = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+        assert self._ready.wait(10), f"could not connect to {url}"
+
+    def _run(self):
+        try:
+            with connect(self.url, compression=None, open_timeout=5) as ws:
+                self.ws = ws
+                self._ready.set()
+                for raw in ws:
+                    self.messages.append(json.loads(raw))
+        except ConnectionClosed as e:
+            self.closed_reason = e
+        self.closed_reason = self.closed_reason or "closed"
+
+    def frames(self):
+        return [m for m in self.messages if m["type"] == "frame"]
+
+    def close(self):
+        self.ws.close()
+        self._t.join(5)
+
+
+def start_engine(model, source, sinks, **kw):
+    """An engine feeding ``sinks`` and a WebSocket server on a free port (started)."""
+    server = WebSocketServer("127.0.0.1", 0)
+    engine = LiveEngine(model, source, sinks=[*sinks, server], **kw)
+    engine.serve(server)
+    server.start()
+    return engine, server
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; scripts/setup.sh installs it
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+def serve_dashboard(model, source, ws_port=0, http_port=0, start=True, **kw):
+    """An engine and a server with the dashboard's HTTP side, on free ports."""
+    server = WebSocketServer("127.0.0.1", ws_port, http=("127.0.0.1", http_port), **kw)
+    engine = LiveEngine(model, source, sinks=[server])
+    engine.serve(server)
+    server.start()
+    if start:
+        engine.start()
+    return engine, server
+
+
+def http_get(url, method="GET", headers=None):
+    """(status, headers, body) of an HTTP request, errors included."""
+    req = urllib.request.Request(url, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def ramp(a, b, n):
+    """A straight line from a to b in both dimensions, n points."""
+    return np.linspace(a, b, n)[:, None] * np.ones((1, 2))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_live_device import _start
+from .conftest import start_engine
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "docs" / "examples"
 LINE = re.compile(r"^t=\s*([\d.]+) s\s+valence ([-+]?\d\.\d\d)\s+arousal ([-+]?\d\.\d\d)$")
@@ -26,7 +26,7 @@ def _node() -> list[str] | None:
 
 @pytest.mark.parametrize("lang", ["python", "js"])
 def test_client_example_subscribes_and_prints(model, demo_path, lang):
-    from emotrack.realtime.capture import FileSource
+    from emotrack.realtime.live.sources import FileSource
 
     if lang == "python":
         cmd = [sys.executable, str(EXAMPLES / "client.py")]
@@ -35,7 +35,7 @@ def test_client_example_subscribes_and_prints(model, demo_path, lang):
         if node is None:
             pytest.skip("no Node.js >= 20 here (the example needs its built-in WebSocket)")
         cmd = [*node, str(EXAMPLES / "client.mjs")]
-    engine, server = _start(model, FileSource(demo_path), [], hop=0.1)
+    engine, server = start_engine(model, FileSource(demo_path), [], hop=0.1)
     p = subprocess.Popen([*cmd, server.url], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first = p.stdout.readline()

@@ -26,7 +26,7 @@ def test_wheel_contains_model_and_assets(wheel):
     for f in ("emotrack/assets/emotrack-vae-lstm.onnx", "emotrack/assets/emotrack-vae-lstm.card.json",
               "emotrack/assets/MODEL_CARD.md", "emotrack/assets/emotrack-song.onnx", "emotrack/assets/emotrack-song.card.json",
               "emotrack/assets/demo.opus", "emotrack/assets/DEMO_AUDIO.txt",
-              "emotrack/__init__.py", "emotrack/realtime/model.py", "emotrack/models/train.py",
+              "emotrack/__init__.py", "emotrack/realtime/core/model.py", "emotrack/models/train.py",
               "emotrack/export/onnx_export.py", "emotrack/assets/protocol-v1.schema.json",
               *(f"emotrack/assets/dashboard/{n}" for n in ("index.html", "dashboard.js", "dashboard.css", "favicon.svg"))):
         assert f in names, f

@@ -2,12 +2,12 @@
 ``.venv/bin/python tests/golden/regen.py``."""
 
 import json
-from importlib import resources
 from pathlib import Path
 
 from emotrack import load_model, stream_file
+from emotrack.realtime.assets import demo_path
 
-demo = Path(str(resources.files("emotrack.assets").joinpath("demo.opus")))
+demo = demo_path()
 out = Path(__file__).parent / "demo_first20s.jsonl"
 lines = [json.dumps(p.to_dict()) for p in stream_file(load_model(), demo) if p.t <= 20.0]
 out.write_text("\n".join(lines) + "\n")

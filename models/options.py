@@ -1,0 +1,71 @@
+"""The options of the training-side commands (train, teacher-pass, evaluate,
+static-benchmark, train-song). Torch-free on purpose: ``emotrack train --help`` works
+without the ``train`` extra, and the CLI imports the torch modules only to run one.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def _data(p: argparse.ArgumentParser, roots_help: bool = True) -> None:
+    p.add_argument("--data", help="the shared data folder (default: ../shared/data or $EMOTRACK_DATA)")
+    p.add_argument("--datasets", nargs="+", help="subset of soundtracks panda4q emotify vgmidi emopia")
+    p.add_argument("--deam-root", help="DEAM in its official layout (annotations/, MEMD_audio/)" if roots_help else None)
+    p.add_argument("--pmemo-root", help="PMEmo2019 (dynamic_annotations.csv, metadata.csv, chorus/)" if roots_help else None)
+    p.add_argument("--emomusic-root", help="emoMusic (annotations CSVs, clips_45seconds/)" if roots_help else None)
+    p.add_argument("--debian-root", help="Debian's free music (unlabelled), fetched by scripts/debian-music.sh")
+
+
+def add_train_arguments(t: argparse.ArgumentParser) -> None:
+    _data(t)
+    t.add_argument("--out", default="runs/default", help="run folder for checkpoints and the report")
+    t.add_argument("--limit", type=int, help="at most N clips per dataset and split (for quick checks)")
+    t.add_argument("--quick", action="store_true", help="tiny epochs: proves the code path in seconds")
+    t.add_argument("--no-baselines", action="store_true", help="train only the VAE-LSTM")
+    t.add_argument("--jobs", type=int, default=2, help="processes for feature extraction")
+
+
+def add_teacher_pass_arguments(tp: argparse.ArgumentParser) -> None:
+    _data(tp)
+    tp.add_argument("--limit", type=int, help="at most N clips per dataset and split")
+    tp.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
+
+
+def add_evaluate_arguments(v: argparse.ArgumentParser) -> None:
+    v.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
+    v.add_argument("--run", help="also print the baselines of this training run's report")
+    _data(v, roots_help=False)
+    v.add_argument("--split", default="test", choices=["train", "val", "test"])
+    v.add_argument("--json", action="store_true", help="print JSON instead of tables")
+
+
+def add_static_benchmark_arguments(sb: argparse.ArgumentParser) -> None:
+    sb.add_argument("--data", help="the shared data folder")
+    sb.add_argument("--datasets", nargs="+", help="default: soundtracks; also emotify vgmidi panda4q emopia")
+    sb.add_argument("--features", nargs="+", choices=["compare", "vae"], default=["compare", "vae"],
+                    help="openSMILE ComParE_2016 functionals and/or VAE-code statistics")
+    sb.add_argument("--run", default="runs/default", help="the training run whose VAE gives the vae features")
+    sb.add_argument("--folds", type=int, default=5)
+    sb.add_argument("--repeats", type=int, default=3)
+    sb.add_argument("--epochs", type=int, default=60, help="TNN training epochs")
+    sb.add_argument("--dim", type=int, help="PCA and TNN dimension (default: 10 %% of the features)")
+    sb.add_argument("--limit", type=int, help="at most N clips per dataset and split (for quick checks)")
+    sb.add_argument("--jobs", type=int, default=2)
+    sb.add_argument("--out", help="also write the results as JSON here")
+    sb.add_argument("--tsne", metavar="DIR", help="also draw t-SNE pictures of original and learned features here")
+    sb.add_argument("--no-progress", action="store_true")
+    sb.add_argument("--report", nargs="+", metavar="JSON", help="print one table from earlier --out files and stop")
+
+
+def add_train_song_arguments(ts: argparse.ArgumentParser) -> None:
+    ts.add_argument("--data", help="the shared data folder")
+    ts.add_argument("--datasets", nargs="+", help="default: all five (soundtracks emotify panda4q vgmidi emopia)")
+    ts.add_argument("--run", default="runs/default", help="the training run whose VAE codes the frames")
+    ts.add_argument("--out", default="runs/song", help="run folder for song.pt and report.json")
+    ts.add_argument("--epochs", type=int, default=60, help="TNN training epochs")
+    ts.add_argument("--dim", type=int, help="TNN embedding size (default: 10 %% of the 160 features, 16)")
+    ts.add_argument("--limit", type=int, help="at most N clips per dataset and split (for quick checks)")
+    ts.add_argument("--jobs", type=int, default=2)
+    ts.add_argument("--show-val", action="store_true", help="print the validation table instead of the test one")
+    ts.add_argument("--no-progress", action="store_true")

@@ -1,0 +1,2 @@
+"""``emotrack bench``: every benchmark, apart from the runtime (nothing in the runtime
+imports it)."""

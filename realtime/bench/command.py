@@ -1,0 +1,81 @@
+"""``emotrack bench``: speed and memory, measured (main thread; some benchmarks start
+``emotrack live`` or a client swarm as child processes). What each measures is described
+in its module: ``model`` (step, analyze, song), ``live`` (latency, memory, start-up),
+``load`` (200 clients), ``library`` (queries on 10,000 songs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+
+from ..core.model import load_model
+from ..core.threads import single_thread_blas
+from ..exitcodes import ExitCode
+from .library import bench_library
+from .library import describe as describe_library
+from .live import run_live_bench
+from .load import describe as describe_load
+from .load import run_load
+from .model import bench_analyze, bench_song, bench_step
+
+HELP = "speed of the model step and of analyze (and, on request, live latency, memory, load, library, song)"
+
+
+def add_arguments(b: argparse.ArgumentParser) -> None:
+    b.add_argument("--frames", type=int, default=3000, help="frames for the per-step timing")
+    b.add_argument("--audio-seconds", type=float, default=3600.0, help="length of the analyze benchmark")
+    b.add_argument("--json", action="store_true")
+    b.add_argument("--live", action="store_true", help="end-to-end latency of `emotrack live` to a WebSocket client")
+    b.add_argument("--live-seconds", type=float, default=60.0)
+    b.add_argument("--idle", action="store_true", help="--live without the busy-loop on the other core")
+    b.add_argument("--memory", action="store_true", help="resident memory of `live --no-gui` over an hour of audio")
+    b.add_argument("--memory-seconds", type=float, default=3600.0)
+    b.add_argument("--startup", action="store_true", help="time of `emotrack --help`, and its imports (-X importtime)")
+    b.add_argument("--load", action="store_true",
+                   help="the WebSocket server under 200 clients at hop 0.1, stuck and resetting ones among them")
+    b.add_argument("--song", action="store_true", help="whole-song analysis (analyze --song) of a 45 s clip")
+    b.add_argument("--song-runs", type=int, default=20)
+    b.add_argument("--library", action="store_true", help="point and profile query times on a 10,000-song library")
+    b.add_argument("--library-songs", type=int, default=10000)
+    b.add_argument("--load-clients", type=int, default=200)
+    b.add_argument("--load-seconds", type=float, default=60.0)
+    b.add_argument("--no-model", action="store_true", help="skip the step and analyze benchmarks")
+
+
+def run(args: argparse.Namespace) -> int:
+    single_thread_blas()
+    model = load_model(threads=1)
+    res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
+                      f"{platform.python_version()}", "model": model.name}
+    say = (lambda *a: None) if args.json else (lambda m: print(m, flush=True))
+    if not args.no_model:
+        res["step_ms"] = s = bench_step(model, args.frames)
+        res["analyze"] = a = bench_analyze(model, args.audio_seconds)
+        say(f"model step per 0.5 s frame (features + encoder + LSTM, 1 thread): "
+            f"median {s['median_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms over {s['frames']} frames")
+        say(f"analyze: {a['audio_seconds'] / 3600:.2f} h of {a['format']} in {a['wall_seconds']:.1f} s "
+            f"= {a['x_realtime']:.0f}x real time")
+    if args.live or args.memory or args.startup:
+        run_live_bench(res, live=args.live, memory=args.memory, startup=args.startup, live_seconds=args.live_seconds,
+                       idle=args.idle, memory_seconds=args.memory_seconds, say=say)
+    if args.library:
+        res["library"] = bench_library(args.library_songs)
+        say(describe_library(res["library"]))
+    if args.song:
+        res["song"] = s = bench_song(model, args.song_runs)
+        say(f"analyze --song on {s['audio_seconds']:.0f} s of {s['format']} (1 thread): median "
+            f"{s['whole_ms']['median_ms']:.1f} ms, p95 {s['whole_ms']['p95_ms']:.1f} ms; the whole-song graph alone "
+            f"on its {s['frames']} frames: median {s['song_graph_ms']['median_ms']:.2f} ms")
+        c = s["compare_extraction_ms"]
+        say("openSMILE ComParE_2016 functionals of the same clip, for comparison: "
+            + (f"median {c['median_ms']:.0f} ms over {c['runs']} runs" if c else "not timed (no opensmile; "
+               "pip install -e '.[train]')"))
+    if args.load:
+        res["load"] = run_load(model, clients=args.load_clients, seconds=args.load_seconds)
+        say(describe_load(res["load"]))
+    if args.json:
+        print(json.dumps(res, indent=1))
+    return ExitCode.OK

@@ -1,0 +1,117 @@
+"""The model's speed: one live step, ``analyze`` over an hour, and ``analyze --song`` on a
+45 s clip (main thread, one thread for BLAS and onnxruntime).
+
+- step: one 0.5 s frame through log-mel + encoder + LSTM (``Tracker.push`` with exactly
+  one frame of new audio), after warm-up.
+- analyze: the demo audio repeated to ``--audio-seconds``, written as a 44.1 kHz stereo
+  FLAC, then streamed by the same path ``emotrack analyze`` uses, decoding included;
+  throughput in multiples of real time.
+- song: the whole path of ``analyze --song`` (decoding, resampling, log-mel, the VAE-LSTM
+  trajectory and the whole-song graph), and the whole-song graph alone; and, where
+  opensmile is installed, its ComParE_2016 functionals of the same clip.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from ..assets import demo_path
+from ..core.audio import Framer, StreamingResampler, load_audio
+from ..core.config import FEATURES
+from ..core.features import logmel_frames
+from ..core.song import SongModel, analyze_song
+from ..core.timing import timing_summary
+from ..core.tracker import Tracker, stream_file
+
+
+def write_looped_demo(path: Path, seconds: float, sr: int = 44100) -> None:
+    """The demo clip repeated to ``seconds``, as a stereo FLAC at ``sr`` (benchmark input)."""
+    y = StreamingResampler(FEATURES.sample_rate, sr).process(load_audio(demo_path(), FEATURES))
+    n = int(seconds * sr)
+    with sf.SoundFile(str(path), "w", sr, 2, format="FLAC") as f:
+        done = 0
+        while done < n:
+            chunk = y[: min(len(y), n - done)]
+            f.write(np.stack([chunk, chunk * 0.9], 1))
+            done += len(chunk)
+
+
+def bench_step(model, frames: int) -> dict:
+    cfg = model.features
+    y = load_audio(demo_path(), cfg)
+    need = (frames + 20) * cfg.frame_samples
+    y = np.tile(y, need // len(y) + 1)[:need]
+    tr = Tracker(model, cfg.sample_rate)
+    times = []
+    for k in range(frames + 20):
+        block = y[k * cfg.frame_samples : (k + 1) * cfg.frame_samples]
+        t0 = time.perf_counter()
+        out = tr.push(block)
+        dt = time.perf_counter() - t0
+        assert len(out) == 1
+        if k >= 20:
+            times.append(dt * 1e3)
+    return {"frames": frames, **timing_summary(times)}
+
+
+def bench_analyze(model, seconds: float) -> dict:
+    with tempfile.TemporaryDirectory() as td:
+        path = Path(td) / "bench.flac"
+        write_looped_demo(path, seconds)
+        t0 = time.perf_counter()
+        count = sum(1 for _ in stream_file(model, path))
+        dt = time.perf_counter() - t0
+    return {"audio_seconds": seconds, "format": "FLAC 44.1 kHz stereo", "predictions": count,
+            "wall_seconds": dt, "x_realtime": seconds / dt}
+
+
+def bench_song(model, runs: int = 20, seconds: float = 45.0) -> dict:
+    song = SongModel(threads=1)
+    with tempfile.TemporaryDirectory() as td:
+        path = Path(td) / "song.flac"
+        write_looped_demo(path, seconds)
+        n = model.features.frame_samples
+        frames = logmel_frames(Framer(n, n, model.features.sample_rate).push(load_audio(path, model.features))[0],
+                               model.features)
+        whole, graph = [], []
+        for k in range(runs + 2):
+            t0 = time.perf_counter()
+            res = analyze_song(path, model, song)
+            t1 = time.perf_counter()
+            song.predict(frames)
+            t2 = time.perf_counter()
+            if k >= 2:
+                whole.append((t1 - t0) * 1e3)
+                graph.append((t2 - t1) * 1e3)
+        compare = bench_compare_extraction(path)
+    return {"audio_seconds": seconds, "format": "FLAC 44.1 kHz stereo", "runs": runs, "frames": int(len(res.trajectory)),
+            "whole_ms": timing_summary(whole), "song_graph_ms": timing_summary(graph),
+            "compare_extraction_ms": compare}
+
+
+def bench_compare_extraction(path: Path, runs: int = 5) -> dict | None:
+    """openSMILE ComParE_2016 functionals of the same clip (mono, its own rate): the
+    features the static benchmark compares with, timed to show what a ComParE-based
+    song model would cost. None without the ``train`` extra (opensmile)."""
+    try:
+        import opensmile  # deferred: an optional extra (emotrack[train])
+    except ImportError:
+        return None
+    smile = opensmile.Smile(feature_set=opensmile.FeatureSet.ComParE_2016,
+                            feature_level=opensmile.FeatureLevel.Functionals)
+    y, sr = sf.read(str(path), dtype="float32", always_2d=True)
+    y = y.mean(1)
+    smile.process_signal(y[:sr], sr)  # warm-up
+    ms = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        smile.process_signal(y, sr)
+        ms.append((time.perf_counter() - t0) * 1e3)
+    return {"runs": runs, **timing_summary(ms)}
+
+

@@ -1,0 +1,178 @@
+"""Audio plumbing shared by files and live input: decoding, downmix, a streaming
+resampler and the 0.5 s framer. No thread of its own: the live worker, the file player
+(decoding only) and ``analyze`` on the main thread call it.
+
+Everything here is causal and stateful, so feeding a signal in blocks of any size gives
+exactly the output of feeding it whole.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from math import gcd
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from .config import FEATURES, FeatureConfig
+
+
+class AudioDecodeError(Exception):
+    """A file could not be opened or decoded."""
+
+
+def to_mono(block: np.ndarray) -> np.ndarray:
+    """(frames,) or (frames, channels) -> float32 (frames,), the mean of the channels."""
+    block = np.asarray(block, dtype=np.float32)
+    if block.ndim == 2:
+        return block.mean(axis=1, dtype=np.float32) if block.shape[1] > 1 else block[:, 0]
+    return block
+
+
+class StreamingResampler:
+    """Causal polyphase resampler from ``sr_in`` to ``sr_out`` (rational ratio L/M).
+
+    Output sample n uses input samples up to index floor(n*M/L) only; its delay is half
+    the filter length (about 0.7 ms). When the rates are equal the signal passes through
+    untouched.
+    """
+
+    def __init__(self, sr_in: int, sr_out: int, taps_per_phase: int = 32, beta: float = 8.6):
+        if sr_in <= 0 or sr_out <= 0:
+            raise ValueError(f"sample rates must be positive, got {sr_in} -> {sr_out}")
+        self.sr_in, self.sr_out = int(sr_in), int(sr_out)
+        g = gcd(self.sr_in, self.sr_out)
+        self.L, self.M = self.sr_out // g, self.sr_in // g
+        self.passthrough = self.L == self.M
+        self.K = taps_per_phase
+        if not self.passthrough:
+            n = self.K * self.L
+            fc = 0.5 / max(self.L, self.M) * 0.92  # cycles per upsampled sample
+            j = np.arange(n) - (n - 1) / 2
+            h = 2 * fc * np.sinc(2 * fc * j) * np.kaiser(n, beta)
+            h *= self.L / h.sum()  # unity DC gain after upsampling by L
+            # poly[p, q] = h[p + q*L] weights the q-th most recent input for phase p;
+            # _polyrev[p] is in input order (oldest first) for a dot with a window
+            poly = h.reshape(self.K, self.L).T
+            self._polyrev = np.ascontiguousarray(poly[:, ::-1], dtype=np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        self._hist = np.zeros(0 if self.passthrough else self.K - 1, dtype=np.float32)
+        self._n_in = 0  # input samples consumed so far
+        self._n_out = 0  # output samples produced so far
+
+    def process(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if self.passthrough:
+            return x
+        buf = np.concatenate([self._hist, x])
+        # buf[k] is input sample (self._n_in - (K-1) + k)
+        base = self._n_in - (self.K - 1)
+        n_in_total = self._n_in + len(x)
+        # output n needs input index (n*M)//L <= n_in_total - 1, i.e. n*M < n_in_total*L
+        last_n = (n_in_total * self.L - 1) // self.M
+        n = np.arange(self._n_out, last_n + 1, dtype=np.int64)
+        out = np.empty(len(n), dtype=np.float32)
+        if len(n):
+            m = n * self.M
+            # first buf index of the K inputs ending at input (m // L); always >= 0
+            j = m // self.L - base - (self.K - 1)
+            p = m % self.L
+            win = np.lib.stride_tricks.sliding_window_view(buf, self.K)
+            # one contiguous (n, K) row per output and a per-row sum: the result does not
+            # depend on how the input was split into blocks
+            out[:] = (win[j] * self._polyrev[p]).sum(axis=1)
+        self._n_out = last_n + 1
+        self._n_in = n_in_total
+        self._hist = buf[len(buf) - (self.K - 1):]
+        return out
+
+
+class Framer:
+    """Cuts a mono stream into frames of ``frame_samples`` every ``hop_samples``.
+
+    ``push`` returns the complete frames together with their stream time ``t``: the time,
+    in seconds at the model rate, of the end of the frame. Bounded: it keeps at most one
+    frame of history.
+    """
+
+    def __init__(self, frame_samples: int, hop_samples: int, sample_rate: int):
+        if hop_samples <= 0 or hop_samples > frame_samples:
+            raise ValueError(f"hop must be in 1..{frame_samples} samples, got {hop_samples}")
+        self.frame_samples, self.hop_samples, self.sample_rate = frame_samples, hop_samples, sample_rate
+        self.reset()
+
+    def reset(self) -> None:
+        self.seek(0)
+
+    def seek(self, pos: int) -> None:
+        """Forget buffered audio; the next sample pushed is stream sample ``pos``.
+
+        Frame ends stay on the grid ``frame_samples + k * hop_samples``, so stream times
+        after a gap (dropped audio, a lost device) line up with those before it.
+        """
+        self._buf = np.zeros(0, dtype=np.float32)
+        self._buf_start = int(pos)  # stream index of self._buf[0]
+        k = -(-self._buf_start // self.hop_samples)  # first grid frame starting at >= pos
+        self._next_end = self.frame_samples + k * self.hop_samples  # exclusive end of the next frame
+
+    def push(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self._buf = np.concatenate([self._buf, np.asarray(x, dtype=np.float32)])
+        avail_end = self._buf_start + len(self._buf)
+        ends = []
+        while self._next_end <= avail_end:
+            ends.append(self._next_end)
+            self._next_end += self.hop_samples
+        if ends:
+            starts = np.asarray(ends) - self.frame_samples - self._buf_start
+            idx = starts[:, None] + np.arange(self.frame_samples)[None, :]
+            frames = self._buf[idx]
+        else:
+            frames = np.zeros((0, self.frame_samples), dtype=np.float32)
+        drop = self._next_end - self.frame_samples - self._buf_start
+        if drop > 0:
+            self._buf = self._buf[drop:]
+            self._buf_start += drop
+        t = np.asarray(ends, dtype=np.float64) / self.sample_rate
+        return frames, t
+
+
+def read_blocks(path: str | Path, blocksize: int = 65536) -> tuple[int, int, Iterator[np.ndarray]]:
+    """Open an audio file; return (sample_rate, channels, iterator of float32 blocks).
+
+    Raises :class:`AudioDecodeError` naming the file and the reason if it cannot be read.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise AudioDecodeError(f"{path}: no such file")
+    if path.is_dir():
+        raise AudioDecodeError(f"{path}: is a directory, expected an audio file")
+    try:
+        f = sf.SoundFile(str(path))
+    except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
+        raise AudioDecodeError(
+            f"{path}: cannot decode ({e}); supported: wav, flac, ogg/vorbis, opus, mp3"
+        ) from e
+
+    def gen() -> Iterator[np.ndarray]:
+        with f:
+            while True:
+                try:
+                    block = f.read(blocksize, dtype="float32", always_2d=True)
+                except Exception as e:
+                    raise AudioDecodeError(f"{path}: decoding failed mid-file ({e})") from e
+                if len(block) == 0:
+                    return
+                yield block
+
+    return f.samplerate, f.channels, gen()
+
+
+def load_audio(path: str | Path, cfg: FeatureConfig = FEATURES) -> np.ndarray:
+    """Whole file -> mono float32 at the model rate, through the same streaming resampler."""
+    sr, _, blocks = read_blocks(path)
+    rs = StreamingResampler(sr, cfg.sample_rate)
+    parts = [rs.process(to_mono(b)) for b in blocks]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)

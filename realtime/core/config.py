@@ -1,0 +1,72 @@
+"""The one definition of emotrack's audio and feature parameters.
+
+Training (``emotrack.models``) and the runtime (``emotrack.realtime``) both import this
+module; every exported model stores ``FeatureConfig.to_dict()`` in its metadata, and the
+runtime refuses a model whose stored parameters differ from these. Pure data, no thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """Log-mel parameters. A 0.5 s frame is analysed on its own samples only.
+
+    There is no centre padding: the STFT windows of one frame never reach into the
+    next frame, so a frame computed while streaming equals the one computed offline.
+    """
+
+    sample_rate: int = 22050
+    frame_seconds: float = 0.5
+    n_fft: int = 1024
+    stft_hop: int = 441
+    n_mels: int = 64
+    fmin: float = 30.0
+    fmax: float = 11025.0
+    # power -> dB with this floor, then (dB - db_offset) / db_scale
+    power_floor: float = 1e-10
+    db_offset: float = -70.0
+    db_scale: float = 20.0
+    window: str = "hann"
+    mel_scale: str = "slaney"
+    version: int = 1
+
+    @property
+    def frame_samples(self) -> int:
+        return int(round(self.sample_rate * self.frame_seconds))
+
+    @property
+    def n_stft_frames(self) -> int:
+        return 1 + (self.frame_samples - self.n_fft) // self.stft_hop
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        """Shape of one log-mel frame: (n_mels, n_stft_frames)."""
+        return (self.n_mels, self.n_stft_frames)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> FeatureConfig:
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown feature parameters {sorted(unknown)}")
+        return cls(**d)
+
+    def diff(self, other: FeatureConfig) -> dict[str, tuple]:
+        """Fields whose values differ: {name: (self, other)}."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+FEATURES = FeatureConfig()

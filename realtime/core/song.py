@@ -1,0 +1,121 @@
+"""Whole-song emotion at run time (no torch): ``emotrack analyze --song`` and the index. No
+thread of its own (the main thread, or an index worker process).
+
+``SongModel`` runs the shipped TNN-SVR graph (``emotrack-song.onnx``, made by
+``emotrack export-song``) on a song's log-mel frames. ``analyze_song`` reads a file once
+and gives both the whole-song valence/arousal and the summary of the dynamic trajectory,
+from the same 0.5 s frames the live tracker sees.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..assets import default_song_model_path
+from .audio import read_blocks
+from .config import FEATURES, FeatureConfig
+from .model import EmotionModel, ModelMismatchError, open_checked
+from .tracker import Tracker
+
+WARMUP_FRAMES = 4  # the LSTM's first 2 s from zero state (wide stds); left out of the summary, as in evaluation
+QUADRANT_NAMES = {1: "Q1 (positive, energetic)", 2: "Q2 (negative, energetic)",
+                  3: "Q3 (negative, calm)", 4: "Q4 (positive, calm)"}
+
+
+class SongTooShortError(ValueError):
+    """The audio holds no whole 0.5 s frame."""
+
+
+class SongModel:
+    """``mel (T, n_mels, n_t) -> valence, arousal`` of the whole song (T >= 1)."""
+
+    OUTPUTS = ("valence", "arousal", "embedding")
+
+    def __init__(self, path: str | Path | None = None, features: FeatureConfig = FEATURES, threads: int = 1):
+        self.path = Path(path or os.environ.get("EMOTRACK_SONG_MODEL") or default_song_model_path())
+        self.session, self.meta = open_checked(self.path, features, threads, "emotrack export-song")
+        outs = {o.name for o in self.session.get_outputs()}
+        if self.meta.get("kind") != "song" or not set(self.OUTPUTS) <= outs:
+            raise ModelMismatchError(f"{self.path}: not a whole-song model (no 'song' kind or outputs "
+                                     f"{list(self.OUTPUTS)}); give one made by `emotrack export-song`")
+        self.features = features
+
+    @property
+    def label(self) -> str:
+        return f"{self.meta.get('name', self.path.stem)} {self.meta.get('version', '0')}"
+
+    def predict(self, mel: np.ndarray) -> tuple[float, float]:
+        mel = np.asarray(mel, dtype=np.float32)
+        if mel.ndim != 3 or mel.shape[1:] != self.features.frame_shape:
+            raise ValueError(f"expected mel frames of shape (T, {self.features.frame_shape}), got {mel.shape}")
+        if len(mel) == 0:
+            raise SongTooShortError("no 0.5 s frame: the audio is shorter than half a second")
+        v, a, _ = self.session.run(list(self.OUTPUTS), {"mel": mel})
+        return float(v), float(a)
+
+
+def quadrants(va: np.ndarray) -> np.ndarray:
+    """Russell quadrant (1..4) of each (valence, arousal) row; zero counts as positive."""
+    va = np.asarray(va)
+    return np.where(va[:, 0] >= 0, np.where(va[:, 1] >= 0, 1, 4), np.where(va[:, 1] >= 0, 2, 3))
+
+
+def quadrant(v: float, a: float) -> int:
+    return int(quadrants(np.array([[v, a]]))[0])
+
+
+def summarize(traj: np.ndarray, t: np.ndarray) -> dict:
+    """The dynamic trajectory ([frames, 4]: valence, arousal and their stds) in a few numbers,
+    over the frames after the warm-up (all frames if the song is shorter than 4 s)."""
+    warm = WARMUP_FRAMES if len(traj) > 2 * WARMUP_FRAMES else 0
+    out: dict = {"frames": int(len(traj)), "hop": FEATURES.frame_seconds, "warmup_frames_left_out": warm}
+    traj, t = traj[warm:], t[warm:]
+    for d, key in ((0, "valence"), (1, "arousal")):
+        x = traj[:, d].astype(np.float64)
+        k = max(1, len(x) // 10)
+        out[key] = {"mean": round(float(x.mean()), 4), "std": round(float(x.std()), 4),
+                    "min": round(float(x.min()), 4), "max": round(float(x.max()), 4),
+                    "p10": round(float(np.percentile(x, 10)), 4), "p90": round(float(np.percentile(x, 90)), 4),
+                    "first_tenth": round(float(x[:k].mean()), 4), "last_tenth": round(float(x[-k:].mean()), 4),
+                    "mean_predicted_std": round(float(traj[:, d + 2].mean()), 4)}
+    q = quadrants(traj[:, :2])
+    out["quadrant_share"] = {f"Q{i}": round(float((q == i).mean()), 4) for i in (1, 2, 3, 4)}
+    peak = int(np.argmax(traj[:, 1]))
+    out["arousal_peak_t"] = round(float(t[peak]), 2)
+    return out
+
+
+@dataclass
+class SongResult:
+    duration: float
+    valence: float | None  # None when no song model was given
+    arousal: float | None
+    trajectory: np.ndarray  # [frames, 4]
+    t: np.ndarray  # frame ends, seconds
+
+    def to_dict(self, song_model: SongModel, model: EmotionModel) -> dict:
+        q = quadrant(self.valence, self.arousal)
+        return {"duration": round(self.duration, 3), "valence": round(self.valence, 4),
+                "arousal": round(self.arousal, 4), "quadrant": q, "quadrant_name": QUADRANT_NAMES[q],
+                "song_model": song_model.label, "trajectory_model": f"{model.name} {model.version}",
+                "trajectory": summarize(self.trajectory, self.t)}
+
+
+def analyze_song(path, model: EmotionModel, song_model: SongModel | None) -> SongResult:
+    """Read ``path`` once: the dynamic trajectory (every 0.5 s, from zero state) and, with a
+    song model, the whole-song valence/arousal from the same frames. Raises
+    AudioDecodeError or SongTooShortError."""
+    sr, _, blocks = read_blocks(path)
+    tracker = Tracker(model, sr, keep_mels=song_model is not None)
+    preds = []
+    for b in blocks:
+        preds += tracker.push(b)
+    if not preds:
+        raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
+    v, a = song_model.predict(np.concatenate(tracker.mels)) if song_model is not None else (None, None)
+    traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds], np.float32)
+    return SongResult(tracker.stream_seconds, v, a, traj, np.array([p.t for p in preds]))

@@ -1,0 +1,25 @@
+"""The status line: what the window shows at its foot and the headless run prints every
+``--status-every`` seconds. Runs on the GUI thread or the main thread; it only reads values
+the worker publishes whole (the last frame, the latency summary, counters).
+"""
+
+from __future__ import annotations
+
+
+def status_parts(engine, server=None) -> list[str]:
+    """What the window's status line and the headless status lines say."""
+    src = engine.source
+    lat = engine.latency_summary  # published by the worker; nothing is computed here
+    last = engine.last
+    parts = [f"{src.kind}: {src.name} ({src.state})"]
+    if last:
+        parts.append(f"t {last['t']:.1f} s   V {last['valence']:+.2f} ± {last['valence_std']:.2f}   "
+                     f"A {last['arousal']:+.2f} ± {last['arousal_std']:.2f}")
+    if lat.get("count"):
+        parts.append(f"latency {lat['median_ms']:.1f} ms (p99 {lat['p99_ms']:.1f})")
+    parts.append(f"overflows {src.ring.overflows}")
+    if getattr(src, "losses", 0):
+        parts.append(f"device lost {src.losses}x")
+    if server is not None:
+        parts.append(f"WebSocket {server.url}: {server.client_count} clients")
+    return parts

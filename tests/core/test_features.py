@@ -1,0 +1,100 @@
+"""The one log-mel definition, the streaming resampler and the framer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from emotrack.realtime.core.audio import Framer, StreamingResampler
+from emotrack.realtime.core.config import FEATURES, FeatureConfig
+from emotrack.realtime.core.features import logmel_frames, mel_filterbank
+
+
+def _blocks(x, sizes):
+    i, k = 0, 0
+    while i < len(x):
+        n = sizes[k % len(sizes)]
+        yield x[i : i + n]
+        i += n
+        k += 1
+
+
+def test_frame_geometry():
+    assert FEATURES.frame_samples == 11025
+    assert FEATURES.frame_shape == (64, 23)
+    # the last STFT window of a frame ends inside the frame: no padding across borders
+    assert (FEATURES.n_stft_frames - 1) * FEATURES.stft_hop + FEATURES.n_fft <= FEATURES.frame_samples
+
+
+@pytest.mark.parametrize("sr", [22050, 24000, 44100, 48000, 16000])
+def test_resampler_is_block_size_independent(sr):
+    x = np.random.default_rng(1).standard_normal(sr * 2).astype(np.float32)
+    whole = StreamingResampler(sr, 22050).process(x)
+    rs = StreamingResampler(sr, 22050)
+    parts = np.concatenate([rs.process(b) for b in _blocks(x, [1, 333, 4096, 17])])
+    assert len(whole) == len(parts) == 2 * 22050
+    np.testing.assert_array_equal(whole, parts)
+
+
+def test_resampler_passband_and_stopband():
+    sr = 48000
+    t = np.arange(sr) / sr
+    for f, lo, hi in ((1000, 0.99, 1.01), (13000, 0.0, 0.02)):
+        y = StreamingResampler(sr, 22050).process(np.sin(2 * np.pi * f * t).astype(np.float32))
+        amp = np.abs(y[2000:-2000]).max()
+        assert lo <= amp <= hi, (f, amp)
+
+
+def test_resampler_is_causal():
+    sr = 44100
+    x = np.zeros(sr, np.float32)
+    x[sr // 2] = 1.0  # an impulse at 0.5 s
+    y = StreamingResampler(sr, 22050).process(x)
+    first = np.nonzero(np.abs(y) > 1e-6)[0][0]
+    assert first / 22050 >= 0.5 - 1e-9  # nothing before the impulse arrives
+
+
+def test_streamed_frames_equal_offline_frames():
+    x = np.random.default_rng(2).standard_normal(22050 * 5).astype(np.float32)
+    f1 = Framer(FEATURES.frame_samples, FEATURES.frame_samples, 22050)
+    off, t_off = f1.push(x)
+    f2 = Framer(FEATURES.frame_samples, FEATURES.frame_samples, 22050)
+    got = [f2.push(b) for b in _blocks(x, [100, 5000, 11025, 7])]
+    on = np.concatenate([g[0] for g in got])
+    t_on = np.concatenate([g[1] for g in got])
+    np.testing.assert_array_equal(off, on)
+    np.testing.assert_array_equal(t_off, t_on)
+    np.testing.assert_allclose(t_off, [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0])
+    np.testing.assert_array_equal(logmel_frames(off), np.concatenate([logmel_frames(f[None]) for f in on]))
+
+
+def test_framer_keeps_bounded_history():
+    f = Framer(11025, 2205, 22050)
+    for _ in range(200):
+        f.push(np.zeros(3000, np.float32))
+    assert len(f._buf) < 11025 + 3000
+
+
+def test_sine_lands_in_its_mel_band():
+    sr = FEATURES.sample_rate
+    t = np.arange(FEATURES.frame_samples) / sr
+    fb = mel_filterbank()
+    bins = np.linspace(0, sr / 2, FEATURES.n_fft // 2 + 1)
+    for f in (200.0, 1000.0, 5000.0):
+        m = logmel_frames(np.sin(2 * np.pi * f * t).astype(np.float32))
+        band = int(m.mean(1).argmax())
+        assert band == int(fb[:, np.argmin(np.abs(bins - f))].argmax())
+
+
+def test_gain_shifts_logmel():
+    x = np.random.default_rng(3).standard_normal(FEATURES.frame_samples).astype(np.float32) * 0.1
+    a, b = logmel_frames(x), logmel_frames(x * 10 ** (6 / 20))
+    np.testing.assert_allclose(b - a, 6 / FEATURES.db_scale, atol=1e-4)
+
+
+def test_config_roundtrip_and_diff():
+    d = FEATURES.to_dict()
+    assert FeatureConfig.from_dict(d) == FEATURES
+    other = FeatureConfig(n_mels=96)
+    assert FEATURES.diff(other) == {"n_mels": (64, 96)}
+    with pytest.raises(ValueError, match="unknown feature parameters"):
+        FeatureConfig.from_dict({**d, "bogus": 1})

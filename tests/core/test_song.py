@@ -1,0 +1,120 @@
+"""Whole-song emotion at run time: `emotrack analyze --song` with the shipped TNN-SVR graph,
+without torch; its agreement with the frame-by-frame output and the offline features; and
+the refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ..conftest import noise
+
+NO_TORCH = ("import sys; sys.modules['torch'] = None; sys.modules['sklearn'] = None; "
+            "from emotrack.realtime.cli import main; sys.exit(main(sys.argv[1:]))")
+
+
+def analyze(*args, torch_blocked=True):
+    cmd = [sys.executable, "-c", NO_TORCH] if torch_blocked else [sys.executable, "-m", "emotrack.realtime.cli"]
+    return subprocess.run(cmd + ["analyze", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_song_model_runs_without_torch_and_agrees_with_the_frames(demo_path, model):
+    from emotrack.models.cache import audio_frames, load_audio
+    from emotrack.realtime.core.audio import read_blocks
+    from emotrack.realtime.core.song import SongModel, quadrant
+    from emotrack.realtime.core.tracker import stream_blocks
+
+    r = analyze("--song", str(demo_path))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert len(lines) == 1
+    rec = json.loads(lines[0])
+    assert rec["file"] == str(demo_path) and abs(rec["duration"] - 60.0) < 0.05
+    assert -1 <= rec["valence"] <= 1 and -1 <= rec["arousal"] <= 1
+    assert rec["song_model"].startswith("emotrack-song ") and rec["trajectory_model"].startswith("emotrack-vae-lstm ")
+    assert rec["quadrant"] == quadrant(rec["valence"], rec["arousal"])
+
+    # the trajectory summary is that of the frames `emotrack analyze` prints
+    sr, _, blocks = read_blocks(demo_path)
+    frames = np.array([[p.valence, p.arousal] for p in stream_blocks(model, sr, blocks)])
+    traj = rec["trajectory"]
+    assert traj["frames"] == len(frames) == 120
+    assert traj["warmup_frames_left_out"] == 4  # the LSTM's first 2 s, as in evaluation
+    for d, key in ((0, "valence"), (1, "arousal")):
+        assert abs(traj[key]["mean"] - frames[4:, d].mean()) < 1e-3
+        assert abs(traj[key]["max"] - frames[4:, d].max()) < 1e-3
+    assert abs(sum(traj["quadrant_share"].values()) - 1) < 1e-3
+
+    # the whole-song value is the model on the offline frames that training used
+    v, a = SongModel().predict(audio_frames(load_audio(demo_path)))
+    assert abs(v - rec["valence"]) < 1e-3 and abs(a - rec["arousal"]) < 1e-3
+
+
+def test_song_value_depends_on_the_music(tmp_path):
+    """Different music, different answers: the demo against a quiet noise and a loud
+    click track (which must not all land on one point)."""
+    sr = 22050
+    t = np.arange(sr * 20) / sr
+    clicks = (np.sin(2 * np.pi * 2000 * t) * (np.mod(t, 0.125) < 0.01)).astype(np.float32) * 0.9
+    sf.write(tmp_path / "hiss.wav", noise(20, sr) * 0.01, sr)
+    sf.write(tmp_path / "clicks.wav", clicks, sr)
+    r = analyze("--song", "--format", "csv", str(tmp_path / "hiss.wav"), str(tmp_path / "clicks.wav"))
+    assert r.returncode == 0, r.stderr
+    rows = r.stdout.strip().splitlines()
+    head = rows[0].split(",")
+    assert head[:4] == ["file", "duration", "valence", "arousal"] and "trajectory_arousal_mean" in head
+    vals = [tuple(float(x) for x in row.split(",")[2:4]) for row in rows[1:]]
+    assert len(vals) == 2 and max(abs(vals[0][0] - vals[1][0]), abs(vals[0][1] - vals[1][1])) > 0.05
+
+
+def test_song_refusals(tmp_path, demo_path):
+    sf.write(tmp_path / "short.wav", noise(0.3, 22050), 22050)
+    (tmp_path / "broken.mp3").write_bytes(b"not audio at all" * 100)
+    r = analyze("--song", str(tmp_path / "short.wav"), str(tmp_path / "broken.mp3"), str(demo_path))
+    assert r.returncode == 3
+    assert "shorter than one 0.5 s frame" in r.stderr and "broken.mp3" in r.stderr
+    assert "2 of 3 files could not be analysed" in r.stderr
+    assert [json.loads(x)["file"] for x in r.stdout.strip().splitlines()] == [str(demo_path)]  # the good one is kept
+
+    r = analyze("--song", "--hop", "0.25", str(demo_path))
+    assert r.returncode == 2 and "leave out --hop" in r.stderr
+
+    from emotrack.realtime.core.model import default_model_path
+
+    r = analyze("--song-model", str(default_model_path()), str(demo_path))
+    assert r.returncode == 2 and "not a whole-song model" in r.stderr and "export-song" in r.stderr
+    r = analyze("--song", "--song-model", str(tmp_path / "none.onnx"), str(demo_path))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_code_statistics_in_the_graph_equal_numpy():
+    torch = pytest.importorskip("torch")
+    from emotrack.models.song import _torch_modules
+    from emotrack.models.static import code_statistics
+
+    CodeStats = _torch_modules()[0]
+    g = torch.Generator().manual_seed(0)
+    for T in (1, 2, 3, 10, 91):
+        z = torch.randn(T, 32, generator=g)
+        np.testing.assert_allclose(CodeStats()(z).numpy(), code_statistics(z.numpy()), atol=1e-5)
+
+
+def test_song_benchmark_times_both_paths(model):
+    """`emotrack bench --song` times the whole path and the graph on the same 45 s clip,
+    and, with opensmile installed, the ComParE extraction it is compared with."""
+    from emotrack.realtime.bench.model import bench_song
+
+    res = bench_song(model, runs=2)
+    assert res["frames"] == 90 and res["runs"] == 2
+    assert 0 < res["song_graph_ms"]["median_ms"] < res["whole_ms"]["median_ms"] <= res["whole_ms"]["p95_ms"]
+    try:
+        import opensmile  # noqa: F401
+    except ImportError:
+        assert res["compare_extraction_ms"] is None
+    else:
+        assert res["compare_extraction_ms"]["runs"] == 5 and res["compare_extraction_ms"]["median_ms"] > 0

@@ -1,0 +1,195 @@
+"""Training, export and evaluation end to end on a tiny subset (proves the code path;
+the shipped model is trained by the documented command, not here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from ..conftest import DATA, EMOTRACK, ROOT, needs_data
+
+pytestmark = needs_data()
+def run(*args, env=None):
+    r = subprocess.run(EMOTRACK + list(args), capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, f"{args[0]} exit {r.returncode}\n{r.stdout[-2000:]}\n{r.stderr[-3000:]}"
+    return r
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("tiny")
+    env = {**os.environ, "EMOTRACK_CACHE": str(tmp / "cache")}
+    deam = tmp / "DEAM"
+    (deam / "annotations").mkdir(parents=True)
+    os.symlink(DATA / "deam" / "annotations" / "annotations averaged per song",
+               deam / "annotations" / "annotations averaged per song")
+    (deam / "MEMD_audio").mkdir()
+    rng = np.random.default_rng(0)
+    for sid in (2, 3, 4, 5, 7, 8):
+        sf.write(str(deam / "MEMD_audio" / f"{sid}.mp3"),
+                 (0.1 * rng.standard_normal(22050 * 18)).astype(np.float32), 22050, format="MP3")
+    out = tmp / "run"
+    train = run("train", "--quick", "--limit", "2", "--datasets", "soundtracks", "vgmidi", "panda4q",
+                "--deam-root", str(deam), "--out", str(out), "--jobs", "1", env=env)
+    exp = tmp / "export"
+    run("export", "--run", str(out), "--out", str(exp), env=env)
+    return {"tmp": tmp, "env": env, "run": out, "export": exp, "train_stdout": train.stdout, "deam": deam}
+
+
+def test_training_writes_checkpoint_and_report(tiny_run):
+    rep = json.loads((tiny_run["run"] / "report.json").read_text())
+    assert (tiny_run["run"] / "vae_lstm.pt").exists()
+    assert set(rep["data"]) == {"soundtracks", "vgmidi", "panda4q", "deam"}
+    assert set(rep["test"]) == {"VAE-LSTM", "AE-LSTM", "CNN-LSTM", "Ridge (mel stats)", "Constant"}
+    for name, res in rep["test"].items():
+        assert "soundtracks" in res and "valence" in res["soundtracks"], name
+    assert rep["vae"]["test"]["mse"] > 0 and rep["vae"]["test"]["kl"] >= 0
+    assert "**soundtracks**" in tiny_run["train_stdout"]  # the table is printed
+
+
+def test_export_writes_onnx_and_card(tiny_run):
+    exp = tiny_run["export"]
+    onnx_path = exp / "emotrack-vae-lstm.onnx"
+    card = json.loads((exp / "emotrack-vae-lstm.card.json").read_text())
+    md = (exp / "MODEL_CARD.md").read_text()
+    assert card["features"]["sample_rate"] == 22050
+    assert "VAE-LSTM (ONNX)" in card["test_results"]
+    assert "| VAE-LSTM (ONNX) |" in md and "## Training data" in md and "## Reproduce" in md
+
+    import onnx
+
+    m = onnx.load(str(onnx_path))
+    onnx.checker.check_model(m)
+    assert [i.name for i in m.graph.input] == ["mel", "h", "c"]
+    assert [o.name for o in m.graph.output] == ["valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out"]
+    dims = [d.dim_param or d.dim_value for d in m.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == ["batch", "time", 64, 23]  # only batch and time are dynamic
+    from emotrack.export.onnx_export import IR_VERSION
+
+    assert m.ir_version == IR_VERSION
+
+
+def test_evaluate_command(tiny_run):
+    r = run("evaluate", "--model", str(tiny_run["export"] / "emotrack-vae-lstm.onnx"),
+            "--run", str(tiny_run["run"]), "--datasets", "soundtracks", "vgmidi", "panda4q",
+            "--deam-root", str(tiny_run["deam"]), "--json", env=tiny_run["env"])
+    res = json.loads(r.stdout)
+    assert set(res["this model"]) == {"soundtracks", "vgmidi", "panda4q", "deam"}
+    assert "quadrant_accuracy" in res["this model"]["panda4q"]
+    assert res["this model"]["vgmidi"]["kind"] == "dynamic"
+
+
+def test_parity_gate_fails_a_wrong_graph(tiny_run):
+    import torch
+    from emotrack.export.onnx_export import ExportParityError, load_checkpoint, parity_check
+    from emotrack.models.nets import ExportWrapper
+
+    model, _ = load_checkpoint(tiny_run["run"] / "vae_lstm.pt")
+    wrapper = ExportWrapper(model).eval()
+    onnx_path = tiny_run["export"] / "emotrack-vae-lstm.onnx"
+    diffs = parity_check(wrapper, onnx_path)
+    assert diffs["torch_vs_onnx"] < 1e-4 and diffs["whole_vs_steps"] < 1e-4
+    with torch.no_grad():
+        model.head.lstm.weight_hh_l0.add_(0.05)  # the graph no longer matches these weights
+    with pytest.raises(ExportParityError, match="parity failed"):
+        parity_check(wrapper, onnx_path)
+
+
+def test_export_without_run_says_what_to_do(tmp_path):
+    r = subprocess.run(EMOTRACK + ["export", "--run", str(tmp_path / "none")], capture_output=True, text=True)
+    assert r.returncode == 2 and "run `emotrack train" in r.stderr
+
+
+def test_static_benchmark_runs_end_to_end(tiny_run):
+    """`emotrack static-benchmark` on a tiny subset: both feature sets, all three methods,
+    a table on stdout and the JSON with every metric."""
+    out = tiny_run["tmp"] / "static.json"
+    r = run("static-benchmark", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--folds", "2",
+            "--repeats", "1", "--epochs", "2", "--run", str(tiny_run["run"]), "--jobs", "2",
+            "--out", str(out), "--tsne", str(tiny_run["tmp"] / "tsne"), env=tiny_run["env"])
+    assert "| soundtracks | compare (6373 →" in r.stdout and "| panda4q | vae (160 →" in r.stdout
+    assert "panda4q / compare: fold 2/2 done" in r.stderr  # progress through the long folds
+    assert "| 2 × 1 | TNN-SVR |" in r.stdout  # folds × repeats beside each row
+    res = json.loads(out.read_text())
+    rows = {(x["dataset"], x["features"]): x for x in res["rows"]}
+    assert "dim" not in res["tnn"] and res["tnn"]["epochs"] == 2  # the dimension is per row
+    assert set(rows) == {(d, f) for d in ("soundtracks", "panda4q") for f in ("compare", "vae")}
+    for row in rows.values():
+        for m in ("SVR", "PCA-SVR", "TNN-SVR"):
+            assert np.isfinite(row[m]["r2_valence"][0]) and np.isfinite(row[m]["r2_arousal"][0])
+        assert row["dim"] <= row["songs"] // 2
+    assert rows[("panda4q", "vae")]["quadrants"] and 0 <= rows[("panda4q", "vae")]["TNN-SVR"]["quadrant_accuracy"][0] <= 1
+    assert not rows[("soundtracks", "compare")]["quadrants"]
+    rep = run("static-benchmark", "--report", str(out), str(out))  # tables of earlier runs, joined
+    assert rep.stdout.count("| panda4q | vae (160 →") == 6 and "Made by:\nemotrack static-benchmark" in rep.stdout
+    from PIL import Image
+
+    for d in ("soundtracks", "panda4q"):
+        for f in ("compare", "vae"):
+            img = Image.open(tiny_run["tmp"] / "tsne" / f"tsne-{d}-{f}.png")
+            assert img.size[0] > 800 and len(np.unique(np.asarray(img.convert("RGB")).reshape(-1, 3), axis=0)) > 50  # four panels, not blank
+
+
+def test_train_song_export_song_and_analyze_without_torch(tiny_run):
+    """`emotrack train-song` then `export-song` on a tiny subset: the report has the held-out
+    tables, the card and MODEL_CARD.md get their section (the VAE-LSTM's stays), and the
+    exported graph drives `analyze --song` in a process that cannot import torch."""
+    song_run, exp = tiny_run["tmp"] / "song", tiny_run["tmp"] / "song-export"
+    exp.mkdir()
+    for f in ("emotrack-vae-lstm.onnx", "emotrack-vae-lstm.card.json"):
+        (exp / f).write_bytes((tiny_run["export"] / f).read_bytes())
+    r = run("train-song", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2", "--dim", "8",
+            "--run", str(tiny_run["run"]), "--out", str(song_run), "--no-progress", env=tiny_run["env"])
+    assert "| TNN-SVR |" in r.stdout and "| trajectory mean (VAE-LSTM) |" in r.stdout
+    rep = json.loads((song_run / "report.json").read_text())
+    assert set(rep["test"]) == {"soundtracks", "panda4q"} and rep["tnn"]["dim"] == 8
+    assert "quadrant_accuracy" in rep["test"]["panda4q"]["TNN-SVR"]
+    assert np.isfinite(rep["test"]["soundtracks"]["TNN-SVR"]["arousal"]["r2"])
+
+    run("export-song", "--run", str(song_run), "--out", str(exp), env=tiny_run["env"])
+    card = json.loads((exp / "emotrack-song.card.json").read_text())
+    assert card["parity"]["torch_vs_onnx"] < 1e-4 and card["parity"]["stats_vs_numpy"] < 1e-4
+    assert set(card["onnx_test"]) == {"soundtracks", "panda4q"}
+    md = (exp / "MODEL_CARD.md").read_text()
+    assert md.index("# Model card: emotrack-vae-lstm") < md.index("# Whole-song model: emotrack-song")
+    assert "| TNN-SVR (ONNX) |" in md
+
+    code = ("import sys; sys.modules['torch'] = None; from emotrack.realtime.cli import main; "
+            "sys.exit(main(sys.argv[1:]))")
+    r = subprocess.run([sys.executable, "-c", code, "analyze", "--song", "--model", str(exp / "emotrack-vae-lstm.onnx"),
+                        "--song-model", str(exp / "emotrack-song.onnx"), str(ROOT / "assets" / "demo.opus")],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    rec = json.loads(r.stdout)
+    assert rec["song_model"] == "emotrack-song 1" and rec["trajectory"]["frames"] == 120
+
+
+def test_song_parity_gate_fails_a_wrong_graph(tiny_run):
+    import torch
+    from emotrack.export.onnx_export import ExportParityError
+    from emotrack.export.song_export import parity_check
+    from emotrack.models.song import load_song_net
+
+    song_run, onnx_path = tiny_run["tmp"] / "song", tiny_run["tmp"] / "song-export" / "emotrack-song.onnx"
+    if not onnx_path.exists():
+        pytest.skip("needs the export of test_train_song_export_song_and_analyze_without_torch")
+    net, _ = load_song_net(song_run)
+    assert parity_check(net, onnx_path)["torch_vs_onnx"] < 1e-4
+    with torch.no_grad():
+        net.svr_a.coef.mul_(1.5)  # the graph no longer matches these weights
+    with pytest.raises(ExportParityError, match="parity failed"):
+        parity_check(net, onnx_path)
+
+
+def test_train_song_without_vae_run_says_what_to_do(tmp_path):
+    r = subprocess.run(EMOTRACK + ["train-song", "--run", str(tmp_path / "none"), "--limit", "2", "--out",
+                                   str(tmp_path / "s")], capture_output=True, text=True)
+    assert r.returncode == 2 and "emotrack train --out" in r.stderr
+    r = subprocess.run(EMOTRACK + ["export-song", "--run", str(tmp_path / "none")], capture_output=True, text=True)
+    assert r.returncode == 2 and "run `emotrack train-song" in r.stderr
