@@ -24,6 +24,12 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--quick", action="store_true", help="tiny epochs: proves the code path in seconds")
     t.add_argument("--no-baselines", action="store_true", help="train only the VAE-LSTM")
     t.add_argument("--jobs", type=int, default=2, help="processes for feature extraction")
+    t.add_argument("--teachers", action="store_true",
+                   help="train the student: the VAE-LSTM taught by the musicnn teachers (run teacher-pass first)")
+    t.add_argument("--seed", type=int, default=0, help="with --teachers: the training seed")
+    t.add_argument("--leave-out", metavar="DATASET",
+                   help="with --teachers: train without this dataset (its test split is still evaluated)")
+    t.add_argument("--threads", type=int, default=2, help="torch threads")
 
 
 def add_teacher_pass_arguments(tp: argparse.ArgumentParser) -> None:

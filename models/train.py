@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +25,8 @@ import numpy as np
 import torch
 from emotrack.realtime.core.config import FEATURES
 
-from .cli import load_clips, roots_of
-from .data import Clip, default_data_root
-from .evaluate import evaluate_predictions, format_table
+from .data import Clip
+from .evaluate import evaluate_predictions
 from .nets import ConvEncoder, EmotionHead, FrameAE, FrameVAE, NetConfig, SeqModel, vae_code_fn
 from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, build_seqs, log, shift_gain  # noqa: F401
 
@@ -411,17 +409,3 @@ def _json_default(o):
     if isinstance(o, (np.floating, np.integer)):
         return o.item()
     raise TypeError(type(o))
-
-
-def cmd_train(args) -> int:
-    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
-    cfg = TrainConfig.quick() if args.quick else TrainConfig()
-    if args.no_baselines:
-        cfg = TrainConfig(**{**cfg.__dict__, "baselines": False})
-    sources = {"data": str(Path(args.data) if args.data else default_data_root()),
-               "datasets": args.datasets, "limit": args.limit, "roots": roots_of(args),
-               "command": "emotrack " + " ".join(sys.argv[1:])}
-    report = run_training(clips, Path(args.out), cfg, jobs=args.jobs, sources=sources)
-
-    print(format_table(report["test"]))
-    return 0

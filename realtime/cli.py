@@ -47,7 +47,7 @@ COMMANDS = {
     "bench": Command("speed of the model step and of analyze (and live latency, memory, load, library, song)",
                      "emotrack.realtime.bench.command", "emotrack.realtime.bench.command:run"),
     "train": Command("train the VAE-LSTM and baselines (needs emotrack[train])", "emotrack.models.options",
-                     "emotrack.models.train:cmd_train", add="add_train_arguments", needs_train=True),
+                     "emotrack.models.train_cli:cmd_train", add="add_train_arguments", needs_train=True),
     "teacher-pass": Command("cache the musicnn teachers' outputs at every frame of every clip (needs emotrack[train])",
                             "emotrack.models.options", "emotrack.models.teacher_pass:cmd_teacher_pass",
                             add="add_teacher_pass_arguments", needs_train=True),

@@ -1,4 +1,5 @@
-"""The exit codes of every ``emotrack`` command (also listed in ``emotrack --help``)."""
+"""The exit codes of every ``emotrack`` command (also listed in ``emotrack --help``). Pure
+data; the main thread returns them."""
 
 from __future__ import annotations
 

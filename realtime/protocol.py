@@ -19,7 +19,7 @@ import time
 
 PROTOCOL_VERSION = 1
 # frame fields a client may subscribe to; ALWAYS_FIELDS are in every frame
-FRAME_FIELDS = ("wall", "valence", "arousal", "valence_std", "arousal_std", "latency_ms", "counters")
+FRAME_FIELDS = ("wall", "valence", "arousal", "valence_std", "arousal_std", "latency_ms", "counters", "descriptors")
 ALWAYS_FIELDS = ("type", "seq", "t")
 PREDICTION_FIELDS = ("t", "valence", "arousal", "valence_std", "arousal_std")  # analyze's lines
 RECORD_FIELDS = ("seq", "t", "wall", "valence", "arousal", "valence_std", "arousal_std", "latency_ms")  # --record
@@ -36,14 +36,16 @@ def wall_now() -> float:
 
 
 def hello(run: str, server: str, model_name: str, model_version: str, hop: float, frame_seconds: float,
-          sample_rate: int, source: dict, descriptors: list[str] | None = None) -> dict:
-    """The first message every client gets: what it is listening to."""
+          sample_rate: int, source: dict, descriptors: dict[str, float] | None = None) -> dict:
+    """The first message every client gets: what it is listening to. With a model that has
+    descriptors, ``descriptors`` maps each name to how likely it is on typical music (what
+    a display ranks a frame's descriptors against)."""
     msg = {"type": "hello", "protocol": PROTOCOL_VERSION, "server": server, "run": run,
            "model": {"name": model_name, "version": model_version}, "hop": round(hop, 6),
            "frame_seconds": frame_seconds, "sample_rate": sample_rate, "source": source,
            "valence_range": [-1, 1], "arousal_range": [-1, 1]}
     if descriptors:
-        msg["descriptors"] = list(descriptors)
+        msg["descriptors"] = {k: round(float(v), 4) for k, v in descriptors.items()}
     return msg
 
 
@@ -57,7 +59,8 @@ def prediction(t: float, valence: float, arousal: float, valence_std: float, aro
 def frame(seq: int, t: float, valence: float, arousal: float, valence_std: float, arousal_std: float,
           latency_ms: float, counters: dict, descriptors: dict[str, float] | None = None,
           wall: float | None = None) -> dict:
-    """One prediction on the stream."""
+    """One prediction on the stream; ``descriptors`` (optional, added in v1 without a version
+    change) the model's perceptual descriptors of the frame, each in [0, 1]."""
     msg = {"type": "frame", "seq": seq, "t": round(t, 4), "wall": wall_now() if wall is None else wall,
            **{k: v for k, v in prediction(t, valence, arousal, valence_std, arousal_std).items() if k != "t"},
            "latency_ms": round(latency_ms, 3), "counters": counters}

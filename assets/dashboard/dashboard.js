@@ -99,6 +99,14 @@
     setTimeout(connect, d);
   }
 
+  // the descriptors that stand out: most above how likely each is on typical music
+  function topDescriptors(values, typical, k = 3) {
+    if (!values) return "";
+    return Object.keys(values)
+      .map((n) => [n, values[n] / Math.max(typical[n] || 0.5, 1e-3)])
+      .sort((a, b) => b[1] - a[1]).slice(0, k).map((x) => x[0]).join(" · ");
+  }
+
   function handle(m) {
     if (m.type === "hello") {
       if (!state.hello || m.run !== state.hello.run) {  // a new server run: start afresh
@@ -123,6 +131,7 @@
       $("vval").textContent = fmt(m.valence);
       $("aval").textContent = fmt(m.arousal);
       $("tval").textContent = `${m.t.toFixed(1)} s`;
+      $("desc").textContent = topDescriptors(m.descriptors, (state.hello && state.hello.descriptors) || {});
       const c = m.counters || {};
       $("stats").textContent = `seq ${m.seq} · latency ${m.latency_ms} ms · clients ${c.clients ?? "?"}` +
         ` · missed ${state.missed}` + (c.overflows ? ` · audio overflows ${c.overflows}` : "") +

@@ -45,6 +45,7 @@ class StepOutput:
     arousal: np.ndarray
     valence_std: np.ndarray
     arousal_std: np.ndarray
+    descriptors: np.ndarray | None = None  # (T, K) in [0, 1], for models that have them
 
 
 def _session(path: Path, threads: int):
@@ -106,6 +107,11 @@ class EmotionModel:
             raise ModelMismatchError(f"{self.path}: graph lacks {missing}; re-export the model")
         self.hidden_size = int(self.meta["hidden_size"])
         self.num_layers = int(self.meta.get("num_layers", 1))
+        # optional: named perceptual descriptors (distilled tags), with how likely each is on typical audio
+        self.descriptor_names: list[str] = list(self.meta.get("descriptors") or []) if "descriptors" in outs else []
+        typical = self.meta.get("descriptor_typical") or [0.5] * len(self.descriptor_names)
+        self.descriptor_typical = np.asarray(typical, dtype=np.float32)
+        self._outputs = list(self.REQUIRED_OUTPUTS) + (["descriptors"] if self.descriptor_names else [])
 
     @property
     def name(self) -> str:
@@ -128,11 +134,10 @@ class EmotionModel:
             raise ValueError(f"expected mel frames of shape {self.features.frame_shape}, got {mel.shape[1:]}")
         if len(mel) == 0:
             e = np.zeros(0, dtype=np.float32)
-            return StepOutput(e, e, e, e), state
-        v, a, vs, as_, h, c = self.session.run(
-            list(self.REQUIRED_OUTPUTS), {"mel": mel[None], "h": state[0], "c": state[1]}
-        )
-        return StepOutput(v[0], a[0], vs[0], as_[0]), (h, c)
+            d = np.zeros((0, len(self.descriptor_names)), np.float32) if self.descriptor_names else None
+            return StepOutput(e, e, e, e, d), state
+        v, a, vs, as_, h, c, *d = self.session.run(self._outputs, {"mel": mel[None], "h": state[0], "c": state[1]})
+        return StepOutput(v[0], a[0], vs[0], as_[0], d[0][0] if d else None), (h, c)
 
 
 def load_model(path: str | Path | None = None, threads: int = 1) -> EmotionModel:

@@ -29,6 +29,7 @@ class Prediction:
     arousal: float
     valence_std: float
     arousal_std: float
+    descriptors: tuple[float, ...] | None = None  # in the model's descriptor_names order
 
     def to_dict(self, ndigits: int = 5) -> dict:
         """The line ``emotrack analyze`` prints for it."""
@@ -126,8 +127,10 @@ class Tracker:
 
 
 def _predictions(o, ts) -> list[Prediction]:
+    d = o.descriptors
     return [Prediction(float(t), float(o.valence[i]), float(o.arousal[i]), float(o.valence_std[i]),
-                       float(o.arousal_std[i])) for i, t in enumerate(ts)]
+                       float(o.arousal_std[i]), tuple(float(x) for x in d[i]) if d is not None else None)
+            for i, t in enumerate(ts)]
 
 
 def stream_file(model: EmotionModel, path: str | Path, hop: float | None = None,

@@ -179,7 +179,8 @@ class LiveEngine:
         """The first message every WebSocket client gets: what it is listening to."""
         m = self.model
         return protocol.hello(self.run_id, f"emotrack {__version__}", m.name, m.version, self.hop, m.features.frame_seconds,
-                              m.features.sample_rate, self.source.describe())
+                              m.features.sample_rate, self.source.describe(),
+                              dict(zip(m.descriptor_names, m.descriptor_typical.tolist(), strict=True)) or None)
 
     def serve(self, server) -> None:
         """Let a WebSocket ``server`` describe this engine: its hello, status reports on
@@ -204,8 +205,9 @@ class LiveEngine:
         now = time.perf_counter()
         latency = now - arrival
         self.latency.add(latency)
+        desc = dict(zip(self.model.descriptor_names, p.descriptors, strict=True)) if p.descriptors else None
         msg = protocol.frame(self.seq, p.t, p.valence, p.arousal, p.valence_std, p.arousal_std, latency * 1000,
-                             self.counters_now())
+                             self.counters_now(), desc)
         self.seq += 1
         self.last = msg
         text = protocol.dumps(msg)

@@ -19,7 +19,7 @@ from collections import deque
 
 import numpy as np
 
-from ..status import status_parts
+from ..status import descriptor_line, status_parts
 
 # colours (also used by the screenshot test to find what was drawn)
 BG = "#101418"
@@ -95,7 +95,36 @@ class LiveWindow:
         layout.setContentsMargins(8, 8, 8, 8)
         self.win.setCentralWidget(central)
 
-        # --- the valence-arousal plane
+        self._build_plane(pg, QtCore, QtGui, QtWidgets)
+        layout.addWidget(self.plane, stretch=3)
+
+        # --- what stands out in the music now (models with descriptors): "soft · slow · piano"
+        self.descriptors = QtWidgets.QLabel("")
+        dfont = QtGui.QFont()
+        dfont.setPointSize(20)
+        self.descriptors.setFont(dfont)
+        self.descriptors.setStyleSheet(f"color: {POINT};")
+        self.descriptors.setAlignment(QtCore.Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.descriptors)
+
+        self._build_series(pg)
+        layout.addWidget(self.series, stretch=2)
+
+        # --- status line
+        self.status = QtWidgets.QLabel("waiting for the first 0.5 s of audio…")
+        sfont = QtGui.QFont()
+        sfont.setPointSize(14)
+        self.status.setFont(sfont)
+        self.status.setWordWrap(True)
+        layout.addWidget(self.status)
+
+        self.timer = QtCore.QTimer()
+        self.timer.setInterval(40)
+        self.timer.timeout.connect(self.refresh)
+        self.timer.start()
+
+    def _build_plane(self, pg, QtCore, QtGui, QtWidgets) -> None:
+        """The valence-arousal plane: quadrant names, the trail, the ±1 std ellipse, the point."""
         self.plane = pg.PlotWidget()
         self.plane.setAspectLocked(True)
         self.plane.setXRange(-1.05, 1.05, padding=0)
@@ -123,9 +152,10 @@ class LiveWindow:
         self.point = pg.ScatterPlotItem(size=34, pen=pg.mkPen("w", width=3), brush=pg.mkBrush(POINT))
         for it in (self.trail_line, self.trail_dots, self.ellipse, self.point):
             self.plane.addItem(it)
-        layout.addWidget(self.plane, stretch=3)
 
-        # --- valence and arousal over time, with ±1 std bands
+    def _build_series(self, pg) -> None:
+        """Valence and arousal over time, with ±1 std bands."""
+        grey = pg.mkPen("#4c566a", width=1)
         self.series = pg.PlotWidget()
         self.series.setYRange(-1.05, 1.05, padding=0)
         self.series.setMouseEnabled(False, False)
@@ -143,23 +173,10 @@ class LiveWindow:
             self.series.addItem(hi)
             self.series.addItem(band)
             self.curves[name] = (line, lo, hi)
-        layout.addWidget(self.series, stretch=2)
-
-        # --- status line
-        self.status = QtWidgets.QLabel("waiting for the first 0.5 s of audio…")
-        sfont = QtGui.QFont()
-        sfont.setPointSize(14)
-        self.status.setFont(sfont)
-        self.status.setWordWrap(True)
-        layout.addWidget(self.status)
-
-        self.timer = QtCore.QTimer()
-        self.timer.setInterval(40)
-        self.timer.timeout.connect(self.refresh)
-        self.timer.start()
 
     def refresh(self) -> None:
         self._status()
+        self.descriptors.setText(descriptor_line(self.engine))
         if self.sink.seq == self._drawn_seq:
             return
         self._drawn_seq = self.sink.seq

@@ -1,0 +1,128 @@
+"""The student of a ``train --teachers`` run -> ONNX with named recurrent state and the
+descriptors as an extra output, through a parity gate that fails the export (offline).
+
+Graph: ``mel (B,T,n_mels,n_t), h (1,B,H), c (1,B,H) -> valence, arousal, valence_std,
+arousal_std, descriptors (B,T,K), h_out, c_out``. The descriptors are the student's
+distilled tag probabilities (sigmoid of its tag head, put back on the teachers' logit
+scale); their names and their typical values (the teachers' mean probability over the
+training frames) are in the metadata. The per-dataset offsets of training are not in the
+graph. The gate compares torch with onnxruntime on a whole sequence, whole sequence with
+frame by frame, from a random non-zero state, and checks that swapping h and c matters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from emotrack.models.distill import DESCRIPTORS, StudentHead
+from emotrack.models.nets import FrameVAE, NetConfig
+from emotrack.realtime.core.config import FEATURES, FeatureConfig
+from emotrack.realtime.core.model import EmotionModel
+from torch import nn
+
+from .onnx_export import OPSET, PARITY_TOL, ExportParityError, finish_onnx
+
+OUTPUTS = ["valence", "arousal", "valence_std", "arousal_std", "descriptors", "h_out", "c_out"]
+
+
+class StudentGraph(nn.Module):
+    """encoder code -> LSTM -> outputs, with the descriptors' de-standardisation built in."""
+
+    def __init__(self, vae: FrameVAE, head: StudentHead, index: list[int], mu: np.ndarray, sd: np.ndarray):
+        super().__init__()
+        self.vae, self.head = vae, head
+        self.register_buffer("index", torch.as_tensor(index, dtype=torch.long))
+        self.register_buffer("mu", torch.from_numpy(np.asarray(mu, np.float32)))
+        self.register_buffer("sd", torch.from_numpy(np.asarray(sd, np.float32)))
+
+    def forward(self, mel, h, c):
+        b, t = mel.shape[:2]
+        z = self.vae.encode(mel.reshape(b * t, *mel.shape[2:]))[0].reshape(b, t, -1)
+        mean, std, (h2, c2), y = self.head(z, (h, c))
+        logits = (self.head.tags(y) * self.sd + self.mu).index_select(-1, self.index)
+        return mean[..., 0], mean[..., 1], std[..., 0], std[..., 1], torch.sigmoid(logits), h2, c2
+
+
+def load_student(ckpt_path: Path) -> tuple[StudentGraph, dict]:
+    ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    feats = FeatureConfig.from_dict(ck["features"])
+    if feats.diff(FEATURES):
+        raise ValueError(f"{ckpt_path}: trained with other feature parameters {feats.diff(FEATURES)}")
+    net = NetConfig.from_dict(ck["net_config"])
+    vae = FrameVAE(net)
+    vae.load_state_dict(ck["vae"], strict=True)
+    head = StudentHead(net, ck["datasets"])
+    head.load_state_dict(ck["head"], strict=True)
+    # the tag head predicts standardised logits: MSD's 50 then MTT's 50 (see distill.targets_of)
+    mu, sd = _tag_scaling(ck["teacher_mu"], ck["teacher_sd"])
+    graph = StudentGraph(vae, head, ck["descriptor_index"], mu, sd).eval()
+    return graph, ck
+
+
+def _tag_scaling(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The teachers' logit columns of the 500-d scaler (KEYS order: MSD logits, MSD pen,
+    MTT logits, MTT pen), as MSD's 50 then MTT's 50."""
+    cols = np.r_[0:50, 250:300]
+    return np.asarray(mu)[cols], np.asarray(sd)[cols]
+
+
+def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", version: str = "2",
+                   extra_meta: dict | None = None) -> tuple[Path, dict]:
+    """Write ``out`` (.onnx) and check parity; raises ExportParityError on a mismatch."""
+    graph, ck = load_student(Path(ckpt))
+    net = NetConfig.from_dict(ck["net_config"])
+    L, H = net.lstm_layers, net.lstm_hidden
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    dyn = {"mel": {0: "batch", 1: "time"}, "h": {1: "batch"}, "c": {1: "batch"}, "h_out": {1: "batch"},
+           "c_out": {1: "batch"}}
+    for n in OUTPUTS[:5]:
+        dyn[n] = {0: "batch", 1: "time"}
+    with torch.no_grad():
+        torch.onnx.export(graph, (torch.randn(1, 6, *FEATURES.frame_shape), torch.zeros(L, 1, H), torch.zeros(L, 1, H)),
+                          str(out), input_names=["mel", "h", "c"], output_names=OUTPUTS, dynamic_axes=dyn,
+                          opset_version=OPSET, dynamo=False)
+    meta = {"name": name, "version": version, "features": FEATURES.to_dict(), "net": net.to_dict(),
+            "hidden_size": H, "num_layers": L, "outputs": OUTPUTS, "scale": "DEAM [-1, 1]",
+            "descriptors": list(ck["descriptors"]), "descriptor_typical": ck.get("descriptor_typical"),
+            "descriptor_sources": [f"{m}:{t}" for m, t in DESCRIPTORS], "kind": "dynamic",
+            "teachers": "musicnn 0.1.0 MSD_musicnn + MTT_musicnn (distilled; not run at run time)"}
+    finish_onnx(out, {**meta, **(extra_meta or {})})
+    return out, parity_check(graph, out)
+
+
+@torch.no_grad()
+def parity_check(graph: StudentGraph, path: Path, T: int = 24, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    em = EmotionModel(path)
+    L, H = em.num_layers, em.hidden_size
+    mel = torch.randn(1, T, *FEATURES.frame_shape, generator=g) * 0.7
+    h0 = torch.randn(L, 1, H, generator=g) * 0.5
+    c0 = torch.randn(L, 1, H, generator=g) * 0.5
+    ref = [x.numpy() for x in graph(mel, h0, c0)]
+    whole, (h1, c1) = em.run(mel[0].numpy(), (h0.numpy(), c0.numpy()))
+    state = (h0.numpy(), c0.numpy())
+    steps, desc = [], []
+    for t in range(T):
+        o, state = em.run(mel[0, t:t + 1].numpy(), state)
+        steps.append([o.valence[0], o.arousal[0], o.valence_std[0], o.arousal_std[0]])
+        desc.append(o.descriptors[0])
+    steps, desc = np.array(steps), np.array(desc)
+    whole_arr = np.stack([whole.valence, whole.arousal, whole.valence_std, whole.arousal_std], 1)
+    torch_arr = np.stack([r[0] for r in ref[:4]], 1)
+    diffs = {
+        "torch_vs_onnx": float(np.abs(torch_arr - whole_arr).max()),
+        "descriptors_torch_vs_onnx": float(np.abs(ref[4][0] - whole.descriptors).max()),
+        "torch_vs_onnx_state": float(max(np.abs(ref[5] - h1).max(), np.abs(ref[6] - c1).max())),
+        "whole_vs_steps": float(np.abs(whole_arr - steps).max()),
+        "descriptors_whole_vs_steps": float(np.abs(whole.descriptors - desc).max()),
+        "final_state_whole_vs_steps": float(max(np.abs(h1 - state[0]).max(), np.abs(c1 - state[1]).max())),
+    }
+    sw, _ = em.run(mel[0].numpy(), (c0.numpy(), h0.numpy()))
+    diffs["swapped_state_effect"] = float(np.abs(sw.valence - whole.valence).max())
+    bad = {k: v for k, v in diffs.items() if k != "swapped_state_effect" and not v <= PARITY_TOL}
+    if bad or diffs["swapped_state_effect"] < 1e-6:
+        raise ExportParityError(f"{path}: parity failed {diffs} (tolerance {PARITY_TOL})")
+    return diffs

@@ -1,0 +1,507 @@
+"""The student: the shipped VAE encoder + stateful LSTM, taught by the musicnn teachers
+(training only; ``emotrack train --teachers``; main thread, torch on ``threads`` cores).
+
+The runtime shape stays what the design names: a 0.5 s log-mel frame -> the VAE encoder's
+code -> a stateful LSTM -> valence, arousal and their std every 0.5 s (plus, as optional
+outputs, the descriptors). What changes is what it learns from. Two stages:
+
+1. The frame encoder, on every frame of every training clip, labelled or not (the Debian
+   music too), each shifted by a random gain of -6, 0 or +6 dB:
+
+       L1 = recon + beta * KL + lambda_frame * distill_frame
+
+   ``recon`` is the squared error summed over the frame (unit-variance Gaussian decoder)
+   and ``KL`` the usual Gaussian KL in nats (the VAE of Herremans et al.);
+   ``distill_frame`` is the squared error, summed over 500 dimensions, of a linear map of
+   the code (its mean) against the teachers' outputs on the ~3 s window ending at the
+   frame: both models' 200-d penultimate layers and 50 tag logits, each dimension
+   standardised on the training frames. The code must carry what the teachers hear, as far
+   as one frame can.
+
+2. The LSTM on the frozen codes (all three gains), on sequences of up to 60 s:
+
+       L2 = labels + lambda_pseudo * pseudo + lambda_tags * tags + lambda_embed * embed
+
+   ``labels`` is the loss of the original training (``train.seq_loss``: a Gaussian NLL on
+   each labelled frame with the predicted mean and std, a clip label on every frame after
+   a 2 s warm-up; a logistic loss on the signs for the quadrant sets), each dataset weighing
+   ``DATASET_WEIGHTS``; for the sets with continuous labels a learned offset per set (valence,
+   arousal) is added to the mean before the loss and dropped at run time, so that the
+   different rating scales do not drag the output (the quadrant sets' signs fix where zero
+   is). ``pseudo`` is the same Gaussian NLL against the teacher head's smoothed answer
+   (:mod:`emotrack.models.teacher_head`, fit on the labelled training splits) on every
+   frame from 3 s on of every clip, labelled or not; ``tags`` and ``embed`` are squared
+   errors of two linear maps of the LSTM state against the teachers' standardised tag
+   logits (100) and penultimate layers (400) on the frames they were run on (means over
+   dimensions and frames). The ``tags`` map is exported: the descriptors are the sigmoid of
+   its outputs for ``DESCRIPTORS``, de-standardised to the teachers' logit scale.
+
+The weights below are the ones used for the shipped model; they were set once, from the
+scale of each term at initialisation and a validation run, not tuned on the test split.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from emotrack.realtime.core.config import FEATURES
+from torch import nn
+from torch.nn import functional as F
+
+from . import teacher_head
+from .data import Clip
+from .evaluate import evaluate_predictions
+from .nets import FrameVAE, NetConfig
+from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, build_seqs, log, shift_gain
+from .teacher_pass import KEYS, has_targets
+from .teachers import LABELS
+from .train import seq_loss
+
+# the descriptors the student exports: (teacher, tag)
+DESCRIPTORS = (("MTT_musicnn", "soft"), ("MTT_musicnn", "loud"), ("MTT_musicnn", "quiet"), ("MTT_musicnn", "fast"),
+               ("MTT_musicnn", "slow"), ("MTT_musicnn", "piano"), ("MTT_musicnn", "strings"), ("MTT_musicnn", "drums"),
+               ("MTT_musicnn", "vocal"), ("MTT_musicnn", "electronic"), ("MTT_musicnn", "ambient"),
+               ("MTT_musicnn", "choir"), ("MSD_musicnn", "happy"), ("MSD_musicnn", "sad"), ("MSD_musicnn", "Mellow"),
+               ("MSD_musicnn", "party"), ("MSD_musicnn", "chill"), ("MSD_musicnn", "beautiful"),
+               ("MSD_musicnn", "catchy"), ("MSD_musicnn", "heavy metal"))
+CONTINUOUS = teacher_head.CONTINUOUS
+EMB_DIM, TAG_DIM = 400, 100
+MIN_T = teacher_head.MIN_T
+
+
+def descriptor_index() -> list[int]:
+    """Column of each descriptor in the 100 tag logits (MSD's 50, then MTT's 50)."""
+    off = {"MSD_musicnn": 0, "MTT_musicnn": 50}
+    return [off[m] + LABELS[m].index(t) for m, t in DESCRIPTORS]
+
+
+def descriptor_names() -> list[str]:
+    return [t.lower() for _, t in DESCRIPTORS]
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    """Training settings of the student (they travel with the weights)."""
+
+    frame_epochs: int = 6
+    frames_per_epoch: int = 150_000
+    lambda_frame: float = 0.1
+    head_epochs: int = 40
+    lambda_pseudo: float = 1.0
+    lambda_tags: float = 0.5
+    lambda_embed: float = 0.5
+    batch_frames: int = 256
+    batch_seqs: int = 32
+    lr: float = 1e-3
+    patience: int = 10
+    seed: int = 0
+    threads: int = 2
+    head_sets: tuple[str, ...] = ("soundtracks", "panda4q")  # the teacher head's training sets
+    leave_out: str | None = None  # a dataset trained without (its test split is still evaluated)
+
+    @classmethod
+    def quick(cls) -> StudentConfig:
+        return cls(frame_epochs=1, frames_per_epoch=512, head_epochs=2, batch_frames=64, batch_seqs=8, patience=2)
+
+
+def student_net(seed: int = 0) -> NetConfig:
+    return NetConfig(latent_dim=48, channels=(24, 48, 64), enc_hidden=256, lstm_hidden=128, lstm_layers=1)
+
+
+# ---------------------------------------------------------------------- teacher targets
+@dataclass
+class Targets:
+    """A clip's teacher targets, standardised: emb (T, 400), tags (T, 100), with NaN rows
+    where the teachers were not run; pseudo (T, 2) the teacher head's answer (NaN before
+    3 s and where there is none)."""
+
+    emb: np.ndarray
+    tags: np.ndarray
+    pseudo: np.ndarray
+
+
+class TeacherScaler:
+    """Per-dimension mean and std of the teachers' outputs over the training frames."""
+
+    def __init__(self, seqs: list[Seq]):
+        xs = [teacher_head.teacher_features(s.clip, len(s.mel)) for s in seqs if has_targets(s.clip)]
+        x = np.concatenate(xs)
+        x = x[np.isfinite(x).all(1)]
+        self.mu, self.sd = x.mean(0).astype(np.float32), (x.std(0) + 1e-6).astype(np.float32)
+        logits = np.concatenate([x[:, 0:50], x[:, 250:300]], 1)[:, descriptor_index()]  # MSD's, then MTT's
+        # how likely each descriptor is on typical training audio (the display ranks against it)
+        self.typical = (1 / (1 + np.exp(-logits))).mean(0).astype(np.float32)
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        return ((x - self.mu) / self.sd).astype(np.float32)
+
+
+def targets_of(seq: Seq, scaler: TeacherScaler, head: dict) -> Targets:
+    """The standardised teacher outputs of a clip (400 penultimate, then 100 logits, in the
+    order of ``KEYS``: MSD pen, MSD logits, MTT pen, MTT logits re-ordered below)."""
+    T = len(seq.mel)
+    if not has_targets(seq.clip):
+        nan = np.full((T, 1), np.nan, np.float32)
+        return Targets(np.repeat(nan, EMB_DIM, 1), np.repeat(nan, TAG_DIM, 1), np.repeat(nan, 2, 1))
+    raw = teacher_head.teacher_features(seq.clip, T)  # KEYS order: MSD logits, MSD pen, MTT logits, MTT pen
+    z = scaler.apply(raw)
+    cols = {k: slice(*_key_span(k)) for k in KEYS}
+    emb = np.concatenate([z[:, cols["MSD_musicnn_penultimate"]], z[:, cols["MTT_musicnn_penultimate"]]], 1)
+    tags = np.concatenate([z[:, cols["MSD_musicnn_logits"]], z[:, cols["MTT_musicnn_logits"]]], 1)
+    pseudo = teacher_head.predict(head, seq.clip, T)
+    pseudo[0.5 * np.arange(1, T + 1) < MIN_T] = np.nan
+    return Targets(emb, tags, pseudo)
+
+
+def _key_span(key: str) -> tuple[int, int]:
+    sizes = {"logits": 50, "penultimate": 200}
+    start = 0
+    for k in KEYS:
+        n = sizes[k.rsplit("_", 1)[1]]
+        if k == key:
+            return start, start + n
+        start += n
+    raise KeyError(key)
+
+
+# ---------------------------------------------------------------------- stage 1: the frame encoder
+class FrameStudent(nn.Module):
+    """The VAE and a linear map of its code to the teachers' standardised outputs."""
+
+    def __init__(self, net: NetConfig):
+        super().__init__()
+        self.vae = FrameVAE(net)
+        self.to_teacher = nn.Linear(net.latent_dim, EMB_DIM + TAG_DIM)
+
+    def losses(self, x, target, has):
+        xh, mu, logvar = self.vae(x)
+        rec = ((xh - x) ** 2).flatten(1).sum(1).mean()
+        kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).mean()
+        if has.any():
+            d = ((self.to_teacher(mu[has]) - target[has]) ** 2).sum(1).mean()
+        else:
+            d = torch.zeros((), dtype=x.dtype)
+        return rec, kl, d
+
+
+def _frame_pool(seqs: list[Seq], targets: dict[str, Targets]):
+    mel = np.concatenate([s.mel for s in seqs])
+    tgt = np.concatenate([np.concatenate([targets[s.key].emb, targets[s.key].tags], 1) for s in seqs])
+    return mel, tgt
+
+
+def train_frames(model: FrameStudent, train: list[Seq], val: list[Seq], targets: dict, cfg: StudentConfig) -> dict:
+    rng = np.random.default_rng(cfg.seed)
+    mel, tgt = _frame_pool(train, targets)
+    vmel, vtgt = _frame_pool(val, targets) if val else (mel[:2048], tgt[:2048])
+    if len(vmel) > 6000:
+        sel = rng.choice(len(vmel), 6000, replace=False)
+        vmel, vtgt = vmel[sel], vtgt[sel]
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    beta = model.vae.cfg.beta
+    history = []
+    for ep in range(cfg.frame_epochs):
+        model.train()
+        t0 = time.time()
+        idx = rng.choice(len(mel), min(cfg.frames_per_epoch, len(mel)), replace=False)
+        gains = rng.choice(GAINS_DB, len(idx))
+        tot = np.zeros(3)
+        for b in range(0, len(idx), cfg.batch_frames):
+            sl = idx[b:b + cfg.batch_frames]
+            x = torch.from_numpy(np.stack([shift_gain(mel[i], g) for i, g in
+                                           zip(sl, gains[b:b + cfg.batch_frames], strict=True)]).astype(np.float32))
+            y = torch.from_numpy(tgt[sl])
+            has = torch.isfinite(y).all(1)
+            y = torch.nan_to_num(y)
+            rec, kl, d = model.losses(x, y, has)
+            loss = rec + beta * kl + cfg.lambda_frame * d
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            tot += np.array([rec.item(), kl.item(), d.item()]) * len(sl)
+        ev = eval_frames(model, vmel, vtgt)
+        history.append({"epoch": ep + 1, "train": (tot / len(idx)).tolist(), **ev, "seconds": time.time() - t0})
+        log(f"student frames epoch {ep + 1}: recon {tot[0] / len(idx):.2f} kl {tot[1] / len(idx):.2f} "
+            f"distill {tot[2] / len(idx):.1f} | val mse {ev['mse']:.4f} distill R2 {ev['distill_r2']:.3f} "
+            f"({time.time() - t0:.0f} s)")
+    return {"history": history}
+
+
+@torch.no_grad()
+def eval_frames(model: FrameStudent, mel: np.ndarray, tgt: np.ndarray) -> dict:
+    """Held-out reconstruction MSE per value, KL, and the R^2 of the code's linear map to
+    the teachers' outputs (1 - residual / total variance, over the standardised dims)."""
+    model.eval()
+    se, kl, n, res, tot = 0.0, 0.0, 0, 0.0, 0.0
+    for b in range(0, len(mel), 1024):
+        x = torch.from_numpy(mel[b:b + 1024].astype(np.float32))
+        y = torch.from_numpy(tgt[b:b + 1024])
+        mu, logvar = model.vae.encode(x)
+        se += float(((model.vae.decoder(mu) - x) ** 2).sum())
+        kl += float((-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).sum())
+        n += len(x)
+        has = torch.isfinite(y).all(1)
+        if has.any():
+            res += float(((model.to_teacher(mu[has]) - y[has]) ** 2).sum())
+            tot += float((y[has] ** 2).sum())
+    return {"mse": se / (n * x[0].numel()), "kl": kl / n, "distill_r2": 1 - res / tot if tot else float("nan")}
+
+
+@torch.no_grad()
+def encode_codes(vae: FrameVAE, seqs: list[Seq], name: str = "student") -> None:
+    code = lambda x: vae.encode(x)[0]  # noqa: E731
+    for s in seqs:
+        out = []
+        for g in GAINS_DB:
+            x = torch.from_numpy(shift_gain(s.mel, g).astype(np.float32))
+            out.append(torch.cat([code(x[i:i + 2048]) for i in range(0, len(x), 2048)]).numpy())
+        s.codes[name] = np.stack(out).astype(np.float32)
+
+
+# ---------------------------------------------------------------------- stage 2: the LSTM head
+class StudentHead(nn.Module):
+    """Stateful LSTM on codes -> valence, arousal (tanh), their std, and (training only) the
+    teachers' standardised tags and embedding; per-dataset offsets used only in training."""
+
+    def __init__(self, net: NetConfig, datasets: list[str]):
+        super().__init__()
+        self.cfg = net
+        self.lstm = nn.LSTM(net.latent_dim, net.lstm_hidden, net.lstm_layers, batch_first=True)
+        self.out = nn.Linear(net.lstm_hidden, 4)
+        self.tags = nn.Linear(net.lstm_hidden, TAG_DIM)
+        self.embed = nn.Linear(net.lstm_hidden, EMB_DIM)
+        self.offset_sets = [d for d in datasets if d in CONTINUOUS]
+        self.offsets = nn.Parameter(torch.zeros(max(1, len(self.offset_sets)), 2))
+
+    def forward(self, z, state=None):
+        y, state = self.lstm(z, state)
+        o = self.out(y)
+        mean = torch.tanh(o[..., :2])
+        std = F.softplus(o[..., 2:]) + self.cfg.min_std
+        return mean, std, state, y
+
+    def offset_for(self, datasets: list[str]) -> torch.Tensor:
+        rows = [self.offsets[self.offset_sets.index(d)] if d in self.offset_sets else torch.zeros(2)
+                for d in datasets]
+        return torch.stack(rows)
+
+
+def _gauss_nll(mean, std, y):
+    has = torch.isfinite(y)
+    y0 = torch.where(has, y, torch.zeros_like(y))
+    nll = 0.5 * ((y0 - mean) / std) ** 2 + torch.log(std)
+    return torch.where(has, nll, torch.zeros_like(nll)).sum() / has.sum().clamp_min(1)
+
+
+def _masked_mse(pred, y):
+    has = torch.isfinite(y).all(-1)
+    if not has.any():
+        return torch.zeros(())
+    return ((pred[has] - y[has]) ** 2).mean()
+
+
+def _batch(seqs: list[Seq], targets: dict, rng, train: bool, max_len: int = MAX_LEN):
+    xs, tv, ta, ps, tg, em, ds = [], [], [], [], [], [], []
+    for s in seqs:
+        T = len(s.mel)
+        st = int(rng.integers(0, T - max_len + 1)) if train and T > max_len else 0
+        en = min(T, st + max_len) if train else T
+        gi = int(rng.integers(len(GAINS_DB))) if train else GAINS_DB.index(0.0)
+        t = targets[s.key]
+        v, a = s.v[st:en], s.a[st:en]
+        if st > 0 and s.clip.kind == "static":
+            v, a = v.copy(), a.copy()
+            v[:WARMUP] = np.nan
+            a[:WARMUP] = np.nan
+        xs.append(s.codes["student"][gi, st:en])
+        tv.append(v)
+        ta.append(a)
+        ps.append(t.pseudo[st:en])
+        tg.append(t.tags[st:en])
+        em.append(t.emb[st:en])
+        ds.append(s.clip.dataset)
+    L = max(len(x) for x in xs)
+    B = len(xs)
+
+    def pad(arrs, dim, fill=np.nan):
+        out = np.full((B, L, dim) if dim else (B, L), fill, np.float32)
+        for i, x in enumerate(arrs):
+            out[i, :len(x)] = x
+        return torch.from_numpy(out)
+
+    X = pad(xs, xs[0].shape[1], 0.0)
+    valid = torch.zeros((B, L), dtype=torch.bool)
+    for i, x in enumerate(xs):
+        valid[i, :len(x)] = True
+    sign = torch.from_numpy(np.stack([s.sign for s in seqs]))
+    w = torch.from_numpy(np.array([s.weight for s in seqs], dtype=np.float32))
+    return X, pad(tv, 0), pad(ta, 0), sign, w, valid, pad(ps, 2), pad(tg, TAG_DIM), pad(em, EMB_DIM), ds
+
+
+def head_loss(head: StudentHead, batch, cfg: StudentConfig):
+    X, TV, TA, S, W, V, P, TG, EM, ds = batch
+    mean, std, _, h = head(X)
+    labelled = mean + head.offset_for(ds)[:, None, :]
+    terms = {"labels": seq_loss(labelled, std, TV, TA, S, W, V),
+             "pseudo": _gauss_nll(mean, std, P), "tags": _masked_mse(head.tags(h), TG),
+             "embed": _masked_mse(head.embed(h), EM)}
+    total = (terms["labels"] + cfg.lambda_pseudo * terms["pseudo"] + cfg.lambda_tags * terms["tags"]
+             + cfg.lambda_embed * terms["embed"])
+    return total, terms
+
+
+@torch.no_grad()
+def predict_head(head: StudentHead, seqs: list[Seq]) -> dict[str, np.ndarray]:
+    """{key: (T, 4)} valence, arousal, stds from a zero state, no offsets (as at run time)."""
+    head.eval()
+    g0 = GAINS_DB.index(0.0)
+    out = {}
+    for s in seqs:
+        mean, std, _, _ = head(torch.from_numpy(s.codes["student"][g0])[None])
+        out[s.key] = torch.cat([mean[0], std[0]], -1).numpy()
+    return out
+
+
+@torch.no_grad()
+def predict_tags(head: StudentHead, seq: Seq) -> np.ndarray:
+    head.eval()
+    _, _, _, h = head(torch.from_numpy(seq.codes["student"][GAINS_DB.index(0.0)])[None])
+    return head.tags(h)[0].numpy()
+
+
+def _val_score(head, val) -> float:
+    res = evaluate_predictions(val, predict_head(head, val))
+    rs = [m[d]["r"]["mean"] for m in res.values() for d in ("valence", "arousal")]
+    rs = [r for r in rs if math.isfinite(r)]
+    return float(np.mean(rs)) if rs else -math.inf
+
+
+def train_head(head: StudentHead, train: list[Seq], val: list[Seq], targets: dict, cfg: StudentConfig) -> dict:
+    rng = np.random.default_rng(cfg.seed + 1)
+    opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
+    best, best_state, bad, history = -math.inf, None, 0, []
+    order = sorted(train, key=lambda s: len(s.mel))
+    for ep in range(cfg.head_epochs):
+        head.train()
+        t0 = time.time()
+        batches = [order[i:i + cfg.batch_seqs] for i in range(0, len(order), cfg.batch_seqs)]
+        rng.shuffle(batches)
+        sums: dict[str, float] = {}
+        for b in batches:
+            total, terms = head_loss(head, _batch(b, targets, rng, True), cfg)
+            opt.zero_grad()
+            total.backward()
+            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
+            opt.step()
+            for k, v in terms.items():
+                sums[k] = sums.get(k, 0.0) + float(v) / len(batches)
+        vs = _val_score(head, val)
+        history.append({"epoch": ep + 1, **sums, "val_mean_r": vs, "seconds": time.time() - t0})
+        log(f"student head epoch {ep + 1}: " + " ".join(f"{k} {v:.3f}" for k, v in sums.items())
+            + f" | val mean r {vs:.4f} ({time.time() - t0:.0f} s)")
+        if vs > best + 1e-4:
+            best, bad = vs, 0
+            best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
+        else:
+            bad += 1
+            if bad >= cfg.patience:
+                break
+    if best_state is not None:
+        head.load_state_dict(best_state)
+    return {"history": history, "best_val_mean_r": best,
+            "offsets": {d: head.offsets[i].tolist() for i, d in enumerate(head.offset_sets)}}
+
+
+def leave_out(clips: list[Clip], cfg: StudentConfig, dataset: str) -> tuple[list[Clip], StudentConfig]:
+    """Leave-one-dataset-out: every training and validation clip of ``dataset`` goes (its audio
+    too, so the test songs are music the student has never heard); its test split stays, to
+    be evaluated; the teacher head is fit without it."""
+    if dataset not in {c.dataset for c in clips}:
+        raise ValueError(f"--leave-out {dataset}: not among the datasets of this run")
+    kept = [c for c in clips if c.dataset != dataset or c.split == "test"]
+    sets = tuple(d for d in cfg.head_sets if d != dataset)
+    return kept, replace(cfg, head_sets=sets, leave_out=dataset)
+
+
+# ---------------------------------------------------------------------- the whole run
+def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, jobs: int = 2,
+                sources: dict | None = None) -> dict:
+    """Train the student (both stages) and its teacher head; write ``student.pt`` and
+    ``report.json`` (held-out metrics of the student and of the teacher head) to ``out``."""
+    cfg = cfg or StudentConfig()
+    net = student_net(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    seqs = build_seqs(clips, jobs=jobs)
+    split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
+    for k, v in split.items():
+        log(f"{k}: {len(v)} clips, {sum(len(s.mel) for s in v) / 7200:.2f} h")
+    missing = sum(not has_targets(s.clip) for s in seqs)
+    if missing:
+        log(f"{missing} clips have no teacher targets (run `emotrack teacher-pass` first); they train the VAE only")
+    head_train = [s for s in split["train"] if s.clip.dataset in cfg.head_sets]
+    th = teacher_head.fit(head_train, [s for s in split["val"] if s.clip.dataset in cfg.head_sets]
+                          or split["val"]) if head_train else None
+    if th is None:
+        raise ValueError(f"the teacher head needs training clips of {cfg.head_sets} with teacher targets")
+    scaler = TeacherScaler(split["train"])
+    targets = {s.key: targets_of(s, scaler, th) for s in seqs}
+    report: dict = {"student_config": asdict(cfg), "net_config": net.to_dict(), "features": FEATURES.to_dict(),
+                    "sources": sources, "teacher_head": {k: th[k] for k in ("alpha", "sets", "val_score", "offsets")}}
+    fs = FrameStudent(net)
+    report["frames"] = train_frames(fs, split["train"], split["val"], targets, cfg)
+    report["frames"]["test"] = eval_frames(fs, *_frame_pool(split["test"], targets)) if split["test"] else {}
+    for p in fs.parameters():
+        p.requires_grad_(False)
+    encode_codes(fs.vae, seqs)
+    datasets = sorted({s.clip.dataset for s in seqs})
+    head = StudentHead(net, datasets)
+    report["head"] = train_head(head, split["train"], split["val"], targets, cfg)
+    torch.save({"net_config": net.to_dict(), "features": FEATURES.to_dict(), "vae": fs.vae.state_dict(),
+                "head": head.state_dict(), "offset_sets": head.offset_sets, "datasets": datasets,
+                "teacher_mu": scaler.mu, "teacher_sd": scaler.sd, "descriptors": descriptor_names(),
+                "descriptor_index": descriptor_index(), "descriptor_typical": scaler.typical.tolist(),
+                "teacher_head": th}, out / "student.pt")
+    report["test"] = {"student": evaluate_predictions(split["test"], predict_head(head, split["test"])),
+                      "teacher head": evaluate_predictions(split["test"], teacher_head.predictions(th, split["test"]))}
+    report["descriptor_agreement"] = descriptor_agreement(head, split["test"], targets, scaler)
+    report["train_seconds"] = time.time() - t0
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+    log(f"student done in {report['train_seconds'] / 60:.1f} min -> {out}")
+    return report
+
+
+def descriptor_agreement(head: StudentHead, seqs: list[Seq], targets: dict, scaler: TeacherScaler) -> dict:
+    """Per descriptor, the Pearson r between the student's and the teachers' tag logits over
+    the held-out frames the teachers were run on (pooled over clips)."""
+    idx = descriptor_index()
+    ps, ts = [], []
+    for s in seqs:
+        t = targets[s.key].tags
+        ok = np.isfinite(t).all(1)
+        if ok.any():
+            ps.append(predict_tags(head, s)[ok][:, idx])
+            ts.append(t[ok][:, idx])
+    if not ps:
+        return {}
+    p, t = np.concatenate(ps), np.concatenate(ts)
+    return {n: float(np.corrcoef(p[:, i], t[:, i])[0, 1]) for i, n in enumerate(descriptor_names())}
+
+
+def _json_default(o):
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, np.floating | np.integer):
+        return o.item()
+    if isinstance(o, np.str_):
+        return str(o)
+    raise TypeError(type(o))

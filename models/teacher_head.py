@@ -1,0 +1,147 @@
+"""The teacher head: valence/arousal from the teachers' per-frame outputs, by ridge regression
+(training only; no threads). It is the upper bound the student is measured against and the
+source of pseudo-labels on unlabelled audio.
+
+Features of a frame: both teachers' 200-d penultimate layers and 50 tag logits (500
+numbers, see :mod:`emotrack.models.teacher_pass`), standardised on the training frames.
+Targets: a clip's label on each of its frames from 3 s on (a window before then still holds
+the silence a stream starts with): Soundtracks' and Emotify's ratings as they are, Panda's
+and EMOPIA's quadrants as their centres (±0.5, ±0.5). Every dataset weighs the same in
+total. Datasets with continuous labels get an intercept of their own (unpenalised),
+learned and then dropped: their rating scales sit at different levels (Soundtracks' mean
+is about −0.22), while the quadrant sets' signs fix where zero is. The ridge penalty is
+chosen on the validation split. At run time the per-frame answer is smoothed causally
+with an exponential average of time constant ``SMOOTH_SECONDS`` (3 s).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .data import QUADRANT_SIGNS
+from .evaluate import evaluate_predictions
+from .teacher_pass import KEYS, has_targets, load_targets
+
+SMOOTH_SECONDS = 3.0
+MIN_T = 3.0  # seconds: frames before this see part of the silence that starts every stream
+ALPHAS = (1e2, 1e3, 1e4, 3e4, 1e5, 3e5, 1e6)
+CONTINUOUS = ("soundtracks", "emotify", "vgmidi", "deam", "pmemo", "emomusic")
+
+
+def teacher_features(clip, n_frames: int) -> np.ndarray:
+    """(n_frames, 500) float32: both teachers' penultimate and logits; NaN rows where no
+    window was run (every other frame of the stride-2 sets)."""
+    t = load_targets(clip, n_frames)
+    return np.concatenate([t[k] for k in KEYS], 1)
+
+
+def clip_targets(seq) -> np.ndarray:
+    """(T, 2) per-frame targets of a training sequence for the head; NaN where none."""
+    T = len(seq.mel)
+    y = np.full((T, 2), np.nan, np.float32)
+    frames_t = 0.5 * np.arange(1, T + 1)
+    late = frames_t >= MIN_T
+    c = seq.clip
+    if c.kind == "quadrant":
+        y[late] = 0.5 * np.asarray(QUADRANT_SIGNS[c.quadrant], np.float32)
+    elif c.kind == "static":
+        y[late] = (c.valence, c.arousal)
+    elif c.kind == "dynamic":
+        y[:, 0], y[:, 1] = seq.v, seq.a
+        y[~late] = np.nan
+    return y
+
+
+def _design(seqs, mu=None, sd=None):
+    xs, ys, ds = [], [], []
+    for s in seqs:
+        if not has_targets(s.clip):
+            continue
+        x = teacher_features(s.clip, len(s.mel))
+        y = clip_targets(s)
+        ok = np.isfinite(x).all(1) & np.isfinite(y).all(1)
+        if ok.any():
+            xs.append(x[ok])
+            ys.append(y[ok])
+            ds += [s.clip.dataset] * int(ok.sum())
+    X, Y, D = np.concatenate(xs), np.concatenate(ys), np.array(ds)
+    if mu is None:
+        mu, sd = X.mean(0), X.std(0) + 1e-6
+    return (X - mu) / sd, Y, D, mu, sd
+
+
+def fit(train, val, alphas=ALPHAS) -> dict:
+    """The ridge head on the training sequences, its penalty picked on the validation ones by
+    the mean Pearson r (clip means against labels) over their datasets and both dimensions."""
+    X, Y, D, mu, sd = _design(train)
+    sets = sorted(set(D))
+    offset_sets = [d for d in sets if d in CONTINUOUS]
+    w = np.zeros(len(D))
+    for d in sets:  # each dataset the same total weight; the mean frame weight is 1
+        w[D == d] = len(D) / (len(sets) * (D == d).sum())
+    dummies = np.stack([(D == d).astype(np.float64) for d in offset_sets], 1) if offset_sets else np.zeros((len(D), 0))
+    A = np.concatenate([X, np.ones((len(D), 1)), dummies], 1)
+    Aw = A * w[:, None]
+    G, B = Aw.T @ A, Aw.T @ Y
+    best = None
+    for alpha in alphas:
+        reg = np.full(A.shape[1], alpha)
+        reg[X.shape[1]:] = 0.0  # intercepts are not penalised
+        coef = np.linalg.solve(G + np.diag(reg) + 1e-9 * np.eye(len(reg)), B)
+        head = {"coef": coef[: X.shape[1]].astype(np.float32), "bias": coef[X.shape[1]].astype(np.float32),
+                "offsets": {d: coef[X.shape[1] + 1 + i].tolist() for i, d in enumerate(offset_sets)},
+                "mu": mu.astype(np.float32), "sd": sd.astype(np.float32), "alpha": alpha, "sets": sets}
+        score = val_score(head, val)
+        if best is None or score > best[0]:
+            best = (score, head)
+    best[1]["val_score"] = best[0]
+    return best[1]
+
+
+def smooth(raw: np.ndarray, hop: float = 0.5, seconds: float = SMOOTH_SECONDS) -> np.ndarray:
+    """Causal exponential average of (T, d) rows (time constant ``seconds``), holding the last
+    value over rows that are NaN (frames the teachers were not run on)."""
+    out = np.full_like(raw, np.nan)
+    state, gap = None, 1
+    for i, r in enumerate(raw):
+        if not np.isfinite(r).all():
+            gap += 1
+            if state is not None:
+                out[i] = state
+            continue
+        a = 1.0 - math.exp(-gap * hop / seconds)
+        state = r.copy() if state is None else state + a * (r - state)
+        out[i] = state
+        gap = 1
+    return out
+
+
+def predict(head: dict, clip, n_frames: int, smoothed: bool = True) -> np.ndarray:
+    """(n_frames, 2) valence, arousal from the teachers' outputs (no per-dataset offset)."""
+    x = (teacher_features(clip, n_frames) - head["mu"]) / head["sd"]
+    raw = np.clip(x @ head["coef"] + head["bias"], -1, 1)
+    out = smooth(raw) if smoothed else raw
+    # before the first window, hold its answer (a stream's first frames)
+    first = np.flatnonzero(np.isfinite(out).all(1))
+    if len(first):
+        out[: first[0]] = out[first[0]]
+    return out.astype(np.float32)
+
+
+def predictions(head: dict, seqs) -> dict[str, np.ndarray]:
+    """{clip key: (T, 4)} as the evaluation takes them (no predicted std)."""
+    out = {}
+    for s in seqs:
+        if has_targets(s.clip):
+            p = predict(head, s.clip, len(s.mel))
+            out[s.key] = np.concatenate([p, np.full_like(p, np.nan)], 1)
+    return out
+
+
+def val_score(head: dict, seqs) -> float:
+    res = evaluate_predictions(seqs, predictions(head, seqs))
+    rs = [m[d]["r"]["mean"] for m in res.values() for d in ("valence", "arousal")]
+    rs = [r for r in rs if math.isfinite(r)]
+    return float(np.mean(rs)) if rs else -math.inf

@@ -1,0 +1,40 @@
+"""``emotrack train``: the VAE-LSTM and its baselines (``train.run_training``), or, with
+``--teachers``, the student taught by the musicnn teachers (``distill.run_student``).
+Main thread; torch."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from .cli import load_clips, roots_of
+from .data import default_data_root
+from .distill import StudentConfig, leave_out, run_student
+from .evaluate import format_table
+from .train import TrainConfig, run_training
+
+
+def _sources(args: argparse.Namespace) -> dict:
+    return {"data": str(Path(args.data) if args.data else default_data_root()), "datasets": args.datasets,
+            "limit": args.limit, "roots": roots_of(args), "leave_out": getattr(args, "leave_out", None),
+            "command": "emotrack " + " ".join(sys.argv[1:])}
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
+    if args.teachers:
+        cfg = StudentConfig.quick() if args.quick else StudentConfig()
+        cfg = replace(cfg, seed=args.seed, threads=args.threads)
+        if args.leave_out:
+            clips, cfg = leave_out(clips, cfg, args.leave_out)
+        report = run_student(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
+        print(format_table(report["test"]))
+        return 0
+    cfg = TrainConfig.quick() if args.quick else TrainConfig()
+    if args.no_baselines:
+        cfg = TrainConfig(**{**cfg.__dict__, "baselines": False})
+    report = run_training(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
+    print(format_table(report["test"]))
+    return 0
