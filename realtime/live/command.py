@@ -31,7 +31,7 @@ from ..core.tracker import check_hop
 from ..exitcodes import ExitCode
 from ..library.service import LibraryService
 from ..library.store import LibraryError
-from ..net.access import exposure
+from ..net.access import exposed, exposure
 from ..net.address import ServerError, parse_hostport
 from ..net.server import WebSocketServer
 from .engine import LiveEngine
@@ -238,6 +238,11 @@ def build(o: LiveOptions, addresses, stack: ExitStack):
             engine.serve(server)
             server.start()
             stack.callback(server.close)
+            reachable = exposed(server.bound_addresses())
+            if reachable and not o.token and not o.insecure:  # checked again on what was really bound
+                raise _Refused(f"listening on {', '.join(reachable)} would let other machines read the stream "
+                               "without a token; give --token SECRET (or --insecure if the network is yours)",
+                               ExitCode.USAGE)
         if o.osc:
             osc = OscSink(o.osc, prefix=o.osc_prefix, bundle=o.osc_bundle)
             stack.callback(osc.close)

@@ -5,6 +5,7 @@ server. Pure functions; the main thread calls them while it checks the options.
 from __future__ import annotations
 
 import ipaddress
+import socket
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8765
@@ -23,7 +24,9 @@ def parse_hostport(spec: str, default_port: int = DEFAULT_PORT, option: str = "-
     s = spec.strip()
     host, port = DEFAULT_HOST, default_port
     if s.startswith("["):
-        h, _, rest = s[1:].partition("]")
+        h, close, rest = s[1:].partition("]")
+        if not close or not h or (rest and not rest.startswith(":")):
+            raise AddressError(f"{option} {spec!r}: an IPv6 address goes in brackets, e.g. {option} [::1]:{default_port}")
         host = h
         if rest.startswith(":"):
             port = rest[1:]
@@ -45,9 +48,18 @@ def parse_hostport(spec: str, default_port: int = DEFAULT_PORT, option: str = "-
 
 
 def is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return True
+    """Would listening on ``host`` bind loopback addresses only? Decided on the addresses it
+    resolves to, as the server will bind them: "" and "0.0.0.0" and "::" are every
+    interface, a name is what it resolves to (all of them must be loopback)."""
+    addrs = bind_addresses(host)
+    return bool(addrs) and all(ipaddress.ip_address(a.split("%")[0]).is_loopback for a in addrs)
+
+
+def bind_addresses(host: str) -> list[str]:
+    """The IP addresses a server asked to listen on ``host`` binds (asyncio's rules: an empty
+    host means every interface)."""
     try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+        infos = socket.getaddrinfo(host or None, 0, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError):
+        return ["0.0.0.0"] if not host else []  # unresolvable: the bind itself will fail and say so
+    return sorted({i[4][0] for i in infos})

@@ -52,8 +52,10 @@ class DashboardHttp:
     """Serves the dashboard; ``config`` builds /config.json on each request."""
 
     def __init__(self, host: str, port: int, config: Callable[[], dict], token: str | None = None,
-                 preview: Callable[[int, float | None], Awaitable[bytes]] | None = None):
+                 preview: Callable[[int, float | None], Awaitable[bytes]] | None = None,
+                 host_allowed: Callable[[str | None], bool] = lambda h: True):
         self.host, self.port = host, port
+        self.host_allowed = host_allowed
         self.config = config
         self.token = token
         self.preview = preview
@@ -68,6 +70,10 @@ class DashboardHttp:
     def close(self) -> None:
         if self._server is not None:
             self._server.close()
+
+    @property
+    def sockets(self) -> list:
+        return list(self._server.sockets) if self._server is not None else []
 
     @property
     def url(self) -> str:
@@ -87,6 +93,8 @@ class DashboardHttp:
             if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
                 return await self._send(writer, 400, "bad request\n")
             method, target = parts[0], parts[1]
+            if not self.host_allowed(_header(head, b"host")):
+                return await self._send(writer, 403, "this server does not answer to that host name\n")
             if method not in ("GET", "HEAD"):
                 return await self._send(writer, 405, "only GET and HEAD\n", extra="Allow: GET, HEAD\r\n")
             path, _, query = target.split("#", 1)[0].partition("?")
@@ -135,3 +143,12 @@ class DashboardHttp:
             await asyncio.wait_for(writer.drain(), REQUEST_TIMEOUT)
         except (TimeoutError, ConnectionError):
             pass
+
+
+def _header(head: bytes, name: bytes) -> str | None:
+    """The value of one header of a request head (the first, case-insensitive)."""
+    for line in head.split(b"\r\n")[1:]:
+        k, sep, v = line.partition(b":")
+        if sep and k.strip().lower() == name:
+            return v.strip().decode("latin-1")
+    return None

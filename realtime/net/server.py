@@ -47,7 +47,8 @@ class WebSocketServer:
         self.sndbuf = sndbuf  # a fixed kernel send buffer: a stalled client shows up in ours soon
         self.token = token
         self.access = Access(token, list(allow_origins or []),
-                             lambda: self.dashboard.port if self.dashboard is not None else None)
+                             lambda: self.dashboard.port if self.dashboard is not None else None,
+                             [host] + ([http[0]] if http else []))
         self.refused = 0
         self.http_addr = http  # (host, port) of the dashboard, served from the same loop
         self.dashboard = None
@@ -125,7 +126,8 @@ class WebSocketServer:
             self.port = self._server.sockets[0].getsockname()[1]
         if self.http_addr is not None:
             self.dashboard = DashboardHttp(*self.http_addr, config=self.dashboard_config, token=self.token,
-                                           preview=self._preview if self.library else None)
+                                           preview=self._preview if self.library else None,
+                                           host_allowed=self.access.host_allowed)
             try:
                 await self.dashboard.start()
             except OSError as e:
@@ -138,6 +140,13 @@ class WebSocketServer:
                 "server": self.hello.get("server"), "hop": self.hello.get("hop"),
                 "library": {"songs": self.library.songs, "like_now_seconds": self.library.like_seconds}
                 if self.library else None}
+
+    def bound_addresses(self) -> list[str]:
+        """The IP addresses the WebSocket server and the dashboard actually listen on."""
+        socks = list(self._server.sockets) if self._server is not None else []
+        if self.dashboard is not None:
+            socks += self.dashboard.sockets
+        return sorted({s.getsockname()[0] for s in socks})
 
     @property
     def http_url(self) -> str | None:
