@@ -77,8 +77,16 @@ def parse_profile(text: str, name: str = "profile") -> np.ndarray:
     return profile_points(rows, name)
 
 
+MAX_PROFILE_POINTS = 10_000
+MAX_PROFILE_SECONDS = 4 * 3600.0  # longer than any song a segment could match: refused before any work
+
+
 def profile_points(rows, name: str = "profile") -> np.ndarray:
-    """Rows of (t, valence, arousal) -> float64 [n, 3], or a QueryError saying what is wrong."""
+    """Rows of (t, valence, arousal) -> float64 [n, 3], or a QueryError saying what is wrong.
+    Sizes are checked before anything is built from them: at most ``MAX_PROFILE_POINTS``
+    points over at most ``MAX_PROFILE_SECONDS``."""
+    if hasattr(rows, "__len__") and len(rows) > MAX_PROFILE_POINTS:
+        raise QueryError(f"{name}: {len(rows)} points; a profile has at most {MAX_PROFILE_POINTS} points")
     try:
         pts = np.array(rows, dtype=np.float64)
     except (ValueError, TypeError) as e:
@@ -91,6 +99,9 @@ def profile_points(rows, name: str = "profile") -> np.ndarray:
         raise QueryError(f"{name}: the points must be finite numbers")
     if np.any(np.diff(pts[:, 0]) <= 0):
         raise QueryError(f"{name}: t must increase from point to point")
+    if pts[-1, 0] - pts[0, 0] > MAX_PROFILE_SECONDS:
+        raise QueryError(f"{name}: the points span {pts[-1, 0] - pts[0, 0]:.3g} s; a profile spans at most "
+                         f"{MAX_PROFILE_SECONDS / 3600:g} h (give t in seconds)")
     if np.any(np.abs(pts[:, 1:]) > 1):
         raise QueryError(f"{name}: valence and arousal are in [-1, 1]")
     return pts

@@ -249,13 +249,14 @@ class WebSocketServer:
                 fut.add_done_callback(self._like_done)
         groups: dict[tuple[str, ...] | None, list] = {}
         for ws, c in list(self._clients.items()):
-            if seq is not None and seq % c.every:
-                continue  # decimated away by its subscription: not a skip
             transport = ws.transport
             if transport is None or transport.is_closing():
                 continue
+            decimated = seq is not None and seq % c.every != 0  # not sent to it: not a skip
+            # every client's buffer is checked on every message, whatever its subscription: one
+            # that sends pings and never reads fills it with pongs even when it gets no frames
             if transport.get_write_buffer_size() > self.max_buffer:
-                self.skipped_messages += 1
+                self.skipped_messages += 0 if decimated else 1
                 if c.stuck_since is None:
                     c.stuck_since = now
                 elif now - c.stuck_since > self.stuck_seconds:
@@ -264,7 +265,8 @@ class WebSocketServer:
                     transport.abort()  # its buffer is full: a close frame would never get through
                 continue
             c.stuck_since = None
-            groups.setdefault(c.fields if seq is not None else None, []).append(ws)
+            if not decimated:
+                groups.setdefault(c.fields if seq is not None else None, []).append(ws)
         for fields, clients in groups.items():
             if fields is None:
                 broadcast(clients, text)
