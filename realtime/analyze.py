@@ -23,7 +23,7 @@ from .console import progress, say
 from .core.audio import AudioDecodeError, read_blocks
 from .core.model import EmotionModel, ModelError, load_model
 from .core.song import SongModel, SongTooShortError, analyze_song
-from .core.tracker import stream_blocks
+from .core.tracker import Tracker
 from .exitcodes import ExitCode
 
 HELP = "valence/arousal of audio files, one JSON object per 0.5 s (or per song)"
@@ -71,7 +71,10 @@ def analyze(paths: list[str], model: EmotionModel, fmt: str = "jsonl", out_path:
                 if bar is not None:
                     bar.reset(total=round(_duration(path) or 0, 1))
                     bar.set_description(Path(path).name[:30])
-                for p in stream_blocks(model, sr, blocks, hop=hop):
+                tracker = Tracker(model, sr, hop=hop)
+                count = 0
+                for p in (p for b in blocks for p in tracker.push(b)):
+                    count += 1
                     rec = p.to_dict()
                     if multi:
                         rec = {"file": str(path), **rec}
@@ -82,6 +85,11 @@ def analyze(paths: list[str], model: EmotionModel, fmt: str = "jsonl", out_path:
                     if bar is not None:
                         bar.update(round(p.t - bar.n, 1))
                 out.flush()
+                _notes(path, tracker.nonfinite)
+                if count == 0:
+                    failed.append(str(path))
+                    say("analyze", f"{path}: {tracker.stream_seconds:.3f} s of audio, shorter than one "
+                        f"{model.features.frame_seconds} s frame: no prediction")
             except AudioDecodeError as e:
                 failed.append(str(path))
                 say("analyze", str(e))
@@ -96,6 +104,12 @@ def analyze(paths: list[str], model: EmotionModel, fmt: str = "jsonl", out_path:
         if out_path:
             out.close()
     return _exit(failed, len(paths), "decoded")
+
+
+def _notes(path, nonfinite: int) -> None:
+    """What the user should know about a file that was analysed."""
+    if nonfinite:
+        say("analyze", f"{path}: {nonfinite} samples were NaN or infinite; they were treated as silence")
 
 
 def _duration(path) -> float | None:
@@ -139,6 +153,7 @@ def analyze_songs(paths: list[str], model: EmotionModel, song_model_path: str | 
                 failed.append(str(path))
                 say("analyze", str(e))
                 continue
+            _notes(path, res.nonfinite)
             rec = {"file": str(path), **res.to_dict(song_model, model)}
             if fmt == "csv":
                 row = flatten(rec)

@@ -8,6 +8,8 @@ exactly the output of feeding it whole.
 
 from __future__ import annotations
 
+import re
+import stat
 from collections.abc import Iterator
 from math import gcd
 from pathlib import Path
@@ -142,32 +144,71 @@ class Framer:
 def read_blocks(path: str | Path, blocksize: int = 65536) -> tuple[int, int, Iterator[np.ndarray]]:
     """Open an audio file; return (sample_rate, channels, iterator of float32 blocks).
 
-    Raises :class:`AudioDecodeError` naming the file and the reason if it cannot be read.
+    Raises :class:`AudioDecodeError` naming the file and the reason if it cannot be read:
+    missing, not a regular file (a FIFO or a device would block or be read twice), or not
+    decodable. The iterator raises it too when decoding stops before the end the file
+    declares (a truncated or damaged file), after yielding what could be read.
     """
     path = Path(path)
-    if not path.exists():
-        raise AudioDecodeError(f"{path}: no such file")
-    if path.is_dir():
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise AudioDecodeError(f"{path}: no such file") from None
+    except OSError as e:
+        raise AudioDecodeError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if stat.S_ISDIR(st.st_mode):
         raise AudioDecodeError(f"{path}: is a directory, expected an audio file")
+    if not stat.S_ISREG(st.st_mode):
+        raise AudioDecodeError(f"{path}: is not a regular file (a FIFO, a device or a socket); emotrack reads "
+                               "audio files: save the stream to a file first")
     try:
         f = sf.SoundFile(str(path))
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
+        why = str(e).split(": ", 1)[-1].replace(" (possibly a pipe?)", "").strip().rstrip(".") or type(e).__name__
+        if "does not exist or is not a regular file" in why:  # libsndfile's words for "unknown format"
+            why = "not audio in a format it knows, or damaged"
         raise AudioDecodeError(
-            f"{path}: cannot decode ({e}); supported: wav, flac, ogg/vorbis, opus, mp3"
+            f"{path}: cannot decode it as audio ({why}); supported: wav, flac, ogg/vorbis, opus, mp3"
         ) from e
+    declared = _declared_frames(f)
 
     def gen() -> Iterator[np.ndarray]:
+        read = 0
         with f:
             while True:
                 try:
                     block = f.read(blocksize, dtype="float32", always_2d=True)
                 except Exception as e:
-                    raise AudioDecodeError(f"{path}: decoding failed mid-file ({e})") from e
+                    raise AudioDecodeError(f"{path}: decoding failed after {read / f.samplerate:.1f} s ({e}); "
+                                           "what came before was analysed") from e
                 if len(block) == 0:
-                    return
+                    break
+                read += len(block)
                 yield block
+        # a declared length that was not reached: the file is cut short (a second of slack: mp3
+        # headers estimate the length)
+        if declared is not None and read < declared - f.samplerate:
+            raise AudioDecodeError(f"{path}: decoding stopped at {read / f.samplerate:.1f} s of the "
+                                   f"{declared / f.samplerate:.1f} s it declares (cut short or damaged); "
+                                   "what came before was analysed")
 
     return f.samplerate, f.channels, gen()
+
+
+def _declared_frames(f) -> int | None:
+    """The length a file says it has: libsndfile's count, or, for a WAV/AIFF whose data chunk
+    claims more than the file holds (a truncated file, which libsndfile shortens without a
+    word), what the chunk claims."""
+    declared = f.frames if f.frames and f.frames > 0 else None
+    try:
+        info = f.extra_info
+    except Exception:
+        return declared
+    m = re.search(r"^data\s*:\s*(\d+)\s*\(should be \d+\)", info, re.M)
+    align = re.search(r"Block Align\s*:\s*(\d+)", info)
+    if m and align and int(align.group(1)) > 0:
+        return max(declared or 0, int(m.group(1)) // int(align.group(1)))
+    return declared
 
 
 def load_audio(path: str | Path, cfg: FeatureConfig = FEATURES) -> np.ndarray:

@@ -21,6 +21,9 @@ from .config import FEATURES, FeatureConfig
 from .model import EmotionModel, ModelMismatchError, open_checked
 from .tracker import Tracker
 
+# the whole-song model sees at most this many frames (10 min): every frame of a shorter song, a
+# uniform random sample of a longer one (its code statistics barely move; memory stays bounded)
+MAX_SONG_FRAMES = 1200
 WARMUP_FRAMES = 4  # the LSTM's first 2 s from zero state (wide stds); left out of the summary, as in evaluation
 QUADRANT_NAMES = {1: "Q1 (positive, energetic)", 2: "Q2 (negative, energetic)",
                   3: "Q3 (negative, calm)", 4: "Q4 (positive, calm)"}
@@ -96,6 +99,7 @@ class SongResult:
     arousal: float | None
     trajectory: np.ndarray  # [frames, 4]
     t: np.ndarray  # frame ends, seconds
+    nonfinite: int = 0  # NaN or infinite input samples, treated as silence
 
     def to_dict(self, song_model: SongModel, model: EmotionModel) -> dict:
         q = quadrant(self.valence, self.arousal)
@@ -110,12 +114,12 @@ def analyze_song(path, model: EmotionModel, song_model: SongModel | None) -> Son
     song model, the whole-song valence/arousal from the same frames. Raises
     AudioDecodeError or SongTooShortError."""
     sr, _, blocks = read_blocks(path)
-    tracker = Tracker(model, sr, keep_mels=song_model is not None)
+    tracker = Tracker(model, sr, keep_mels=MAX_SONG_FRAMES if song_model is not None else 0)
     preds = []
     for b in blocks:
         preds += tracker.push(b)
     if not preds:
         raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
-    v, a = song_model.predict(np.concatenate(tracker.mels)) if song_model is not None else (None, None)
+    v, a = song_model.predict(tracker.mels) if song_model is not None else (None, None)
     traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds], np.float32)
-    return SongResult(tracker.stream_seconds, v, a, traj, np.array([p.t for p in preds]))
+    return SongResult(tracker.stream_seconds, v, a, traj, np.array([p.t for p in preds]), tracker.nonfinite)

@@ -58,9 +58,12 @@ class Tracker:
     frames 0.5 s apart, so every copy sees exactly what the model was trained on.
     """
 
-    def __init__(self, model: EmotionModel, sample_rate: int, hop: float | None = None, keep_mels: bool = False):
+    def __init__(self, model: EmotionModel, sample_rate: int, hop: float | None = None, keep_mels: int = 0):
         self.model = model
-        self.keep_mels = keep_mels  # keep every log-mel frame in ``mels`` (whole-song analysis)
+        # keep up to ``keep_mels`` log-mel frames for whole-song analysis: every frame while
+        # there are fewer, a uniform random sample of them (a seeded reservoir) beyond, so that
+        # memory stays bounded however long the file is
+        self.keep_mels = int(keep_mels)
         cfg = model.features
         self.cfg = cfg
         self.phases = check_hop(hop, cfg)
@@ -77,7 +80,10 @@ class Tracker:
         self.framer.reset()
         self._states = [self.model.zero_state() for _ in range(self.phases)]
         self._in_pos = 0  # input samples (at ``sample_rate``) of stream time so far, gaps included
-        self.mels: list[np.ndarray] = []
+        self._kept = np.zeros((self.keep_mels, *self.cfg.frame_shape), np.float32) if self.keep_mels else None
+        self._seen = 0  # frames offered to the reservoir
+        self._rng = np.random.default_rng(0)
+        self.nonfinite = 0  # input samples that were NaN or infinite (treated as silence)
 
     def skip(self, samples: int, reset_state: bool = False) -> None:
         """A gap of ``samples`` input samples (dropped or never captured) in the stream.
@@ -94,6 +100,23 @@ class Tracker:
         if reset_state:
             self._states = [self.model.zero_state() for _ in range(self.phases)]
 
+    def _keep(self, mels: np.ndarray) -> None:
+        for m in mels:  # reservoir sampling (algorithm R): every frame equally likely to stay
+            if self._seen < self.keep_mels:
+                self._kept[self._seen] = m
+            else:
+                j = int(self._rng.integers(0, self._seen + 1))
+                if j < self.keep_mels:
+                    self._kept[j] = m
+            self._seen += 1
+
+    @property
+    def mels(self) -> np.ndarray:
+        """The kept log-mel frames (all of them, or a uniform sample of ``keep_mels``)."""
+        if self._kept is None:
+            return np.zeros((0, *self.cfg.frame_shape), np.float32)
+        return self._kept[: min(self._seen, self.keep_mels)]
+
     @property
     def input_samples(self) -> int:
         """Input samples of stream time so far (gaps included)."""
@@ -107,13 +130,17 @@ class Tracker:
     def push(self, block: np.ndarray) -> list[Prediction]:
         """Feed a block of (frames,) or (frames, channels) samples; return new predictions."""
         mono = to_mono(block)
+        bad = ~np.isfinite(mono)
+        if bad.any():  # a NaN or an infinity never reaches the features, the state or the output
+            self.nonfinite += int(bad.sum())
+            mono = np.where(bad, np.float32(0.0), mono)
         self._in_pos += len(mono)
         frames, ts = self.framer.push(self.resampler.process(mono))
         if len(frames) == 0:
             return []
         mels = logmel_frames(frames, self.cfg)
         if self.keep_mels:
-            self.mels.append(mels)
+            self._keep(mels)
         if self.phases == 1:  # one state: the new frames are one sequence
             o, self._states[0] = self.model.run(mels, self._states[0])
             return _predictions(o, ts)

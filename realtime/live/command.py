@@ -319,6 +319,10 @@ def run_engine(o: LiveOptions, model: EmotionModel, source: Source, engine: Live
     if engine.error is not None and not interrupted:
         _err(f"the worker failed: {engine.error}")
         return ExitCode.FAILED
+    if recorder is not None and recorder.error is not None:
+        _err(f"the recording stopped early ({recorder.error.strerror or recorder.error}): {o.record} holds the "
+             f"first {recorder.written} predictions, each a whole line")
+        return ExitCode.FAILED
     if isinstance(source, FileSource) and source.error is not None:
         return ExitCode.DECODE
     return ExitCode.OK

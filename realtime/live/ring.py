@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+MAX_BYTES = 64 * 1024 * 1024  # the most audio a ring holds, whatever the channel count
+
 
 @dataclass
 class Chunk:
@@ -42,10 +44,13 @@ class BlockRing:
     grow, and each is written by one side only, so no lock is needed.
     """
 
-    def __init__(self, seconds: float, sample_rate: int, channels: int, block_frames: int = 1024):
+    def __init__(self, seconds: float, sample_rate: int, channels: int, block_frames: int = 1024,
+                 max_bytes: int = MAX_BYTES):
         self.block_frames = int(block_frames)
-        self.slots = max(4, int(np.ceil(seconds * sample_rate / self.block_frames)))
         self.channels = int(channels)
+        # sized in seconds, capped in bytes: many channels shorten the buffer, never blow memory up
+        slot_bytes = self.block_frames * self.channels * 4
+        self.slots = max(4, min(int(np.ceil(seconds * sample_rate / self.block_frames)), max_bytes // slot_bytes))
         self._data = np.zeros((self.slots, self.block_frames, self.channels), dtype=np.float32)
         self._len = np.zeros(self.slots, dtype=np.int64)
         self._time = np.zeros(self.slots, dtype=np.float64)

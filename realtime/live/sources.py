@@ -17,7 +17,7 @@ import threading
 import time
 from pathlib import Path
 
-from ..core.audio import AudioDecodeError, read_blocks
+from ..core.audio import AudioDecodeError, read_blocks, to_mono
 from .ring import BlockRing
 
 
@@ -297,7 +297,9 @@ class FileSource(Source):
         self.sample_rate, self.channels = sr, ch
         self.fast, self.loop = fast, loop
         self.blocksize = max(1, round(sr * block_seconds))
-        self.ring = BlockRing(ring_seconds, sr, ch, self.blocksize)
+        # the player downmixes before the ring (the worker would anyway): a file with hundreds
+        # of channels costs no more memory than a mono one
+        self.ring = BlockRing(ring_seconds, sr, 1, self.blocksize)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.error: Exception | None = None
@@ -324,7 +326,7 @@ class FileSource(Source):
                         delay = due - time.perf_counter()
                         if delay > 0 and self._stop.wait(delay):
                             return
-                    self.ring.write(block, time.perf_counter())
+                    self.ring.write(to_mono(block)[:, None], time.perf_counter())
                     played += len(block)
                 if not self.loop:
                     break

@@ -9,6 +9,8 @@ thread reports the lag on stderr once, and ``lag`` says how far behind it is.
 from __future__ import annotations
 
 import csv
+import errno
+import io
 import queue
 import sys
 import threading
@@ -35,15 +37,13 @@ class Recorder:
             raise RecorderError(f"{self.path} is a directory; give a file name such as {self.path / 'run.jsonl'}")
         if not self.path.parent.exists():
             raise RecorderError(f"folder {self.path.parent} does not exist; create it first")
+        self._good = 0  # bytes of whole lines in the file
         try:
-            self._f = open(self.path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+            self._f = open(self.path, "wb", buffering=0)  # noqa: SIM115  (one raw write per line)
+            if self.format == "csv":
+                self._write(self._csv_line(FIELDS))
         except OSError as e:
             raise RecorderError(f"cannot write {self.path}: {e.strerror or e}") from e
-        self._csv = None
-        if self.format == "csv":
-            self._csv = csv.writer(self._f)
-            self._csv.writerow(FIELDS)
-            self._f.flush()
         self._q: queue.SimpleQueue = queue.SimpleQueue()
         self.written = 0
         self.lag_warning = lag_warning
@@ -77,16 +77,40 @@ class Recorder:
                 print(f"emotrack: recorder is {self._q.qsize()} predictions behind writing "
                       f"{self.path} (slow disk?); nothing is dropped", file=sys.stderr)
             try:
-                if self._csv is not None:
-                    self._csv.writerow([m.get(k, "") for k in FIELDS])
+                if self.format == "csv":
+                    self._write(self._csv_line([m.get(k, "") for k in FIELDS]))
                 else:
-                    self._f.write(protocol.dumps(protocol.record(m)) + "\n")
-                self._f.flush()
+                    self._write((protocol.dumps(protocol.record(m)) + "\n").encode())
                 self.written += 1
             except OSError as e:  # disk full, file system gone: say so once, keep the rest running
                 self.error = e
-                print(f"emotrack: recording to {self.path} stopped: {e.strerror or e}; "
-                      f"{self.written} predictions were written", file=sys.stderr)
+                print(f"emotrack: recording to {self.path} stopped: {e.strerror or e}; it holds the "
+                      f"{self.written} predictions written before, each a whole line", file=sys.stderr)
+
+    @staticmethod
+    def _csv_line(row) -> bytes:
+        buf = io.StringIO()
+        csv.writer(buf).writerow(row)
+        return buf.getvalue().encode()
+
+    def _write(self, data: bytes) -> None:
+        """One whole line, or nothing: a write that fails part-way (a full disk) is cut off
+        again, so the file always ends with the last complete line."""
+        done = 0
+        try:
+            while done < len(data):
+                n = self._f.write(memoryview(data)[done:])
+                if not n:
+                    raise OSError(errno.ENOSPC, "no space left on device")
+                done += n
+        except OSError:
+            try:
+                self._f.truncate(self._good)
+                self._f.seek(self._good)
+            except OSError:
+                pass
+            raise
+        self._good += len(data)
 
     def close(self) -> None:
         """Write everything queued, then close the file (the thread is joined)."""
