@@ -35,6 +35,9 @@ def find(point: str | None, profile: str | None, match: str = "whole", k: int = 
     if (point is None) == (profile is None):
         say("find", "give --point V,A or --profile FILE (one of them)")
         return ExitCode.USAGE
+    if k < 1:
+        say("find", f"-k {k}: give how many songs, 1 or more")
+        return ExitCode.USAGE
     try:
         if point is not None:
             v, a = parse_point(point)
@@ -43,6 +46,9 @@ def find(point: str | None, profile: str | None, match: str = "whole", k: int = 
                 text = sys.stdin.read() if profile == "-" else Path(profile).read_text()
             except OSError as e:
                 raise QueryError(f"--profile {profile}: {e.strerror or e}") from None
+            except UnicodeDecodeError:
+                raise QueryError(f"--profile {profile}: not UTF-8 text; give a CSV or JSON file of "
+                                 "(t, valence, arousal) points") from None
             pts = parse_profile(text, profile)
         lib = Library.open(db or default_db())
     except (QueryError, LibraryError) as e:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
+import sqlite3
 import sys
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,7 +27,16 @@ from ..core.model import EmotionModel, ModelError, load_model
 from ..core.song import SongModel, SongTooShortError, analyze_song
 from ..core.threads import single_thread_blas
 from ..exitcodes import ExitCode
-from .store import LibraryError, SongRecord, connect, default_db, store, store_failure
+from .store import (
+    LibraryError,
+    SongRecord,
+    connect,
+    damaged,
+    damaged_rows,
+    default_db,
+    store,
+    store_failure,
+)
 
 HELP = "analyse a music library into one SQLite file (resumable)"
 DESCRIPTION = ("Analyses every audio file under the folders (both cores) and stores each song's trajectory and "
@@ -135,10 +145,18 @@ def index(dirs: list[str], db_path: str | None = None, jobs: int | None = None, 
             raise LibraryError(f"{e} (--no-song-model stores the trajectory mean instead)") from e
         db_path = db_path or default_db()
         db = connect(db_path)
+        bad = damaged_rows(db)
+        if bad:  # analysed again below, like any file the library does not hold
+            with db:
+                db.executemany("DELETE FROM songs WHERE id = ?", [(b,) for b in bad])
+            say("index", f"{len(bad)} damaged songs were removed from the library; their files are analysed again")
+        todo, unchanged, old_failures = plan(db, find_audio(dirs), model_id(model, song), retry_failed)
     except (ModelError, LibraryError) as e:
         say("index", str(e))
         return ExitCode.USAGE
-    todo, unchanged, old_failures = plan(db, find_audio(dirs), model_id(model, song), retry_failed)
+    except sqlite3.DatabaseError as e:
+        say("index", str(damaged(db_path, e)))
+        return ExitCode.USAGE
     say("index", f"{len(todo)} to analyse, {unchanged} unchanged"
         + (f", {old_failures} that failed before (--retry-failed tries them again)" if old_failures else "")
         + f"; database {db_path}")
@@ -148,9 +166,13 @@ def index(dirs: list[str], db_path: str | None = None, jobs: int | None = None, 
     try:
         for res in results(todo, jobs, model_path, song_model_path, model, song):
             if isinstance(res, SongRecord):
-                store(db, res)
-                done += 1
-            else:
+                try:
+                    store(db, res)
+                except ValueError as e:  # non-finite values: recorded as a failure, never stored
+                    res = (res.path, res.size, res.mtime_ns, str(e))
+                else:
+                    done += 1
+            if not isinstance(res, SongRecord):
                 path, size, mtime_ns, error = res
                 store_failure(db, path, size, mtime_ns, error)
                 failed += 1
@@ -158,17 +180,20 @@ def index(dirs: list[str], db_path: str | None = None, jobs: int | None = None, 
                 bar.write(f"emotrack index: {msg}") if bar is not None else say("index", msg)
             if bar is not None:
                 bar.update(1)
+        total = db.execute("SELECT count(*) FROM songs").fetchone()[0]
     except KeyboardInterrupt:
         print(file=sys.stderr)
         say("index", f"interrupted; {done} songs were stored and are kept. Run the same command again to go on.")
         return ExitCode.INTERRUPTED
+    except sqlite3.DatabaseError as e:
+        say("index", f"{damaged(db_path, e)}; the {done} songs stored before are kept")
+        return ExitCode.USAGE
     finally:
         if bar is not None:
             bar.close()
         db.close()
-    total = unchanged + done
     say("index", f"analysed {done}, {failed} could not be decoded, {unchanged} unchanged; "
-        f"the library holds {total} songs")
+        f"the library holds {total} song{'s' if total != 1 else ''}")
     return ExitCode.DECODE if failed else ExitCode.OK
 
 

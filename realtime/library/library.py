@@ -31,7 +31,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from .dtw import FAR, PAD, band, dtw_band, envelope, lb_keogh, segment_dtw, segment_min_points
-from .store import COARSE_SECONDS, SHAPE_POINTS, LibraryError, connect, resample
+from .store import (
+    COARSE_SECONDS,
+    SHAPE_POINTS,
+    LibraryError,
+    connect,
+    damaged,
+    damaged_rows,
+    resample,
+)
 
 
 class QueryError(ValueError):
@@ -129,9 +137,21 @@ class Library:
 
     @classmethod
     def open(cls, path) -> Library:
+        """Read a library for queries (read-only); a damaged one is refused with what to do."""
         db = connect(path, create=False)
-        rows = db.execute("SELECT id, path, valence, arousal, duration FROM songs ORDER BY id").fetchall()
+        try:
+            bad = damaged_rows(db)
+            rows = db.execute("SELECT id, path, valence, arousal, duration FROM songs ORDER BY id").fetchall()
+        except sqlite3.DatabaseError as e:
+            db.close()
+            raise damaged(path, e) from e
+        if bad:
+            db.close()
+            raise LibraryError(f"{path}: {len(bad)} songs hold values emotrack cannot have written (ids "
+                               f"{', '.join(map(str, bad[:5]))}{'...' if len(bad) > 5 else ''}); run `emotrack index` "
+                               f"on their folders with --db {path} to analyse them again")
         if not rows:
+            db.close()
             raise LibraryError(f"the library {path} is empty: add music with `emotrack index DIR --db {path}`")
         ids = np.array([r[0] for r in rows])
         lib = cls(ids, [r[1] for r in rows], np.array([[r[2], r[3]] for r in rows]), np.array([r[4] for r in rows]), db)
@@ -139,7 +159,10 @@ class Library:
         return lib
 
     def _blobs(self, column: str) -> list[bytes]:
-        return [r[0] for r in self._db.execute(f"SELECT {column} FROM songs ORDER BY id")]
+        try:
+            return [r[0] for r in self._db.execute(f"SELECT {column} FROM songs ORDER BY id")]
+        except sqlite3.DatabaseError as e:
+            raise damaged("the library", e) from e
 
     def point(self, v: float, a: float, k: int = 10) -> list[dict]:
         d = np.hypot(self.va[:, 0] - v, self.va[:, 1] - a)

@@ -18,6 +18,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import numpy as np
 
@@ -60,19 +61,46 @@ def default_db() -> Path:
     return Path(os.environ.get("EMOTRACK_DB") or Path(base) / "emotrack" / "library.sqlite")
 
 
+REQUIRED_COLUMNS = {"id", "path", "size", "mtime_ns", "model", "duration", "hop", "frames", "valence", "arousal",
+                    "static_method", "trajectory", "coarse", "shape", "indexed_at"}
+
+
+def damaged(path: str | Path, e: Exception) -> LibraryError:
+    """The error for a library file SQLite cannot read (corrupt pages, not a database)."""
+    return LibraryError(f"{path} is not a usable SQLite database: damaged, or not a database at all ({e}); build a "
+                        "new library with `emotrack index DIR --db NEW.sqlite`, or restore a copy of this one")
+
+
+def _open_read_only(path: Path) -> sqlite3.Connection:
+    uri = f"file:{quote(str(path.resolve()))}?mode=ro"
+    try:
+        db = sqlite3.connect(uri, uri=True, timeout=30)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+    except sqlite3.OperationalError:
+        # a WAL library on read-only media: its -shm file cannot be made there, and nothing can
+        # be writing to it, so read it as immutable
+        db = sqlite3.connect(uri + "&immutable=1", uri=True, timeout=30)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
+
+
 def connect(path: str | Path, create: bool = True) -> sqlite3.Connection:
-    """Open (or create) a library database, checking its schema version."""
+    """Open a library database, checking its schema version and shape. ``create``: open it
+    for writing, making the file and the schema if needed; otherwise read-only, and a file
+    that holds no library yet is refused, never written to."""
     path = Path(path)
     if not path.exists():
         if not create:
             raise LibraryError(f"no library at {path}: build one with `emotrack index DIR --db {path}`")
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        db = sqlite3.connect(str(path), timeout=30)
+        db = sqlite3.connect(str(path), timeout=30) if create else _open_read_only(path)
         version = db.execute("PRAGMA user_version").fetchone()[0]
         tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        columns = {r[1] for r in db.execute("PRAGMA table_info(songs)")} if "songs" in tables else set()
     except sqlite3.DatabaseError as e:
-        raise LibraryError(f"{path} is not a usable SQLite database ({e}); give another --db") from e
+        raise damaged(path, e) from e
     if version > SCHEMA_VERSION:
         db.close()
         raise LibraryError(f"{path} was written by a newer emotrack (schema {version}, this one reads "
@@ -80,14 +108,39 @@ def connect(path: str | Path, create: bool = True) -> sqlite3.Connection:
     if version == 0 and tables and "songs" not in tables:
         db.close()
         raise LibraryError(f"{path} is an SQLite database but not an emotrack library; give another --db")
-    if version == 0:
+    if version == 0 and not tables:
+        if not create:
+            db.close()
+            raise LibraryError(f"{path} holds no library yet: build one with `emotrack index DIR --db {path}`")
         with db:
             db.executescript(SCHEMA)
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             db.execute("INSERT OR REPLACE INTO meta VALUES ('created', ?)", (time.strftime("%Y-%m-%dT%H:%M:%S"),))
-    db.execute("PRAGMA journal_mode = WAL")  # readers (find) are not blocked by an index run
-    db.execute("PRAGMA synchronous = NORMAL")
+        columns = REQUIRED_COLUMNS
+    if not REQUIRED_COLUMNS <= columns:
+        db.close()
+        missing = ", ".join(sorted(REQUIRED_COLUMNS - columns))
+        raise LibraryError(f"{path}: its songs table lacks {missing} (damaged, or made by another program); "
+                           "build a new library with `emotrack index DIR --db NEW.sqlite`")
+    if create:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")  # readers (find) are not blocked by an index run
+            db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as e:
+            db.close()
+            raise damaged(path, e) from e
     return db
+
+
+def damaged_rows(db: sqlite3.Connection) -> list[int]:
+    """Ids of songs whose stored values cannot be what emotrack wrote: a valence or arousal
+    that is not a number, blobs of the wrong size."""
+    return [r[0] for r in db.execute(
+        "SELECT id FROM songs WHERE typeof(valence) NOT IN ('real', 'integer') "
+        "OR typeof(arousal) NOT IN ('real', 'integer') OR typeof(duration) NOT IN ('real', 'integer') "
+        "OR typeof(trajectory) != 'blob' OR length(trajectory) = 0 OR length(trajectory) % 16 != 0 "
+        "OR typeof(coarse) != 'blob' OR length(coarse) = 0 OR length(coarse) % 8 != 0 "
+        f"OR typeof(shape) != 'blob' OR length(shape) != {SHAPE_POINTS * 8}")]
 
 
 # ---------------------------------------------------------------------- what a song becomes
@@ -134,6 +187,8 @@ def resample(points: np.ndarray, n: int) -> np.ndarray:
 
 def store(db: sqlite3.Connection, rec: SongRecord) -> None:
     v, a = rec.static
+    if not (np.isfinite([v, a, rec.duration]).all() and np.isfinite(rec.trajectory).all()):
+        raise ValueError(f"{rec.path}: non-finite values in its analysis; not stored")
     traj = np.ascontiguousarray(rec.trajectory, np.float32)
     with db:  # one transaction per song: a crash keeps every song written before it
         db.execute("DELETE FROM failures WHERE path = ?", (rec.path,))
