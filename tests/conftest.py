@@ -160,9 +160,12 @@ class WsClient:
         self.closed_reason = None
         self.ws = None
         self._ready = threading.Event()
+        self.error: Exception | None = None
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
         assert self._ready.wait(10), f"could not connect to {url}"
+        if self.error is not None:
+            raise OSError(f"could not connect to {url}: {self.error}")
 
     def _run(self):
         try:
@@ -173,6 +176,9 @@ class WsClient:
                     self.messages.append(json.loads(raw))
         except ConnectionClosed as e:
             self.closed_reason = e
+        except OSError as e:  # refused: the caller is told by __init__
+            self.error = e
+            self._ready.set()
         self.closed_reason = self.closed_reason or "closed"
 
     def frames(self):

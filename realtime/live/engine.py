@@ -90,6 +90,7 @@ class LiveEngine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._ended = False  # end_of_input (or --duration) was told
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -104,11 +105,13 @@ class LiveEngine:
         if self._stopped:
             return
         self._stopped = True
+        self._stop.set()  # first: the worker must not take the source's stopping for an end of input
         self.source.stop()
-        self._stop.set()
         self.source.ring.wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
+            if not self._ended and not self._thread.is_alive():  # the worker is gone: this thread may tell the sinks
+                self._emit_status("stopped", "emotrack live was stopped")
         self.close_errors = []
         for s in self.sinks:
             try:
@@ -132,7 +135,8 @@ class LiveEngine:
                 if not chunks:
                     if src.finished.is_set() and ring.free_slots() == ring.slots:
                         self._forward_events()
-                        if src.state == "ended":
+                        if src.state == "ended" and not self._stop.is_set():
+                            self._ended = True
                             self._emit_status("end_of_input", f"{src.name}: end of input")
                         break
                     ring.wake.wait(0.1)
@@ -150,6 +154,7 @@ class LiveEngine:
                         last = round(p.t * self.source.sample_rate) - 1 - start
                         self._emit(p, ch.arrival_of(last))
                     if self.duration is not None and self.tracker.stream_seconds >= self.duration:
+                        self._ended = True
                         self._emit_status("end_of_input", f"--duration {self.duration:g} s reached")
                         self._stop.set()
                         break

@@ -334,7 +334,7 @@ class FileSource(Source):
             self.error = e
             self._event("source_error", str(e))
         finally:
-            self._finish("ended")
+            self._finish("stopped" if self._stop.is_set() else "ended")
 
     def stop(self) -> None:
         self._stop.set()

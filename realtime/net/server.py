@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -63,6 +64,7 @@ class WebSocketServer:
         self._closed = False
         self.dropped_clients = 0
         self.skipped_messages = 0
+        self.accept_errors = 0  # connections the loop could not accept (out of file descriptors)
 
     @property
     def client_count(self) -> int:
@@ -81,6 +83,7 @@ class WebSocketServer:
 
         def run() -> None:
             loop = asyncio.new_event_loop()
+            loop.set_exception_handler(self._loop_error)
             self._loop = loop
             try:
                 loop.run_until_complete(self._bind())
@@ -140,6 +143,20 @@ class WebSocketServer:
                 "server": self.hello.get("server"), "hop": self.hello.get("hop"),
                 "library": {"songs": self.library.songs, "like_now_seconds": self.library.like_seconds}
                 if self.library else None}
+
+    def _loop_error(self, loop, context: dict) -> None:
+        """asyncio's errors on the loop: running out of file descriptors (more clients than
+        ``ulimit -n`` allows) is said once and then counted, not logged with a traceback per
+        refused connection; anything else goes to asyncio's default handler."""
+        e = context.get("exception")
+        if isinstance(e, OSError) and e.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            self.accept_errors += 1
+            if self.accept_errors == 1:
+                print(f"emotrack: out of file descriptors ({e.strerror}): new connections wait until some close; "
+                      "raise the limit (ulimit -n) for more clients. Further ones are only counted.",
+                      file=sys.stderr, flush=True)
+            return
+        loop.default_exception_handler(context)
 
     def bound_addresses(self) -> list[str]:
         """The IP addresses the WebSocket server and the dashboard actually listen on."""
