@@ -86,7 +86,13 @@ def test_analyze_equals_library_stream(demo_path, model):
 
     cli = jsonl(run("analyze", str(demo_path)).stdout)
     lib = [p.to_dict() for p in stream_file(model, demo_path)]
-    assert cli == lib
+    assert [c["t"] for c in cli] == [x["t"] for x in lib]  # frame ends: exact multiples of 0.5 s
+    # both are rounded to 5 decimals; two processes may compute the model's float32 arithmetic
+    # in other orders (thread counts, instruction paths), which differs around the 7th decimal
+    # and can flip a rounding: one unit of the 5th decimal, plus margin
+    for c, x in zip(cli, lib, strict=True):
+        for k in ("valence", "arousal", "valence_std", "arousal_std"):
+            assert abs(c[k] - x[k]) <= 2e-5, (c["t"], k, c[k], x[k])
 
 
 def test_wrong_model_is_refused(tmp_path, demo_path):

@@ -51,6 +51,7 @@ def test_reset_gives_identical_rerun_and_state_is_used(model, demo_path):
     first = stepper.step(mel)
     stepper.reset()
     second = stepper.step(mel)
+    # exact on purpose: the same session on the same input from the same state must not differ
     np.testing.assert_array_equal(first.valence, second.valence)
     third = stepper.step(mel)  # no reset: the state carries what it heard
     assert np.abs(third.valence - first.valence).max() > 1e-4 or np.abs(third.arousal - first.arousal).max() > 1e-4
