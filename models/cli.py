@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 from emotrack.realtime.core.model import load_model
 
+from .baselines import fit_ridge, predict_ridge
 from .data import ROOT_LOADERS, Clip, default_data_root, load_all
 from .evaluate import evaluate_predictions, format_table
 from .seqs import build_seqs
+from .student_eval import format_summary, summary
 
 
 def load_clips(data: str | Path | None, datasets: list[str] | None, roots: dict[str, str],
@@ -60,13 +62,30 @@ def evaluate_model(model_path, clips: list[Clip], split: str = "test") -> dict:
     return evaluate_predictions(seqs, preds)
 
 
-def cmd_evaluate(args) -> int:
+def baselines(clips: list[Clip], old_model: str | Path | None) -> dict:
+    """The previous shipped model (an ONNX file) and the ridge baseline on mel statistics,
+    on the test splits of ``clips`` (the ridge fit on their training splits)."""
+    seqs = build_seqs(clips)
+    split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
+    out = {}
+    if old_model:
+        out["previous model"] = evaluate_model(old_model, clips, "test")
+    ridge = fit_ridge(split["train"], split["val"])
+    out["ridge (mel stats)"] = evaluate_predictions(split["test"], predict_ridge(ridge, split["test"]))
+    return out
 
+
+def cmd_evaluate(args) -> int:
     try:
         clips = load_clips(args.data, args.datasets, roots_of(args))
     except FileNotFoundError as e:
         print(f"emotrack evaluate: {e}", file=sys.stderr)
         return 2
+    if args.student_runs:
+        base = baselines([c for c in clips if c.dataset != "debian"], args.previous_model)
+        res = summary(args.student_runs, args.lodo_runs or [], base)
+        print(json.dumps(res, indent=1) if args.json else format_summary(res))
+        return 0
     res = {"this model": evaluate_model(args.model, clips, args.split)}
     if args.run:
         rep = json.loads((Path(args.run) / "report.json").read_text())

@@ -44,6 +44,12 @@ def add_evaluate_arguments(v: argparse.ArgumentParser) -> None:
     _data(v, roots_help=False)
     v.add_argument("--split", default="test", choices=["train", "val", "test"])
     v.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    v.add_argument("--student-runs", nargs="+", metavar="RUN",
+                   help="summarise these `train --teachers` runs (seeds): every test metric as mean ± sd, the "
+                        "teacher head, the baselines")
+    v.add_argument("--lodo-runs", nargs="+", metavar="RUN", help="with --student-runs: leave-one-dataset-out runs")
+    v.add_argument("--previous-model", default="docs/model/emotrack-vae-lstm-v1.onnx",
+                   help="with --student-runs: the previous shipped model, evaluated on the same songs")
 
 
 def add_static_benchmark_arguments(sb: argparse.ArgumentParser) -> None:

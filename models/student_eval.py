@@ -121,3 +121,57 @@ def _descriptors(reports: list[dict]) -> dict[str, tuple[float, float]]:
         for k, v in (r.get("descriptor_agreement") or {}).items():
             vals.setdefault(k, []).append(v)
     return {k: (float(np.mean(v)), float(np.std(v))) for k, v in vals.items()}
+
+
+def _mean_of(levels: list[dict], ds: str, dim: str, key: str) -> float | None:
+    vals = [x[ds][dim][key] for x in levels if ds in x and key in x[ds][dim]]
+    return float(np.mean(vals)) if vals else None
+
+
+def _pm(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, list | tuple):
+        m, sd = v[0], v[1]
+        return f"{m:.3f} ± {sd:.3f}" if len(v) < 3 or v[2] > 1 else f"{m:.3f}"
+    return f"{v:.3f}" if math.isfinite(v) else "—"
+
+
+def format_summary(s: dict) -> str:
+    """Markdown tables of a ``summary``: the goals' metrics per model, leave-one-dataset-out,
+    levels, and the descriptors' agreement with the teachers."""
+    base = s.get("baselines", {})
+    names = ["student", "teacher_head", *base]
+    keys = sorted(s["student"])
+    lines = [f"Test splits; student and teacher head: mean ± sd over {len(s['seed_runs'])} seeds.", "",
+             "| metric | " + " | ".join(n.replace("_", " ") for n in names) + " | student − teacher |",
+             "|---|" + "---|" * (len(names) + 1)]
+    for k in keys:
+        row = [_pm(s["student"].get(k)), _pm(s["teacher_head"].get(k))] + [_pm(base[b].get(k)) for b in base]
+        st, th = s["student"].get(k), s["teacher_head"].get(k)
+        gap = f"{st[0] - th[0]:+.3f}" if st and th else "—"
+        lines.append(f"| {k} | " + " | ".join(row) + f" | {gap} |")
+    if s.get("lodo"):
+        lines += ["", "Leave one dataset out (trained without that dataset's audio and labels; its test split):", "",
+                  "| left out | metric | student | teacher head |", "|---|---|---|---|"]
+        for ds, r in s["lodo"].items():
+            for k in sorted(r["student"]):
+                lines.append(f"| {ds} | {k[len(ds) + 1:]} | {_pm(r['student'][k])} | {_pm(r['teacher head'].get(k))} |")
+    lev = [x.get("student", {}) for x in s.get("levels", []) if x]
+    if lev:
+        lines += ["", "Levels (student, mean over seeds): bias = mean prediction − mean label over the test songs; "
+                  "movement = sd of the trajectory within a song (after 2 s), the labels' own where they vary:", "",
+                  "| dataset | valence bias | arousal bias | valence movement | arousal movement |", "|---|---|---|---|---|"]
+        for ds in sorted(lev[0]):
+            cells = []
+            for dim in ("valence", "arousal"):
+                b = _mean_of(lev, ds, dim, "bias")
+                cells.append(f"{b:+.3f}" if b is not None else f"(mean {_mean_of(lev, ds, dim, 'mean_prediction'):+.3f})")
+            for dim in ("valence", "arousal"):
+                m, lab = _mean_of(lev, ds, dim, "within_song_sd"), _mean_of(lev, ds, dim, "label_within_song_sd")
+                cells.append(f"{m:.3f}" + (f" (labels {lab:.3f})" if lab is not None else ""))
+            lines.append(f"| {ds} | " + " | ".join(cells) + " |")
+    if s.get("descriptors"):
+        lines += ["", "Descriptors: Pearson r of the student's tag logits with the teachers' on held-out frames:", "",
+                  ", ".join(f"{k} {v[0]:.2f}" for k, v in sorted(s["descriptors"].items(), key=lambda kv: -kv[1][0]))]
+    return "\n".join(lines)

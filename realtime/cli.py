@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from dataclasses import dataclass
 
 from emotrack import __version__
 
@@ -22,13 +21,14 @@ from .core.threads import single_thread_blas
 from .exitcodes import ExitCode, describe
 
 
-@dataclass(frozen=True)
 class Command:
-    help: str
-    options: str  # module with add_arguments (and DESCRIPTION), importable without torch
-    runner: str  # "module:function" that runs it
-    add: str = "add_arguments"
-    needs_train: bool = False
+    """A command: its one-line help, the module with its options (``add``, and DESCRIPTION;
+    importable without torch) and the "module:function" that runs it."""
+
+    __slots__ = ("help", "options", "runner", "add", "needs_train")
+
+    def __init__(self, help: str, options: str, runner: str, add: str = "add_arguments", needs_train: bool = False):
+        self.help, self.options, self.runner, self.add, self.needs_train = help, options, runner, add, needs_train
 
 
 COMMANDS = {

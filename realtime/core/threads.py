@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import os
 
-from threadpoolctl import threadpool_limits
-
 ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
@@ -22,4 +20,8 @@ def single_thread_blas() -> None:
         return
     for k in ENV:
         os.environ[k] = "1"
+    from threadpoolctl import (
+        threadpool_limits,  # deferred: only when a command runs (emotrack --help stays instant)
+    )
+
     threadpool_limits(1, user_api="blas")

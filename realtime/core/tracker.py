@@ -130,8 +130,9 @@ class Tracker:
     def push(self, block: np.ndarray) -> list[Prediction]:
         """Feed a block of (frames,) or (frames, channels) samples; return new predictions."""
         mono = to_mono(block)
-        bad = ~np.isfinite(mono)
-        if bad.any():  # a NaN or an infinity never reaches the features, the state or the output
+        finite = np.isfinite(mono)
+        if not finite.all():  # a NaN or an infinity never reaches the features, the state or the output
+            bad = ~finite
             self.nonfinite += int(bad.sum())
             mono = np.where(bad, np.float32(0.0), mono)
         self._in_pos += len(mono)

@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# The shipped model's whole recipe, resumable: every step skips what is already done, logs to
+# a file and can be stopped at any time (a run that stops loses at most one epoch).
+#
+#   bash scripts/debian-music.sh              # once: Debian's free music (opt-in, ~3 GB)
+#   bash scripts/train-student.sh [RUNS]      # default RUNS=runs
+#
+# 1. the teachers at every frame of every clip (cached in ~/.cache/emotrack/teacher)
+# 2. the student with seeds 0, 1, 2 (RUNS/student-s0..2), two at a time on one thread each
+# 3. leave-one-dataset-out runs for the three real-recording sets (RUNS/lodo-<set>)
+# 4. the summary the model card is written from (RUNS/student-summary.json)
+# Then: emotrack export --run RUNS/student-s0   (ONNX + parity gate + card)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RUNS=${1:-runs}
+DEBIAN=${EMOTRACK_DEBIAN:-${EMOTRACK_CACHE:-$HOME/.cache/emotrack}/debian-music}
+EMO=.venv/bin/emotrack
+mkdir -p "$RUNS"
+roots=()
+[ -d "$DEBIAN/root" ] && roots=(--debian-root "$DEBIAN")
+
+echo "teacher pass -> $RUNS/teacher-pass.log"
+$EMO teacher-pass "${roots[@]}" --jobs 2 >"$RUNS/teacher-pass.log" 2>&1
+
+train() {  # NAME ARGS...
+  local name=$1; shift
+  if [ -f "$RUNS/$name/report.json" ]; then echo "$name: done"; return; fi
+  mkdir -p "$RUNS/$name"
+  echo "$name -> $RUNS/$name/train.log"
+  OMP_NUM_THREADS=1 $EMO train --teachers "${roots[@]}" --threads 1 --jobs 1 --out "$RUNS/$name" "$@" \
+    >"$RUNS/$name/train.log" 2>&1
+}
+
+train student-s0 --seed 0 & train student-s1 --seed 1 & wait
+train student-s2 --seed 2 & train lodo-soundtracks --leave-out soundtracks & wait
+train lodo-panda4q --leave-out panda4q & train lodo-emotify --leave-out emotify & wait
+
+$EMO evaluate --student-runs "$RUNS"/student-s0 "$RUNS"/student-s1 "$RUNS"/student-s2 \
+  --lodo-runs "$RUNS"/lodo-soundtracks "$RUNS"/lodo-panda4q "$RUNS"/lodo-emotify \
+  --json >"$RUNS/student-summary.json"
+echo "summary: $RUNS/student-summary.json"
