@@ -20,8 +20,7 @@ def single_thread_blas() -> None:
         return
     for k in ENV:
         os.environ[k] = "1"
-    from threadpoolctl import (
-        threadpool_limits,  # deferred: only when a command runs (emotrack --help stays instant)
-    )
+    # deferred: only when a command runs (emotrack --help stays instant)
+    from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")
