@@ -7,7 +7,7 @@ Public API::
     tracker = emotrack.Tracker(model, sample_rate=44100)
     for p in tracker.push(block):          # any block size, any channel count
         print(p.t, p.valence, p.arousal)
-    song = emotrack.analyze_song("a.mp3", model, emotrack.SongModel())  # whole-song V/A (TNN-SVR)
+    song = emotrack.analyze_song(model, "a.mp3", emotrack.SongModel())  # whole-song V/A (TNN-SVR)
 
 Names are imported on first use, so ``import emotrack`` (and ``emotrack --help``) stays light.
 """
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _EXPORTS = {
     "FEATURES": "emotrack.realtime.core.config",

@@ -76,6 +76,7 @@ def baselines(clips: list[Clip], old_model: str | Path | None) -> dict:
 
 
 def cmd_evaluate(args) -> int:
+    args.json = args.json or args.format == "json"
     try:
         clips = load_clips(args.data, args.datasets, roots_of(args))
     except FileNotFoundError as e:

@@ -43,7 +43,8 @@ def add_evaluate_arguments(v: argparse.ArgumentParser) -> None:
     v.add_argument("--run", help="also print the baselines of this training run's report")
     _data(v, roots_help=False)
     v.add_argument("--split", default="test", choices=["train", "val", "test"])
-    v.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    v.add_argument("--format", choices=["table", "json"], default="table")
+    v.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the old spelling of --format json
     v.add_argument("--student-runs", nargs="+", metavar="RUN",
                    help="summarise these `train --teachers` runs (seeds): every test metric as mean ± sd, the "
                         "teacher head, the baselines")

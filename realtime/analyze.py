@@ -30,9 +30,11 @@ HELP = "valence/arousal of audio files, one JSON object per 0.5 s (or per song)"
 
 
 def add_arguments(a: argparse.ArgumentParser) -> None:
-    a.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, opus, mp3; any rate and channels)")
-    a.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
-    a.add_argument("--out", help="write here instead of stdout")
+    a.add_argument("audio", nargs="+", help="audio files (wav, flac, ogg, opus, mp3; any rate and channels); "
+                   "'-': standard input")
+    a.add_argument("--format", choices=["jsonl", "json", "csv"], default="jsonl",
+                   help="jsonl: one object per line (default); json: one array; csv: a header and rows")
+    a.add_argument("--out", help="write here instead of stdout ('-': stdout)")
     a.add_argument("--hop", type=float, default=None,
                    help="seconds between outputs: 0.5 (default) or a divisor such as 0.25, 0.1")
     a.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
@@ -55,16 +57,15 @@ def run(args: argparse.Namespace) -> int:
 
 def analyze(paths: list[str], model: EmotionModel, fmt: str = "jsonl", out_path: str | None = None,
             hop: float | None = None, show_progress: bool = True) -> int:
-    """Every prediction of every file, to ``out_path`` or stdout."""
+    """Every prediction of every file, to ``out_path`` (or stdout: None or ``-``). Every record
+    names its ``file``, however many files there are."""
     multi = len(paths) > 1
-    out = open(out_path, "w", newline="") if out_path else sys.stdout  # noqa: SIM115
+    to_file = bool(out_path) and out_path != "-"
+    out = open(out_path, "w", newline="") if to_file else sys.stdout  # noqa: SIM115
     failed = []
+    records = _Records(out, fmt, ["file", *protocol.PREDICTION_FIELDS])
     try:
-        writer = None
-        if fmt == "csv":
-            writer = csv.DictWriter(out, fieldnames=(["file"] if multi else []) + list(protocol.PREDICTION_FIELDS))
-            writer.writeheader()
-        bar = progress(0, "s", show_progress and (multi or bool(out_path)))
+        bar = progress(0, "s", show_progress and (multi or to_file))
         for path in paths:
             try:
                 sr, _, blocks = read_blocks(path)
@@ -75,13 +76,7 @@ def analyze(paths: list[str], model: EmotionModel, fmt: str = "jsonl", out_path:
                 count = 0
                 for p in (p for b in blocks for p in tracker.push(b)):
                     count += 1
-                    rec = p.to_dict()
-                    if multi:
-                        rec = {"file": str(path), **rec}
-                    if writer:
-                        writer.writerow(rec)
-                    else:
-                        out.write(protocol.dumps(rec) + "\n")
+                    records.write({"file": str(path), **p.to_dict()})
                     if bar is not None:
                         bar.update(round(p.t - bar.n, 1))
                 out.flush()
@@ -98,12 +93,42 @@ def analyze(paths: list[str], model: EmotionModel, fmt: str = "jsonl", out_path:
                 return ExitCode.USAGE
         if bar is not None:
             bar.close()
+        records.close()
     except BrokenPipeError:
         return ExitCode.OK
     finally:
-        if out_path:
+        if to_file:
             out.close()
     return _exit(failed, len(paths), "decoded")
+
+
+class _Records:
+    """Writes records as JSON lines, one JSON array (written as it goes) or CSV rows (the
+    columns of the first record, or ``columns``)."""
+
+    def __init__(self, out, fmt: str, columns: list[str] | None = None):
+        self.out, self.fmt, self.columns = out, fmt, columns
+        self.writer = None
+        self.n = 0
+
+    def write(self, rec: dict) -> None:
+        if self.fmt == "csv":
+            if self.writer is None:
+                self.writer = csv.DictWriter(self.out, fieldnames=self.columns or list(rec))
+                self.writer.writeheader()
+            self.writer.writerow(rec)
+        elif self.fmt == "json":
+            self.out.write(("[\n" if self.n == 0 else ",\n") + protocol.dumps(rec))
+        else:
+            self.out.write(protocol.dumps(rec) + "\n")
+        self.n += 1
+
+    def close(self) -> None:
+        if self.fmt == "json":
+            self.out.write("[]\n" if self.n == 0 else "\n]\n")
+        elif self.fmt == "csv" and self.writer is None and self.columns:
+            csv.DictWriter(self.out, fieldnames=self.columns).writeheader()
+        self.out.flush()
 
 
 def _notes(path, nonfinite: int) -> None:
@@ -142,32 +167,27 @@ def analyze_songs(paths: list[str], model: EmotionModel, song_model_path: str | 
     except ModelError as e:
         say("analyze", str(e))
         return ExitCode.USAGE
-    out = open(out_path, "w", newline="") if out_path else sys.stdout  # noqa: SIM115
+    to_file = bool(out_path) and out_path != "-"
+    out = open(out_path, "w", newline="") if to_file else sys.stdout  # noqa: SIM115
     failed = []
-    writer = None
+    records = _Records(out, fmt)
     try:
         for path in paths:
             try:
-                res = analyze_song(path, model, song_model)
+                res = analyze_song(model, path, song_model)
             except (AudioDecodeError, SongTooShortError) as e:
                 failed.append(str(path))
                 say("analyze", str(e))
                 continue
             _notes(path, res.nonfinite)
             rec = {"file": str(path), **res.to_dict(song_model, model)}
-            if fmt == "csv":
-                row = flatten(rec)
-                if writer is None:
-                    writer = csv.DictWriter(out, fieldnames=list(row))
-                    writer.writeheader()
-                writer.writerow(row)
-            else:
-                out.write(protocol.dumps(rec) + "\n")
+            records.write(flatten(rec) if fmt == "csv" else rec)
             out.flush()
+        records.close()
     except BrokenPipeError:
         return ExitCode.OK
     finally:
-        if out_path:
+        if to_file:
             out.close()
     return _exit(failed, len(paths), "analysed")
 

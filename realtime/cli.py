@@ -12,11 +12,14 @@ one without it gives one clean message.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import importlib
+import json
 import sys
 
 from emotrack import __version__
 
+from .assets import DEFAULT_MODEL, DEFAULT_SONG_MODEL, asset_path
 from .core.threads import single_thread_blas
 from .exitcodes import ExitCode, describe
 
@@ -86,6 +89,25 @@ def parser(command: str | None = None) -> argparse.ArgumentParser:
     return p
 
 
+def version_text() -> str:
+    """The version, and the name and checksum of each shipped model (from its card, checked
+    against the file)."""
+    lines = [f"emotrack {__version__}"]
+    for onnx in (DEFAULT_MODEL, DEFAULT_SONG_MODEL):
+        path = asset_path(onnx)
+        card = asset_path(onnx.replace(".onnx", ".card.json"))
+        try:
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            meta = json.loads(card.read_text()) if card.exists() else {}
+        except OSError as e:
+            lines.append(f"{onnx}: cannot read it ({e.strerror or e})")
+            continue
+        name = f"{meta.get('name', path.stem)} {meta.get('version', '')}".strip()
+        ok = "" if meta.get("sha256") in (None, digest) else " (differs from its card: re-export it)"
+        lines.append(f"{name}: {onnx}, sha256 {digest[:16]}…{ok}")
+    return "\n".join(lines)
+
+
 def _command_in(argv: list[str]) -> str | None:
     for a in argv:
         if a in COMMANDS:
@@ -100,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     name = _command_in(argv)
     args = parser(name).parse_args(argv)
     if args.version:
-        print(__version__)
+        print(version_text())
         return ExitCode.OK
     if args.cmd is None:
         parser().print_help()

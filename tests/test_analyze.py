@@ -40,7 +40,7 @@ def test_csv_and_out(tmp_path, demo_path):
     r = run("analyze", str(demo_path), "--format", "csv", "--out", str(out))
     assert r.stdout == ""
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 120 and set(rows[0]) == {"t", "valence", "arousal", "valence_std", "arousal_std"}
+    assert len(rows) == 120 and set(rows[0]) == {"file", "t", "valence", "arousal", "valence_std", "arousal_std"}
     js = jsonl(run("analyze", str(demo_path)).stdout)
     assert float(rows[10]["valence"]) == pytest.approx(js[10]["valence"])
 
@@ -132,3 +132,25 @@ def test_stdout_is_valid_jsonl_when_piped(demo_path):
     r = run("analyze", str(demo_path))
     for line in io.StringIO(r.stdout):
         json.loads(line)
+
+
+def test_the_output_shape_is_the_same_for_one_file_or_many(demo_path, tmp_path):
+    one = jsonl(run("analyze", str(demo_path)).stdout)
+    two = jsonl(run("analyze", str(demo_path), str(demo_path)).stdout)
+    assert set(one[0]) == set(two[0]) and one[0]["file"] == str(demo_path)
+    arr = json.loads(run("analyze", str(demo_path), "--format", "json").stdout)
+    assert [r["t"] for r in arr] == [r["t"] for r in one]
+
+
+def test_dash_is_stdin_and_stdout(demo_path, tmp_path):
+    r = subprocess.run(EMOTRACK + ["analyze", "-", "--out", "-"], input=demo_path.read_bytes(),
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(x) for x in r.stdout.decode().splitlines()]
+    assert len(recs) == 120 and recs[0]["file"] == "-"
+    ref = jsonl(run("analyze", str(demo_path)).stdout)
+    assert all(abs(a["valence"] - b["valence"]) <= 2e-5 for a, b in zip(recs, ref, strict=True))
+    assert not (tmp_path / "-").exists()
+    r = subprocess.run(EMOTRACK + ["analyze", "--song", "-"], input=demo_path.read_bytes(), capture_output=True,
+                       timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["file"] == "-"

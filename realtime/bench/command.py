@@ -19,7 +19,7 @@ from .library import describe as describe_library
 from .live import run_live_bench
 from .load import describe as describe_load
 from .load import run_load
-from .model import bench_analyze, bench_song, bench_step
+from .model import bench_analyze, bench_api, bench_song, bench_step
 
 HELP = "speed of the model step and of analyze (and, on request, live latency, memory, load, library, song)"
 
@@ -27,7 +27,8 @@ HELP = "speed of the model step and of analyze (and, on request, live latency, m
 def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--frames", type=int, default=3000, help="frames for the per-step timing")
     b.add_argument("--audio-seconds", type=float, default=3600.0, help="length of the analyze benchmark")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("--format", choices=["table", "json"], default="table", help="table: sentences; json: one object")
+    b.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the old spelling of --format json
     b.add_argument("--live", action="store_true", help="end-to-end latency of `emotrack live` to a WebSocket client")
     b.add_argument("--live-seconds", type=float, default=60.0)
     b.add_argument("--idle", action="store_true", help="--live without the busy-loop on the other core")
@@ -42,10 +43,13 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--library-songs", type=int, default=10000)
     b.add_argument("--load-clients", type=int, default=200)
     b.add_argument("--load-seconds", type=float, default=60.0)
+    b.add_argument("--api", action="store_true", help="the Python API against `emotrack analyze` on the demo, "
+                   "other core busy")
     b.add_argument("--no-model", action="store_true", help="skip the step and analyze benchmarks")
 
 
 def run(args: argparse.Namespace) -> int:
+    args.json = args.json or args.format == "json"
     single_thread_blas()
     model = load_model(threads=1)
     res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
@@ -73,6 +77,10 @@ def run(args: argparse.Namespace) -> int:
         say("openSMILE ComParE_2016 functionals of the same clip, for comparison: "
             + (f"median {c['median_ms']:.0f} ms over {c['runs']} runs" if c else "not timed (no opensmile; "
                "pip install -e '.[train]')"))
+    if args.api:
+        res["api"] = a = bench_api()
+        say(f"the demo (60 s) through the Python API: median {a['api_ms']['median_ms']:.0f} ms; through "
+            f"`emotrack analyze`, start-up included: median {a['cli_ms']['median_ms']:.0f} ms (other core busy)")
     if args.load:
         res["load"] = run_load(model, clients=args.load_clients, seconds=args.load_seconds)
         say(describe_load(res["load"]))

@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,6 +26,7 @@ from ..assets import demo_path
 from ..core.audio import Framer, StreamingResampler, load_audio
 from ..core.config import FEATURES
 from ..core.features import logmel_frames
+from ..core.model import load_model
 from ..core.song import SongModel, analyze_song
 from ..core.timing import timing_summary
 from ..core.tracker import Tracker, stream_file
@@ -81,7 +84,7 @@ def bench_song(model, runs: int = 20, seconds: float = 45.0) -> dict:
         whole, graph = [], []
         for k in range(runs + 2):
             t0 = time.perf_counter()
-            res = analyze_song(path, model, song)
+            res = analyze_song(model, path, song)
             t1 = time.perf_counter()
             song.predict(frames)
             t2 = time.perf_counter()
@@ -115,3 +118,27 @@ def bench_compare_extraction(path: Path, runs: int = 5) -> dict | None:
     return {"runs": runs, **timing_summary(ms)}
 
 
+
+
+def bench_api(runs: int = 5, busy: bool = True) -> dict:
+    """The Python API against the command line on the demo (60 s), with the other core busy
+    (a DAW or a visual next to us): ``stream_file(load_model(), demo)`` in this process, and
+    ``emotrack analyze demo`` as a child process, start-up included."""
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None
+    try:
+        api, cli = [], []
+        exe = [sys.executable, "-m", "emotrack.realtime.cli", "analyze", str(demo_path())]
+        for _ in range(runs):
+            t0 = time.perf_counter()
+            model = load_model()
+            n = sum(1 for _ in stream_file(model, demo_path()))
+            api.append((time.perf_counter() - t0) * 1e3)
+            t0 = time.perf_counter()
+            subprocess.run(exe, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+            cli.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        if burner is not None:
+            burner.kill()
+            burner.wait()
+    return {"runs": runs, "predictions": n, "busy_second_core": busy, "api_ms": timing_summary(api),
+            "cli_ms": timing_summary(cli)}

@@ -9,7 +9,10 @@ exactly the output of feeding it whole.
 from __future__ import annotations
 
 import re
+import shutil
 import stat
+import sys
+import tempfile
 from collections.abc import Iterator
 from math import gcd
 from pathlib import Path
@@ -147,8 +150,11 @@ def read_blocks(path: str | Path, blocksize: int = 65536) -> tuple[int, int, Ite
     Raises :class:`AudioDecodeError` naming the file and the reason if it cannot be read:
     missing, not a regular file (a FIFO or a device would block or be read twice), or not
     decodable. The iterator raises it too when decoding stops before the end the file
-    declares (a truncated or damaged file), after yielding what could be read.
+    declares (a truncated or damaged file), after yielding what could be read. ``-`` is
+    standard input, read once into a temporary file (decoders need to seek).
     """
+    if str(path) == "-":
+        return _open(tempfile_of_stdin(), "-", blocksize)
     path = Path(path)
     try:
         st = path.stat()
@@ -161,8 +167,20 @@ def read_blocks(path: str | Path, blocksize: int = 65536) -> tuple[int, int, Ite
     if not stat.S_ISREG(st.st_mode):
         raise AudioDecodeError(f"{path}: is not a regular file (a FIFO, a device or a socket); emotrack reads "
                                "audio files: save the stream to a file first")
+    return _open(str(path), path, blocksize)
+
+
+def tempfile_of_stdin():
+    """Standard input, copied once into a temporary file (unlinked; gone when closed)."""
+    tmp = tempfile.TemporaryFile()
+    shutil.copyfileobj(sys.stdin.buffer, tmp, 1 << 20)
+    tmp.seek(0)
+    return tmp
+
+
+def _open(source, path, blocksize: int) -> tuple[int, int, Iterator[np.ndarray]]:
     try:
-        f = sf.SoundFile(str(path))
+        f = sf.SoundFile(source)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
         why = str(e).split(": ", 1)[-1].replace(" (possibly a pipe?)", "").strip().rstrip(".") or type(e).__name__
         if "does not exist or is not a regular file" in why:  # libsndfile's words for "unknown format"

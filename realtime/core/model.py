@@ -20,6 +20,7 @@ import onnxruntime as ort
 
 from ..assets import default_model_path
 from .config import FEATURES, FeatureConfig
+from .threads import single_thread_blas
 
 METADATA_KEY = "emotrack"
 
@@ -140,7 +141,15 @@ class EmotionModel:
         return StepOutput(v[0], a[0], vs[0], as_[0], d[0][0] if d else None), (h, c)
 
 
-def load_model(path: str | Path | None = None, threads: int = 1) -> EmotionModel:
-    """The shipped default model, or the model at ``path`` (or $EMOTRACK_MODEL)."""
+def load_model(path: str | Path | None = None, threads: int = 1, limit_blas: bool = True) -> EmotionModel:
+    """The shipped default model, or the model at ``path`` (or $EMOTRACK_MODEL).
+
+    ``threads``: onnxruntime's threads for this model (1: a step is a fraction of a ms, and a
+    second thread only contends with the caller's). ``limit_blas``: also keep numpy's BLAS
+    (the log-mel's matrix product) on one thread, as the command line does; with a busy
+    second core a threaded BLAS turns 0.2 ms frames into stalls. Pass False to leave the
+    process's BLAS settings alone."""
+    if limit_blas:
+        single_thread_blas()
     path = path or os.environ.get("EMOTRACK_MODEL") or default_model_path()
     return EmotionModel(path, threads=threads)

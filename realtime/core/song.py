@@ -109,10 +109,10 @@ class SongResult:
                 "trajectory": summarize(self.trajectory, self.t)}
 
 
-def analyze_song(path, model: EmotionModel, song_model: SongModel | None) -> SongResult:
+def analyze_song(model: EmotionModel, path: str | Path, song_model: SongModel | None = None) -> SongResult:
     """Read ``path`` once: the dynamic trajectory (every 0.5 s, from zero state) and, with a
-    song model, the whole-song valence/arousal from the same frames. Raises
-    AudioDecodeError or SongTooShortError."""
+    song model, the whole-song valence/arousal from the same frames. The same argument
+    order as ``stream_file(model, path)``. Raises AudioDecodeError or SongTooShortError."""
     sr, _, blocks = read_blocks(path)
     tracker = Tracker(model, sr, keep_mels=MAX_SONG_FRAMES if song_model is not None else 0)
     preds = []

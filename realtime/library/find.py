@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import sys
 from pathlib import Path
@@ -23,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="--profile against the whole song (time-normalised) or its best-matching segment")
     p.add_argument("-k", type=int, default=10, help="how many songs (default 10)")
     p.add_argument("--db", help="the library file (default as for index)")
-    p.add_argument("--format", choices=["table", "json"], default="table")
+    p.add_argument("--format", choices=["table", "json", "jsonl", "csv"], default="table",
+                   help="table (default), json (one array), jsonl (one song per line) or csv")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,6 +70,16 @@ def find(point: str | None, profile: str | None, match: str = "whole", k: int = 
         lib.close()
     if fmt == "json":
         print(json.dumps(results, indent=1))
+    elif fmt == "jsonl":
+        for r in results:
+            print(json.dumps(r))
+    elif fmt == "csv":
+        w = csv.DictWriter(sys.stdout, fieldnames=["id", "path", "distance", "valence", "arousal", "duration",
+                                                   "segment_start", "segment_end"], extrasaction="ignore")
+        w.writeheader()
+        for r in results:
+            seg = r.get("segment") or [None, None]
+            w.writerow({**r, "segment_start": seg[0], "segment_end": seg[1]})
     else:
         print(format_table(results))
     return ExitCode.OK

@@ -76,7 +76,7 @@ def analyze_file(path: str, size: int, mtime_ns: int, model: EmotionModel | None
     model = model or _model
     song = song or _song
     try:
-        res = analyze_song(path, model, song)
+        res = analyze_song(model, path, song)
     except (AudioDecodeError, SongTooShortError) as e:
         return (path, size, mtime_ns, str(e))
     except Exception as e:  # a broken file must never stop the index

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import signal
 import sys
@@ -268,8 +269,14 @@ def _window_sink(o: LiveOptions):
         return None
     if not display_available():
         _err("no display found (DISPLAY/WAYLAND_DISPLAY unset): running headless as with --no-gui. "
-             "Watch the stream with `emotrack listen` or any WebSocket client; set "
-             "QT_QPA_PLATFORM=offscreen to render the window without a screen")
+             "Watch the stream with `emotrack live --http 127.0.0.1:8080` (a dashboard in the browser), "
+             "`emotrack listen` or any WebSocket client; set QT_QPA_PLATFORM=offscreen to render the window "
+             "without a screen")
+        return None
+    if not window_available():
+        _err("the window needs PySide6 and pyqtgraph, which this installation left out: "
+             "pip install 'emotrack[gui]'. Running headless as with --no-gui; "
+             "`emotrack live --http 127.0.0.1:8080` shows the stream in a browser instead")
         return None
     return GuiSink(trail_seconds=o.trail)
 
@@ -326,6 +333,11 @@ def run_engine(o: LiveOptions, model: EmotionModel, source: Source, engine: Live
     if isinstance(source, FileSource) and source.error is not None:
         return ExitCode.DECODE
     return ExitCode.OK
+
+
+def window_available() -> bool:
+    """Are the window's packages (the gui extra) installed?"""
+    return all(importlib.util.find_spec(m) is not None for m in ("PySide6", "pyqtgraph"))
 
 
 def display_available() -> bool:

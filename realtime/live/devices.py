@@ -14,11 +14,12 @@ HELP = "list audio input devices"
 
 
 def add_arguments(dv: argparse.ArgumentParser) -> None:
-    dv.add_argument("--json", action="store_true")
+    dv.add_argument("--format", choices=["table", "json"], default="table")
+    dv.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the old spelling of --format json
 
 
 def run(args: argparse.Namespace) -> int:
-    return devices(args.json)
+    return devices(args.json or args.format == "json")
 
 
 def devices(as_json: bool = False) -> int:

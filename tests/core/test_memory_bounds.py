@@ -49,7 +49,7 @@ def test_whole_song_analysis_of_two_hours_stays_bounded(model, tmp_path):
     path = tmp_path / "two-hours.wav"
     _long_file(path, 7200)
     song = SongModel()
-    grown, res = _peak_rss_during(lambda: analyze_song(path, model, song))
+    grown, res = _peak_rss_during(lambda: analyze_song(model, path, song))
     assert len(res.trajectory) == 14400 and np.isfinite([res.valence, res.arousal]).all()
     # every frame of two hours went through the song graph at once before (1.4 GB for 3 h); now a
     # sample of 10 minutes does: the graph's activations for it are most of what remains

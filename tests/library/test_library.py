@@ -245,7 +245,7 @@ def test_index_real_files_then_skip_unchanged(real_library, tmp_path, model):
     # the whole-song emotion is the song model's, as `analyze --song` gives it
     from emotrack.realtime.core.song import SongModel, analyze_song
 
-    song = analyze_song(path, model, SongModel())
+    song = analyze_song(model, path, SongModel())
     assert abs(v - song.valence) < 1e-5 and abs(a - song.arousal) < 1e-5 and dur > 10
     assert method == "emotrack-song 1" and model_id == "emotrack-vae-lstm 1 + emotrack-song 1"
     stamps = dict(con.execute("SELECT path, indexed_at FROM songs"))

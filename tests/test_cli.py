@@ -1,0 +1,44 @@
+"""Command-line conventions: exit codes in --help, --version names the models, and every
+torch command without the train extra gives one clean message with the install command."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+BLOCK = ("import sys\n"
+         "for m in ('torch', 'onnx', 'onnxscript', 'sklearn', 'opensmile', 'openTSNE', 'matplotlib', 'librosa'):\n"
+         "    sys.modules[m] = None  # as in an installation without the train extra\n"
+         "from emotrack.realtime.cli import main\n"
+         "sys.exit(main(sys.argv[1:]))\n")
+
+
+def run(*args, block=True):
+    cmd = [sys.executable, "-c", BLOCK, *args] if block else [sys.executable, "-m", "emotrack.realtime.cli", *args]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("command", [["train", "--out", "x"], ["teacher-pass"], ["export", "--run", "x"],
+                                     ["static-benchmark"], ["train-song"], ["export-song", "--run", "x"]])
+def test_torch_commands_without_the_train_extra(command):
+    r = run(*command)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "pip install 'emotrack[train]'" in r.stderr
+    h = run(command[0], "--help")  # the options are torch-free: help works
+    assert h.returncode == 0 and "usage: emotrack" in h.stdout
+
+
+def test_help_lists_exit_codes_and_version_names_the_models():
+    h = run("--help", block=False)
+    assert h.returncode == 0 and "exit codes:" in h.stdout and "interrupted" in h.stdout
+    v = run("--version", block=False)
+    assert v.returncode == 0 and v.stdout.startswith("emotrack ")
+    assert "emotrack-vae-lstm" in v.stdout and "sha256" in v.stdout and "differs" not in v.stdout
+
+
+def test_one_format_vocabulary():
+    for cmd in (["analyze"], ["find"], ["devices"], ["bench"], ["evaluate"]):
+        assert "--format" in run(*cmd, "--help", block=False).stdout, cmd
