@@ -248,6 +248,7 @@ def build(o: LiveOptions, addresses, stack: ExitStack):
             osc = OscSink(o.osc, prefix=o.osc_prefix, bundle=o.osc_bundle)
             stack.callback(osc.close)
             sinks.append(osc)
+            engine.counters["osc_dropped"] = lambda: osc.dropped
         if o.lsl:
             lsl = LslSink(o.lsl, engine.hop, engine.hello())
             stack.callback(lsl.close)

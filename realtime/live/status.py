@@ -40,6 +40,9 @@ def status_parts(engine, server=None) -> list[str]:
     if lat.get("count"):
         parts.append(f"latency {lat['median_ms']:.1f} ms (p99 {lat['p99_ms']:.1f})")
     parts.append(f"overflows {src.ring.overflows}")
+    dropped = engine.counters_now().get("osc_dropped")
+    if dropped:
+        parts.append(f"OSC dropped {dropped}")
     if getattr(src, "losses", 0):
         parts.append(f"device lost {src.losses}x")
     if server is not None:
