@@ -19,7 +19,8 @@ import time
 
 PROTOCOL_VERSION = 1
 # frame fields a client may subscribe to; ALWAYS_FIELDS are in every frame
-FRAME_FIELDS = ("wall", "valence", "arousal", "valence_std", "arousal_std", "latency_ms", "counters", "descriptors")
+FRAME_FIELDS = ("wall", "valence", "arousal", "valence_std", "arousal_std", "latency_ms", "adc_latency_ms", "counters",
+                "descriptors")
 ALWAYS_FIELDS = ("type", "seq", "t")
 PREDICTION_FIELDS = ("t", "valence", "arousal", "valence_std", "arousal_std")  # analyze's lines
 RECORD_FIELDS = ("seq", "t", "wall", "valence", "arousal", "valence_std", "arousal_std", "latency_ms")  # --record
@@ -58,12 +59,14 @@ def prediction(t: float, valence: float, arousal: float, valence_std: float, aro
 
 def frame(seq: int, t: float, valence: float, arousal: float, valence_std: float, arousal_std: float,
           latency_ms: float, counters: dict, descriptors: dict[str, float] | None = None,
-          wall: float | None = None) -> dict:
+          wall: float | None = None, adc_latency_ms: float | None = None) -> dict:
     """One prediction on the stream; ``descriptors`` (optional, added in v1 without a version
     change) the model's perceptual descriptors of the frame, each in [0, 1]."""
     msg = {"type": "frame", "seq": seq, "t": round(t, 4), "wall": wall_now() if wall is None else wall,
            **{k: v for k, v in prediction(t, valence, arousal, valence_std, arousal_std).items() if k != "t"},
            "latency_ms": round(latency_ms, 3), "counters": counters}
+    if adc_latency_ms is not None:  # devices that report PortAudio's timing: from the converter's capture
+        msg["adc_latency_ms"] = round(max(0.0, adc_latency_ms), 3)
     if descriptors:
         msg["descriptors"] = {k: round(float(v), 3) for k, v in descriptors.items()}
     return msg

@@ -16,6 +16,7 @@ the window and the status lines read instead of computing it themselves.
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 import time
@@ -150,9 +151,9 @@ class LiveEngine:
                         data = data[: max(0, left)]
                     start = self.tracker.input_samples
                     for p in self.tracker.push(data):
-                        # the frame's last input sample, and when it reached the ring
+                        # the frame's last input sample, when it reached the ring and when it was captured
                         last = round(p.t * self.source.sample_rate) - 1 - start
-                        self._emit(p, ch.arrival_of(last))
+                        self._emit(p, ch.arrival_of(last), ch.capture_of(last, self.source.sample_rate))
                     if self.duration is not None and self.tracker.stream_seconds >= self.duration:
                         self._ended = True
                         self._emit_status("end_of_input", f"--duration {self.duration:g} s reached")
@@ -206,13 +207,14 @@ class LiveEngine:
                 "latency_ms": {k: lat[k] for k in ("median_ms", "p99_ms", "max_ms") if k in lat},
                 "counters": self.counters_now()}
 
-    def _emit(self, p: Prediction, arrival: float) -> None:
+    def _emit(self, p: Prediction, arrival: float, capture: float = float("nan")) -> None:
         now = time.perf_counter()
         latency = now - arrival
         self.latency.add(latency)
         desc = dict(zip(self.model.descriptor_names, p.descriptors, strict=True)) if p.descriptors else None
         msg = protocol.frame(self.seq, p.t, p.valence, p.arousal, p.valence_std, p.arousal_std, latency * 1000,
-                             self.counters_now(), desc)
+                             self.counters_now(), desc,
+                             adc_latency_ms=(now - capture) * 1000 if math.isfinite(capture) else None)
         self.seq += 1
         self.last = msg
         text = protocol.dumps(msg)

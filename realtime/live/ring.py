@@ -21,13 +21,23 @@ class Chunk:
     """Audio read from the ring: ``data`` (frames, channels) made of blocks whose cumulative
     ends (in samples) are ``ends`` and whose arrival times (perf_counter seconds, when the
     block reached the ring) are ``times``; ``gap`` samples are missing before it, and
-    ``reset`` says the source changed (a device came back) so recurrent state is stale."""
+    ``reset`` says the source changed (a device came back) so recurrent state is stale.
+    ``captures``: when each block's last sample was captured by the converter (the same
+    clock; NaN where the source does not say), from PortAudio's timing."""
 
     data: np.ndarray
     ends: np.ndarray
     times: np.ndarray
     gap: int = 0
     reset: bool = False
+    captures: np.ndarray | None = None
+
+    def capture_of(self, sample: int, sample_rate: int) -> float:
+        """When sample ``sample`` (within this chunk) was captured; NaN if unknown."""
+        if self.captures is None:
+            return float("nan")
+        i = min(int(np.searchsorted(self.ends, sample + 1, side="left")), len(self.ends) - 1)
+        return float(self.captures[i] - (self.ends[i] - 1 - sample) / sample_rate)
 
     def arrival_of(self, sample: int) -> float:
         """When sample number ``sample`` (0-based, within this chunk) reached the ring."""
@@ -54,6 +64,7 @@ class BlockRing:
         self._data = np.zeros((self.slots, self.block_frames, self.channels), dtype=np.float32)
         self._len = np.zeros(self.slots, dtype=np.int64)
         self._time = np.zeros(self.slots, dtype=np.float64)
+        self._capture = np.full(self.slots, np.nan, dtype=np.float64)
         self._gap = np.zeros(self.slots, dtype=np.int64)
         self._reset = np.zeros(self.slots, dtype=bool)
         self._w = 0  # slots written: only the producer changes it
@@ -78,8 +89,10 @@ class BlockRing:
         """Producer side: the driver reported lost input (an overrun) before this block."""
         self.overflows += 1
 
-    def write(self, block: np.ndarray, arrival: float) -> None:
-        """Producer side: copy ``block`` (frames, channels) in, or count what does not fit."""
+    def write(self, block: np.ndarray, arrival: float, first_capture: float = float("nan"),
+              sample_rate: int = 0) -> None:
+        """Producer side: copy ``block`` (frames, channels) in, or count what does not fit.
+        ``first_capture``: when its first sample was captured (NaN: unknown)."""
         n = len(block)
         off = 0
         while off < n:
@@ -94,6 +107,7 @@ class BlockRing:
             self._data[i, :m] = block[off:off + m]
             self._len[i] = m
             self._time[i] = arrival
+            self._capture[i] = first_capture + (off + m - 1) / sample_rate if sample_rate else np.nan
             self._gap[i] = self._pending_gap
             self._reset[i] = self._pending_reset
             self._pending_gap = 0
@@ -109,22 +123,25 @@ class BlockRing:
         chunks: list[Chunk] = []
         parts: list[np.ndarray] = []
         times: list[float] = []
+        caps: list[float] = []
         first = (0, False)
 
         def flush() -> None:
             data = np.concatenate(parts)
             ends = np.cumsum([len(x) for x in parts])
-            chunks.append(Chunk(data, ends, np.asarray(times), first[0], first[1]))
+            c = np.asarray(caps)
+            chunks.append(Chunk(data, ends, np.asarray(times), first[0], first[1], c if np.isfinite(c).any() else None))
 
         for k in range(self._r, self._r + n):
             i = k % self.slots
             if parts and (self._gap[i] or self._reset[i]):
                 flush()
-                parts, times = [], []
+                parts, times, caps = [], [], []
             if not parts:
                 first = (int(self._gap[i]), bool(self._reset[i]))
             parts.append(self._data[i, : self._len[i]].copy())
             times.append(float(self._time[i]))
+            caps.append(float(self._capture[i]))
         if parts:
             flush()
         self._r += n

@@ -189,10 +189,13 @@ class DeviceSource(Source):
         self._last_callback = 0.0
 
     def _callback(self, indata, frames, time_info, status) -> None:
-        self._last_callback = time.perf_counter()
+        now = self._last_callback = time.perf_counter()
         if status.input_overflow:  # PortAudio lost input before it reached us: an overflow too
             self.ring.note_overrun()
-        self.ring.write(indata, self._last_callback)
+        # PortAudio's timing: how long ago the converter captured the block's first sample
+        adc, current = (time_info.inputBufferAdcTime, time_info.currentTime) if time_info is not None else (0, 0)
+        first = now - (current - adc) if adc > 0 and current >= adc else float("nan")
+        self.ring.write(indata, now, first, self.sample_rate)
 
     def _open(self) -> None:
         sd = _sounddevice()

@@ -15,6 +15,7 @@ class _Flags:
 def test_callback_counts_portaudio_input_overflows():
     src = DeviceSource.__new__(DeviceSource)  # the callback alone: no device is opened
     src.ring = BlockRing(1.0, 48000, 2, 480)
+    src.sample_rate = 48000
     block = np.zeros((480, 2), np.float32)
     src._callback(block, 480, None, _Flags(False))
     src._callback(block, 480, None, _Flags(True))

@@ -5,8 +5,10 @@ Two streams, both with source_id ``emotrack:NAME``:
 
 - ``NAME`` (type ``Emotion``): 4 float32 channels ``valence, arousal, valence_std,
   arousal_std`` at the nominal rate 1/hop. Each sample's LSL timestamp is the moment
-  the last audio sample of its frame reached emotrack (``local_clock()`` minus the
-  measured latency): the same clock LSL puts on every other stream, so they line up.
+  the last audio sample of its frame was captured: ``local_clock()`` minus
+  ``adc_latency_ms``, from PortAudio's ADC time of the block, for devices that report it
+  (``latency_ms``, from its arrival, otherwise and for files): the same clock LSL puts on
+  every other stream, so they line up.
 - ``NAME-events`` (type ``Markers``): one string per status event, e.g.
   ``device_lost: ...``.
 
@@ -60,7 +62,8 @@ class LslSink:
         self.sent = 0
 
     def frame(self, msg: dict, text: str) -> None:
-        stamp = self._clock() - msg["latency_ms"] / 1000.0  # when the frame's audio arrived
+        # when the frame's last sample was captured (PortAudio's ADC time), else when it arrived
+        stamp = self._clock() - msg.get("adc_latency_ms", msg["latency_ms"]) / 1000.0
         self.outlet.push_sample([msg["valence"], msg["arousal"], msg["valence_std"], msg["arousal_std"]], stamp)
         self.sent += 1
 
