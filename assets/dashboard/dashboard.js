@@ -254,6 +254,8 @@
   planeCv.addEventListener("pointercancel", release);
 
   const baseName = (path) => path.split(/[\\/]/).pop();
+  // "Artist — Title" from the file's tags when it has them, else the file name
+  const songName = (r) => r.title ? (r.artist ? `${r.artist} — ${r.title}` : r.title) : baseName(r.path);
   const clock = (s) => `${Math.floor(s / 60)}:${String(Math.floor(s % 60)).padStart(2, "0")}`;
 
   function showResults(list, results) {
@@ -271,7 +273,8 @@
       play.onclick = () => preview(r, start, play);
       const name = document.createElement("span");
       name.className = "name";
-      name.textContent = baseName(r.path);
+      name.textContent = songName(r);
+      name.title = r.path;
       name.title = r.path;
       const meta = document.createElement("span");
       meta.className = "meta";
@@ -301,7 +304,7 @@
       button.classList.remove("on");
       button.textContent = "▶";
       if (state.preview) state.preview.status = "error";
-      $("found").textContent = `cannot play ${baseName(r.path)}`;
+      $("found").textContent = `cannot play ${songName(r)}`;
     };
     player.onloadedmetadata = () => { if (state.preview) state.preview.duration = player.duration; };
     player.onplaying = () => { if (state.preview) state.preview.status = "playing"; };

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+from .avdecode import AvDecodeError, open_av
 from .config import FEATURES, FeatureConfig
 
 
@@ -181,13 +182,16 @@ def tempfile_of_stdin():
 def _open(source, path, blocksize: int) -> tuple[int, int, Iterator[np.ndarray]]:
     try:
         f = sf.SoundFile(source)
-    except Exception as e:  # soundfile raises LibsndfileError / RuntimeError
-        why = str(e).split(": ", 1)[-1].replace(" (possibly a pipe?)", "").strip().rstrip(".") or type(e).__name__
-        if "does not exist or is not a regular file" in why:  # libsndfile's words for "unknown format"
-            why = "not audio in a format it knows, or damaged"
-        raise AudioDecodeError(
-            f"{path}: cannot decode it as audio ({why}); supported: wav, flac, ogg/vorbis, opus, mp3"
-        ) from e
+    except Exception as e:  # soundfile raises LibsndfileError / RuntimeError; FFmpeg may know it
+        if not isinstance(source, str):
+            source.seek(0)
+        try:
+            sr, ch, blocks = open_av(source, path, blocksize)
+        except AvDecodeError as av_e:
+            raise AudioDecodeError(f"{path}: cannot decode it as audio: neither libsndfile nor FFmpeg knows it "
+                                   f"({av_e}); emotrack reads wav, flac, ogg, opus, mp3, m4a/AAC, ALAC, WMA and "
+                                   "the sound of video files") from e
+        return sr, ch, _reporting(blocks, path)
     declared = _declared_frames(f)
 
     def gen() -> Iterator[np.ndarray]:
@@ -211,6 +215,14 @@ def _open(source, path, blocksize: int) -> tuple[int, int, Iterator[np.ndarray]]
                                    "what came before was analysed")
 
     return f.samplerate, f.channels, gen()
+
+
+def _reporting(blocks: Iterator[np.ndarray], path) -> Iterator[np.ndarray]:
+    """FFmpeg's blocks, with its decoding errors said the way every other one is."""
+    try:
+        yield from blocks
+    except AvDecodeError as e:
+        raise AudioDecodeError(f"{path}: {e}; what came before was analysed") from e
 
 
 def _declared_frames(f) -> int | None:

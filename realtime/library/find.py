@@ -74,8 +74,9 @@ def find(point: str | None, profile: str | None, match: str = "whole", k: int = 
         for r in results:
             print(json.dumps(r))
     elif fmt == "csv":
-        w = csv.DictWriter(sys.stdout, fieldnames=["id", "path", "distance", "valence", "arousal", "duration",
-                                                   "segment_start", "segment_end"], extrasaction="ignore")
+        w = csv.DictWriter(sys.stdout, fieldnames=["id", "path", "artist", "title", "album", "distance", "valence",
+                                                   "arousal", "duration", "segment_start", "segment_end"],
+                           extrasaction="ignore")
         w.writeheader()
         for r in results:
             seg = r.get("segment") or [None, None]
@@ -87,7 +88,8 @@ def find(point: str | None, profile: str | None, match: str = "whole", k: int = 
 
 def format_table(results: list[dict]) -> str:
     seg = any("segment" in r for r in results)
-    head = f"{'#':>3}  {'distance':>8}  {'valence':>7}  {'arousal':>7}  {'length':>7}  " + ("segment        " if seg else "") + "path"
+    head = (f"{'#':>3}  {'distance':>8}  {'valence':>7}  {'arousal':>7}  {'length':>7}  " + ("segment        " if seg else "")
+            + "song")
     lines = [head]
     for i, r in enumerate(results, 1):
         m, s = divmod(int(round(r["duration"])), 60)
@@ -95,5 +97,13 @@ def format_table(results: list[dict]) -> str:
         if seg:
             a, b = r["segment"]
             line += f"{int(a) // 60}:{int(a) % 60:02d}-{int(b) // 60}:{int(b) % 60:02d}".ljust(15)
-        lines.append(line + r["path"])
+        lines.append(line + song_name(r))
     return "\n".join(lines)
+
+
+def song_name(r: dict) -> str:
+    """'Artist — Title (Album)' from the tags, or the path when the file has none."""
+    if r.get("title"):
+        name = f"{r['artist']} — {r['title']}" if r.get("artist") else r["title"]
+        return name + (f" ({r['album']})" if r.get("album") else "") + f"  [{r['path']}]"
+    return r["path"]

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from ..console import progress, say
 from ..core.audio import AudioDecodeError
+from ..core.avdecode import SUFFIXES as AV_SUFFIXES
 from ..core.model import EmotionModel, ModelError, load_model
 from ..core.song import SongModel, SongTooShortError, analyze_song
 from ..core.threads import single_thread_blas
@@ -34,6 +35,7 @@ from .store import (
     damaged,
     damaged_rows,
     default_db,
+    read_tags,
     store,
     store_failure,
 )
@@ -42,7 +44,9 @@ HELP = "analyse a music library into one SQLite file (resumable)"
 DESCRIPTION = ("Analyses every audio file under the folders (both cores) and stores each song's trajectory and "
                "whole-song valence/arousal (the TNN-SVR song model). Unchanged files (size, mtime) are skipped, "
                "so running it again goes on where it stopped.")
-AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64", ".caf"}
+# libsndfile's formats, and FFmpeg's (m4a/AAC, ALAC, WMA, video files: core/avdecode.py)
+AUDIO_SUFFIXES = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".aifc", ".au", ".w64",
+                  ".caf"} | AV_SUFFIXES
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -83,7 +87,7 @@ def analyze_file(path: str, size: int, mtime_ns: int, model: EmotionModel | None
         return (path, size, mtime_ns, f"{type(e).__name__}: {e}")
     return SongRecord(path, size, mtime_ns, model_id(model, song), res.duration, model.features.frame_seconds,
                       res.trajectory, (res.valence, res.arousal) if song is not None else None,
-                      song.label if song is not None else None)
+                      song.label if song is not None else None, read_tags(path))
 
 
 def model_id(model: EmotionModel, song: SongModel | None = None) -> str:

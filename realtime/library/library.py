@@ -34,6 +34,7 @@ from .dtw import FAR, PAD, band, dtw_band, envelope, lb_keogh, segment_dtw, segm
 from .store import (
     COARSE_SECONDS,
     SHAPE_POINTS,
+    TAG_COLUMNS,
     LibraryError,
     connect,
     damaged,
@@ -134,6 +135,7 @@ class Library:
     _db: sqlite3.Connection
     _segments: tuple | None = None
     _version: int | None = None
+    tags: list[dict] | None = None  # artist, title, album of each song (those its file has)
 
     @classmethod
     def open(cls, path) -> Library:
@@ -141,7 +143,9 @@ class Library:
         db = connect(path, create=False)
         try:
             bad = damaged_rows(db)
-            rows = db.execute("SELECT id, path, valence, arousal, duration FROM songs ORDER BY id").fetchall()
+            cols = {r[1] for r in db.execute("PRAGMA table_info(songs)")}
+            tags = ", ".join(c if c in cols else f"NULL AS {c}" for c in TAG_COLUMNS)  # schema 1 has none
+            rows = db.execute(f"SELECT id, path, valence, arousal, duration, {tags} FROM songs ORDER BY id").fetchall()
         except sqlite3.DatabaseError as e:
             db.close()
             raise damaged(path, e) from e
@@ -154,7 +158,8 @@ class Library:
             db.close()
             raise LibraryError(f"the library {path} is empty: add music with `emotrack index DIR --db {path}`")
         ids = np.array([r[0] for r in rows])
-        lib = cls(ids, [r[1] for r in rows], np.array([[r[2], r[3]] for r in rows]), np.array([r[4] for r in rows]), db)
+        lib = cls(ids, [r[1] for r in rows], np.array([[r[2], r[3]] for r in rows]), np.array([r[4] for r in rows]), db,
+                  tags=[{k: v for k, v in zip(TAG_COLUMNS, r[5:8], strict=True) if v} for r in rows])
         lib.changed()  # note the version the arrays were read at
         return lib
 
@@ -235,8 +240,9 @@ class Library:
         return version != self._version
 
     def _result(self, i: int, distance: float) -> dict:
-        return {"id": int(self.ids[i]), "path": self.paths[i], "distance": round(distance, 5), "valence": round(float(self.va[i, 0]), 5),
-                "arousal": round(float(self.va[i, 1]), 5), "duration": round(float(self.duration[i]), 2)}
+        return {"id": int(self.ids[i]), "path": self.paths[i], "distance": round(distance, 5),
+                "valence": round(float(self.va[i, 0]), 5), "arousal": round(float(self.va[i, 1]), 5),
+                "duration": round(float(self.duration[i]), 2), **(self.tags[i] if self.tags else {})}
 
     def close(self) -> None:
         self._db.close()

@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
+import mutagen
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: artist, title, album from the files' tags
 COARSE_SECONDS = 2.0  # resolution of the coarse trajectory used to find segments
 SHAPE_POINTS = 32  # the whole song resampled to this many points, for whole-song profile queries
 STATIC_METHOD = "trajectory_mean"  # the whole-song valence/arousal without a song model (--no-song-model)
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS songs (
     trajectory BLOB NOT NULL,           -- float32 [frames, 4]: valence, arousal, valence_std, arousal_std
     coarse BLOB NOT NULL,               -- float32 [n, 2]: valence, arousal averaged over {COARSE_SECONDS:g} s
     shape BLOB NOT NULL,                -- float32 [{SHAPE_POINTS}, 2]: the trajectory over normalised time
-    indexed_at REAL NOT NULL
+    indexed_at REAL NOT NULL,
+    artist TEXT, title TEXT, album TEXT -- from the file's tags, NULL when it has none
 );
 CREATE TABLE IF NOT EXISTS failures (
     path TEXT PRIMARY KEY, size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, error TEXT NOT NULL, at REAL NOT NULL
@@ -61,6 +63,7 @@ def default_db() -> Path:
     return Path(os.environ.get("EMOTRACK_DB") or Path(base) / "emotrack" / "library.sqlite")
 
 
+TAG_COLUMNS = ("artist", "title", "album")
 REQUIRED_COLUMNS = {"id", "path", "size", "mtime_ns", "model", "duration", "hop", "frames", "valence", "arousal",
                     "static_method", "trajectory", "coarse", "shape", "indexed_at"}
 
@@ -101,6 +104,13 @@ def connect(path: str | Path, create: bool = True) -> sqlite3.Connection:
         columns = {r[1] for r in db.execute("PRAGMA table_info(songs)")} if "songs" in tables else set()
     except sqlite3.DatabaseError as e:
         raise damaged(path, e) from e
+    if version == 1 and create:  # schema 1 lacked the tags: add the columns (NULL until analysed again)
+        with db:
+            for col in TAG_COLUMNS:
+                if col not in columns:
+                    db.execute(f"ALTER TABLE songs ADD COLUMN {col} TEXT")
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        columns |= set(TAG_COLUMNS)
     if version > SCHEMA_VERSION:
         db.close()
         raise LibraryError(f"{path} was written by a newer emotrack (schema {version}, this one reads "
@@ -155,6 +165,7 @@ class SongRecord:
     trajectory: np.ndarray  # [frames, 4]
     song_va: tuple[float, float] | None = None  # from the whole-song model, if one was used
     song_method: str | None = None  # e.g. "emotrack-song 1"
+    tags: dict[str, str] | None = None  # artist, title, album (those the file has)
 
     @property
     def static(self) -> tuple[float, float]:
@@ -194,14 +205,31 @@ def store(db: sqlite3.Connection, rec: SongRecord) -> None:
         db.execute("DELETE FROM failures WHERE path = ?", (rec.path,))
         db.execute(
             "INSERT INTO songs (path, size, mtime_ns, model, duration, hop, frames, valence, arousal, static_method,"
-            " trajectory, coarse, shape, indexed_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            " trajectory, coarse, shape, indexed_at, artist, title, album) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT(path) DO UPDATE SET size=excluded.size, mtime_ns=excluded.mtime_ns, model=excluded.model,"
             " duration=excluded.duration, hop=excluded.hop, frames=excluded.frames, valence=excluded.valence,"
             " arousal=excluded.arousal, static_method=excluded.static_method, trajectory=excluded.trajectory,"
-            " coarse=excluded.coarse, shape=excluded.shape, indexed_at=excluded.indexed_at",
+            " coarse=excluded.coarse, shape=excluded.shape, indexed_at=excluded.indexed_at, artist=excluded.artist,"
+            " title=excluded.title, album=excluded.album",
             (rec.path, rec.size, rec.mtime_ns, rec.model, rec.duration, rec.hop, len(traj), v, a, rec.static_method,
              traj.tobytes(), coarse_of(traj, rec.hop).tobytes(), resample(traj[:, :2], SHAPE_POINTS).tobytes(),
-             time.time()))
+             time.time(), *((rec.tags or {}).get(k) for k in TAG_COLUMNS)))
+
+
+def read_tags(path: str | Path) -> dict[str, str]:
+    """Artist, title and album from a file's tags (any format mutagen reads); {} if none."""
+    try:
+        f = mutagen.File(str(path), easy=True)
+    except Exception:  # damaged tags must never stop the index
+        return {}
+    if f is None or not f.tags:
+        return {}
+    out = {}
+    for k in TAG_COLUMNS:
+        v = f.tags.get(k)
+        if v:
+            out[k] = str(v[0] if isinstance(v, list) else v)[:300]
+    return out
 
 
 def store_failure(db: sqlite3.Connection, path: str, size: int, mtime_ns: int, error: str) -> None:

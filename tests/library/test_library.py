@@ -232,7 +232,7 @@ def test_index_real_files_then_skip_unchanged(real_library, tmp_path, model):
     assert "skipped (cannot decode)" in r.stderr and "corrupt.flac" in r.stderr
     assert "analysed 16, 1 could not be decoded, 0 unchanged" in r.stderr
     con = sqlite3.connect(db)
-    assert con.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert con.execute("PRAGMA user_version").fetchone()[0] == 2  # schema 2: with the tags
     rows = con.execute("SELECT path, frames, trajectory, valence, arousal, duration, static_method, model "
                        "FROM songs").fetchall()
     assert len(rows) == 16
