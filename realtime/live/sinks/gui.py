@@ -69,6 +69,22 @@ class GuiSink:
         return a
 
 
+def smooth_display(h: np.ndarray, hop: float, frame_seconds: float) -> np.ndarray:
+    """What the window draws at a hop shorter than the frame: each row the causal mean of the
+    outputs of the last ``frame_seconds`` (one per phase-shifted state), so the 0.5 s ripple
+    of the states disagreeing does not dominate; it lags by half of that, 0.2 s at hop 0.1.
+    The stream keeps the raw values."""
+    k = int(round(frame_seconds / hop)) if hop > 0 else 1
+    if k <= 1 or len(h) < 2:
+        return h
+    c = np.cumsum(np.vstack([np.zeros((1, h.shape[1] - 1)), h[:, 1:]]), 0)
+    idx = np.arange(1, len(h) + 1)
+    lo = np.maximum(0, idx - k)
+    out = h.copy()
+    out[:, 1:] = (c[idx] - c[lo]) / (idx - lo)[:, None]
+    return out
+
+
 def _rgba(hex_colour: str, alpha: int) -> tuple[int, int, int, int]:
     h = hex_colour.lstrip("#")
     return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16), alpha
@@ -126,9 +142,13 @@ class LiveWindow:
     def _build_plane(self, pg, QtCore, QtGui, QtWidgets) -> None:
         """The valence-arousal plane: quadrant names, the trail, the ±1 std ellipse, the point."""
         self.plane = pg.PlotWidget()
-        self.plane.setAspectLocked(True)
+        # both axes always span [-1, 1] (with a small margin), whatever the window's shape; an
+        # aspect lock would widen the valence axis of a tall window to ±1.7
+        self.plane.setAspectLocked(False)
         self.plane.setXRange(-1.05, 1.05, padding=0)
         self.plane.setYRange(-1.05, 1.05, padding=0)
+        self.plane.getViewBox().setLimits(xMin=-1.05, xMax=1.05, yMin=-1.05, yMax=1.05)
+        self.plane.enableAutoRange(enable=False)
         self.plane.setMouseEnabled(False, False)
         self.plane.hideButtons()
         self.plane.setLabel("bottom", "valence")
@@ -183,6 +203,7 @@ class LiveWindow:
         h = self.sink.snapshot()
         if len(h) == 0:
             return
+        h = smooth_display(h, self.engine.hop, self.engine.model.features.frame_seconds)
         t, v, a, vs, as_ = h.T
         trail = h[t >= t[-1] - self.sink.trail_seconds]
         n = len(trail)
@@ -204,6 +225,10 @@ class LiveWindow:
         src = self.engine.source
         ev = self.sink.event
         text = "   |   ".join(status_parts(self.engine, self.server))
+        frame = self.engine.model.features.frame_seconds
+        if self.engine.hop < frame:
+            lag = (round(frame / self.engine.hop) - 1) * self.engine.hop / 2
+            text += f"   |   drawn as a {frame:g} s average ({lag:.2f} s behind); the stream is raw"
         if ev and ev["event"] in ("device_lost", "error", "source_error", "end_of_input"):
             colour = "#bf616a" if ev["event"] != "end_of_input" else "#ebcb8b"
             if not (ev["event"] == "device_lost" and src.state == "running"):
