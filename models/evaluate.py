@@ -63,7 +63,7 @@ def evaluate_predictions(seqs, preds: dict[str, np.ndarray]) -> dict:
     ``preds``: {clip key: (T, 4) [v, a, v_std, a_std]}. Returns {dataset: metrics}."""
     by_ds: dict[str, list] = {}
     for s in seqs:
-        if s.key in preds:
+        if s.key in preds and s.clip.kind != "unlabelled":  # unlabelled audio (Debian's) has nothing to score
             by_ds.setdefault(s.clip.dataset, []).append(s)
     return {ds: evaluate_dataset(items, preds) for ds, items in sorted(by_ds.items())}
 

@@ -32,7 +32,7 @@ def levels(seqs, preds: dict[str, np.ndarray]) -> dict:
     mean prediction for quadrant sets, and the within-song sd of predictions (and labels)."""
     by: dict[str, list] = {}
     for s in seqs:
-        if s.key in preds:
+        if s.key in preds and s.clip.kind != "unlabelled":
             by.setdefault(s.clip.dataset, []).append(s)
     out = {}
     for ds, items in sorted(by.items()):
