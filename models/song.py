@@ -34,8 +34,20 @@ from .cli import load_clips
 from .data import Clip
 from .evaluate import bootstrap, ccc, pearson, rmse
 from .nets import FrameVAE, NetConfig
-from .static import PERCENTILES, TnnConfig, embed, static_labels, tnn_net, train_tnn, vae_features
+from .static import (
+    PERCENTILES,
+    TnnConfig,
+    embed,
+    standardiser,
+    static_labels,
+    tnn_net,
+    train_tnn,
+    vae_checkpoint,
+    vae_features,
+)
 from .static_bench import r2
+from .teacher_head import teacher_features
+from .teacher_pass import has_targets
 
 DEFAULT_DATASETS = ("soundtracks", "emotify", "panda4q", "vgmidi", "emopia")
 SVR_PARAMS = {"C": 1.0, "epsilon": 0.1, "gamma": "scale"}  # as in the benchmark
@@ -78,6 +90,17 @@ def _torch_modules():
             d2 = ((self.sv - e[None, :]) ** 2).sum(-1)
             return (torch.exp(-self.gamma * d2) * self.coef).sum() + self.intercept
 
+    class Standardise(nn.Module):
+        """The plain SVR's input: the raw statistics, standardised (in place of the TNN)."""
+
+        def __init__(self, mean: np.ndarray, scale: np.ndarray):
+            super().__init__()
+            self.register_buffer("mean", torch.from_numpy(np.asarray(mean, np.float32)))
+            self.register_buffer("scale", torch.from_numpy(np.asarray(scale, np.float32)))
+
+        def forward(self, x):
+            return (x - self.mean) / self.scale
+
     class SongNet(nn.Module):
         """mel (T, n_mels, n_t) -> valence (), arousal (), embedding (d,)."""
 
@@ -93,13 +116,11 @@ def _torch_modules():
             e = self.tnn(self.stats(self.codes(mel))[None])[0]
             return self.svr_v(e).clamp(-1.0, 1.0), self.svr_a(e).clamp(-1.0, 1.0), e
 
-    return CodeStats, RbfSvr, SongNet
+    return CodeStats, RbfSvr, SongNet, Standardise
 
 
 def load_vae(run: Path):
-
-
-    ckpt = torch.load(Path(run) / "vae_lstm.pt", map_location="cpu", weights_only=False)
+    ckpt = torch.load(vae_checkpoint(run), map_location="cpu", weights_only=False)
     vae = FrameVAE(NetConfig.from_dict(ckpt["net_config"]))
     vae.load_state_dict(ckpt["vae"])
     return vae.eval()
@@ -112,7 +133,7 @@ def fit_svrs(e: np.ndarray, y: np.ndarray) -> list:
 
 def build_song_net(vae, tnn, svrs):
     """The torch SongNet from a VAE, a trained TNN and the two fitted SVRs (eval mode)."""
-    _, RbfSvr, SongNet = _torch_modules()
+    _, RbfSvr, SongNet, _ = _torch_modules()
     heads = [RbfSvr(s.support_vectors_, s.dual_coef_, float(s.intercept_[0]), float(s._gamma)) for s in svrs]
     return SongNet(vae.encoder, tnn, *heads).eval()
 
@@ -195,16 +216,29 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
     preds = {"TNN-SVR": np.column_stack([s.predict(e) for s in svrs]).clip(-1, 1),
              "SVR (raw code statistics)": np.column_stack([s.predict(z) for s in raw_svrs]).clip(-1, 1),
              "trajectory mean (VAE-LSTM)": traj}
+    teacher = teacher_song_features(clips)
+    if teacher is not None:  # the upper bound: the same SVR on the teachers' outputs, run offline
+        tm, ts = standardiser(teacher[train])
+        tz = np.nan_to_num((teacher - tm) / ts)
+        t_svrs = fit_svrs(tz[train], y[train])
+        preds["SVR (teacher features, upper bound)"] = np.column_stack([s.predict(tz) for s in t_svrs]).clip(-1, 1)
+    val = split == "val"
+    val_clips = [c for c, k in zip(clips, val, strict=True) if k]
+    choice = {m: _selection_score(evaluate_split(val_clips, {m: preds[m][val]})) for m in
+              ("TNN-SVR", "SVR (raw code statistics)")}
+    method = max(choice, key=choice.get)
     report = {"tnn": asdict(cfg), "svr": SVR_PARAMS, "features": f"VAE-code statistics ({x.shape[1]})",
               "run": str(run), "data": _data_summary(clips), "sources": sources or {},
-              "train_seconds": round(time.time() - t0, 1)}
+              "train_seconds": round(time.time() - t0, 1), "method": method, "selection_val_score": choice}
     for sp in ("val", "test"):
         m = split == sp
         report[sp] = evaluate_split([c for c, k in zip(clips, m, strict=True) if k], {k: v[m] for k, v in preds.items()})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    chosen = svrs if method == "TNN-SVR" else raw_svrs
     torch.save({"tnn_config": asdict(cfg), "n_features": int(x.shape[1]), "tnn": tnn.state_dict(),
-                "svrs": [_svr_state(s) for s in svrs], "vae_run": str(run)}, out / "song.pt")
+                "svrs": [_svr_state(s) for s in chosen], "method": method, "raw_mean": raw_mean,
+                "raw_scale": raw_scale, "vae_run": str(run)}, out / "song.pt")
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
 
@@ -219,12 +253,40 @@ def load_song_net(run: Path, vae_run: Path | None = None):
 
     ck = torch.load(Path(run) / "song.pt", map_location="cpu", weights_only=False)
     cfg = TnnConfig(**ck["tnn_config"])
-    tnn = tnn_net(ck["n_features"], cfg)
-    tnn.load_state_dict(ck["tnn"])
-    _, RbfSvr, SongNet = _torch_modules()
+    _, RbfSvr, SongNet, Standardise = _torch_modules()
+    if ck.get("method", "TNN-SVR") == "TNN-SVR":
+        middle = tnn_net(ck["n_features"], cfg)
+        middle.load_state_dict(ck["tnn"])
+    else:  # the plain SVR on the standardised statistics
+        middle = Standardise(ck["raw_mean"], ck["raw_scale"])
     heads = [RbfSvr(s["sv"], s["coef"], s["intercept"], s["gamma"]) for s in ck["svrs"]]
     vae = load_vae(Path(vae_run or ck["vae_run"]))
-    return SongNet(vae.encoder, tnn.eval(), *heads).eval(), cfg
+    return SongNet(vae.encoder, middle.eval(), *heads).eval(), cfg
+
+
+def teacher_song_features(clips: list[Clip]) -> np.ndarray | None:
+    """Per clip, the mean and std over its frames of the teachers' 500 outputs (None when
+    some clip has no teacher targets: run `emotrack teacher-pass`)."""
+    if not all(has_targets(c) for c in clips):
+        return None
+    rows = []
+    for c in clips:
+        n = len(load_features(c))
+        f = teacher_features(c, n)
+        f = f[np.isfinite(f).all(1)]
+        rows.append(np.concatenate([f.mean(0), f.std(0)]) if len(f) else np.full(1000, np.nan))
+    return np.array(rows, np.float32)
+
+
+def _selection_score(res: dict) -> float:
+    """The mean over the validation sets of the mean CCC (or, on quadrant sets, the quadrant
+    accuracy) of valence and arousal: how the shipped method is chosen."""
+    vals = []
+    for m in res.values():
+        r = next(iter(m.values()))
+        vals.append(r["quadrant_accuracy"] if "quadrant_accuracy" in r else
+                    np.mean([r["valence"]["ccc"]["mean"], r["arousal"]["ccc"]["mean"]]))
+    return float(np.nanmean(vals)) if vals else float("nan")
 
 
 def _data_summary(clips: list[Clip]) -> dict:

@@ -104,14 +104,19 @@ def code_statistics(codes: np.ndarray) -> np.ndarray:
     return np.concatenate([codes.mean(0), codes.std(0), *np.percentile(codes, PERCENTILES, axis=0)]).astype(np.float32)
 
 
+def vae_checkpoint(run: Path) -> Path:
+    """The checkpoint of a training run that holds its VAE: the student's (``train
+    --teachers``) or the first VAE-LSTM's."""
+    for name in ("student.pt", "vae_lstm.pt"):
+        if (Path(run) / name).exists():
+            return Path(run) / name
+    raise FileNotFoundError(f"{run}: neither student.pt nor vae_lstm.pt; the vae features need a trained run "
+                            "(`emotrack train --teachers --out RUN`), given with --run RUN")
+
+
 def vae_features(clips: list[Clip], run: Path, jobs: int = 2, progress: bool = True) -> tuple[np.ndarray, dict[str, str]]:
     """VAE-code statistics [n, 5 * latent] from the VAE of a training run."""
-
-
-    ckpt_path = Path(run) / "vae_lstm.pt"
-    if not ckpt_path.exists():
-        raise FileNotFoundError(f"{ckpt_path} not found: the vae features need a trained run "
-                                "(`emotrack train --out RUN`), given with --run RUN")
+    ckpt_path = vae_checkpoint(run)
     ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
     vae = FrameVAE(NetConfig.from_dict(ckpt["net_config"]))
     vae.load_state_dict(ckpt["vae"])
