@@ -89,7 +89,8 @@ def write_markdown(out_dir: Path) -> None:
     """MODEL_CARD.md from every card JSON in ``out_dir``: the dynamic model(s) first, then
     the whole-song model(s), so exporting either one keeps the other's section."""
     cards = [json.loads(p.read_text()) for p in sorted(Path(out_dir).glob("*.card.json"))]
-    parts = [render_markdown(c) for c in cards if "test_results" in c]
+    parts = [render_student_markdown(c) for c in cards if c.get("kind") == "student"]
+    parts += [render_markdown(c) for c in cards if "test_results" in c]
     parts += [render_song_markdown(c) for c in cards if "onnx_test" in c]
     (Path(out_dir) / "MODEL_CARD.md").write_text("\n".join(parts))
 
@@ -253,3 +254,296 @@ def not_better(test: dict, ours: str = "TNN-SVR (ONNX)") -> list[str]:
                 if not a > b:
                     notes.append(f"{ds} {dim} CCC: {a:.3f}, {base} {b:.3f}.")
     return notes
+
+
+# ---------------------------------------------------------------------- the student (v2)
+GOALS = [  # (what, metric key, threshold, at least?)
+    ("Soundtracks valence r (clip mean)", "soundtracks valence r", 0.70),
+    ("Soundtracks arousal r (clip mean)", "soundtracks arousal r", 0.80),
+    ("Panda quadrant accuracy", "panda4q quadrant accuracy", 0.70),
+    ("Panda valence sign accuracy", "panda4q valence sign accuracy", 0.78),
+    ("Emotify arousal r", "emotify arousal r", 0.75),
+]
+REAL = ("soundtracks", "panda4q", "emotify")
+
+
+def write_student_card(out_dir: Path, name: str, version: str, onnx_path: Path, report: dict, onnx_eval: dict,
+                       summary: dict, parity: dict, bench: dict | None = None) -> None:
+    """The card of a student (JSON + the Markdown section), from the run's report, the ONNX
+    file's own evaluation, the seeds/leave-one-out summary and the export's parity."""
+    out_dir = Path(out_dir)
+    bench_path = out_dir / f"{name}.bench.json"
+    if bench is None and bench_path.exists():
+        bench = json.loads(bench_path.read_text())
+    teacher_pass = Path.home() / ".cache" / "emotrack" / "teacher" / "v1" / "pass.json"
+    card = {"name": name, "version": version, "kind": "student", "onnx": onnx_path.name, "sha256": _sha256(onnx_path),
+            "features": report["features"], "net_config": report["net_config"],
+            "student_config": report["student_config"], "data": report["data"], "debian": report.get("debian"),
+            "sources": report.get("sources"), "teacher_head": report["teacher_head"],
+            "calibration": report.get("calibration"), "offsets": report["head"].get("offsets"),
+            "frames_heldout": report["frames"].get("test"), "onnx_test": onnx_eval, "summary": summary,
+            "parity": parity, "bench": bench, "train_seconds": report.get("train_seconds"),
+            "teacher_pass": json.loads(teacher_pass.read_text()) if teacher_pass.exists() else None}
+    (out_dir / f"{name}.card.json").write_text(json.dumps(card, indent=1))
+    write_markdown(out_dir)
+
+
+def _g(summary_part: dict, key: str):
+    v = summary_part.get(key)
+    return v[0] if isinstance(v, list | tuple) else v
+
+
+def goals_table(card: dict) -> list[str]:
+    s = card["summary"]
+    st, th = s["student"], s["teacher_head"]
+    lines = ["| goal | measured (test split, mean of 3 seeds) | met |", "|---|---|---|"]
+    for what, key, thr in GOALS:
+        v = _g(st, key)
+        lines.append(f"| {what} ≥ {thr:.2f} | {v:.3f} (teacher head {_g(th, key):.3f}) | {'yes' if v >= thr else 'no'} |")
+    for ds in REAL:
+        for dim in ("valence", "arousal"):
+            key = f"{ds} {dim} r"
+            a, b = _g(st, key), _g(th, key)
+            if a is None or b is None:
+                continue
+            lines.append(f"| {ds} {dim} r within 0.05 of the teacher head | {a:.3f} vs {b:.3f} ({a - b:+.3f}) | "
+                         f"{'yes' if a >= b - 0.05 else 'no'} |")
+    lodo = s.get("lodo", {}).get("soundtracks", {}).get("student", {})
+    for dim, thr in (("valence", 0.50), ("arousal", 0.75)):
+        v = lodo.get(f"soundtracks {dim} r")
+        if v is not None:
+            lines.append(f"| leave-one-dataset-out Soundtracks {dim} r ≥ {thr:.2f} | {v:.3f} | {'yes' if v >= thr else 'no'} |")
+    b = card.get("bench") or {}
+    if b.get("step_ms"):
+        step = _ms(b["step_ms"], "median")
+        lines.append(f"| model step ≤ 1 ms (median, one core) | {step:.3f} ms | {'yes' if step <= 1 else 'no'} |")
+    if b.get("analyze"):
+        x = b["analyze"]["x_realtime"]
+        lines.append(f"| `analyze` ≥ 200× real time, decoding included | {x:.0f}× | {'yes' if x >= 200 else 'no'} |")
+    if b.get("memory"):
+        m = b["memory"]["rss_max_mb"]
+        lines.append(f"| RSS of `live --no-gui` ≤ 150 MB | {m:.0f} MB | {'yes' if m <= 150 else 'no'} |")
+    return lines
+
+
+def _pmv(v) -> str:
+    if v is None:
+        return "—"
+    if isinstance(v, list | tuple):
+        return f"{v[0]:.3f} ± {v[1]:.3f}"
+    return f"{v:.3f}" if math.isfinite(v) else "—"
+
+
+def render_student_markdown(card: dict) -> str:
+    net = card["net_config"]
+    hours = sum(d[k][1] for d in card["data"].values() for k in ("train", "val", "test"))
+    unlabelled = sum(d[k][1] for ds, d in card["data"].items() if ds == "debian" for k in ("train", "val", "test"))
+    lines = [f"# Model card: {card['name']} {card['version']} (the student)", "",
+             "The shipped dynamic model: the VAE-LSTM of Herremans, Cheuk, Luo & Agres, in the shape the design "
+             f"names: each 0.5 s log-mel frame → a convolutional VAE encoder ({'/'.join(map(str, net['channels']))} "
+             f"channels, a {net['latent_dim']}-d code) → a stateful LSTM ({net['lstm_hidden']} units) → valence and "
+             "arousal in [-1, 1] with a predicted std, every 0.5 s, plus "
+             f"{len(card.get('descriptors_names', [])) or 20} perceptual descriptors (distilled tag probabilities). It "
+             "runs through onnxruntime, without torch or TensorFlow. What is new is what it learned from: besides its "
+             "own reconstruction and our labels, two pretrained music taggers (musicnn's MSD_musicnn and "
+             "MTT_musicnn, Pons & Serra 2019; the weights ship in musicnn's wheel, ISC licence) taught it, on "
+             f"{hours:.0f} h of audio including {unlabelled:.0f} h of unlabelled free music (Chowdhury & Widmer's teacher-student step). The "
+             "teachers never run at run time.", "",
+             f"File: `{card['onnx']}` (sha256 `{card['sha256'][:16]}…`), written by `emotrack export`. Every number "
+             "below was measured on held-out songs by the commands at the end. Terms of use: research "
+             "(`MODEL_LICENSE.md`).", "",
+             "## Goals, and where it stands", ""] + goals_table(card)
+    lines += _heldout_section(card)
+    lines += _lodo_section(card)
+    lines += _levels_section(card)
+    lines += _calibration_section(card)
+    lines += _descriptors_section(card)
+    lines += _data_section(card)
+    lines += _training_section(card)
+    lines += _speed_section(card)
+    lines += _export_section(card)
+    return "\n".join(lines) + "\n"
+
+
+def _heldout_section(card: dict) -> list[str]:
+    s = card["summary"]
+    lines: list[str] = []
+    lines += ["", "## Held-out results", "",
+              "Test splits (songs never seen in training; Soundtracks by album). Per dataset: clip-mean Pearson r "
+              "across songs for Soundtracks and Emotify (labels: mean ratings; Emotify's are our GEMS→V/A "
+              "placement), quadrant and sign accuracy and the point-biserial r for Panda and EMOPIA, per-song r over "
+              "time for VGMIDI (per-measure labels). Student and teacher head: mean ± sd over three training seeds. "
+              "The teacher head is the upper bound: ridge regression on the teachers' own outputs, run offline. "
+              "'previous model' is emotrack-vae-lstm 1 (the VAE-LSTM shipped before, kept in "
+              "`docs/model/`), 'ridge' the ridge baseline on per-frame mel statistics, both on the same songs.", ""]
+    names = ["student", "teacher_head", *(s.get("baselines") or {})]
+    lines.append("| metric | " + " | ".join(n.replace("_", " ") for n in names) + " | student − teacher |")
+    lines.append("|---|" + "---|" * (len(names) + 1))
+    for k in sorted(s["student"]):
+        cells = [_pmv(s["student"].get(k)), _pmv(s["teacher_head"].get(k))]
+        cells += [_pmv((s.get("baselines") or {})[b].get(k)) for b in names[2:]]
+        a, b = _g(s["student"], k), _g(s["teacher_head"], k)
+        gap = f"{a - b:+.3f}" if a is not None and b is not None else "—"
+        lines.append(f"| {k} | " + " | ".join(cells) + f" | {gap} |")
+    return lines
+
+
+def _lodo_section(card: dict) -> list[str]:
+    s = card["summary"]
+    lines: list[str] = []
+    if s.get("lodo"):
+        lines += ["", "### Leave one dataset out", "",
+                  "Trained without that dataset's audio and labels (its songs are music the student never heard), "
+                  "then tested on its test split; the teacher head likewise fit without it. One seed.", "",
+                  "| left out | metric | student | teacher head |", "|---|---|---|---|"]
+        for ds, r in s["lodo"].items():
+            for k in sorted(r["student"]):
+                lines.append(f"| {ds} | {k[len(ds) + 1:]} | {_pmv(r['student'][k])} | {_pmv(r['teacher head'].get(k))} |")
+    return lines
+
+
+def _levels_section(card: dict) -> list[str]:
+    s = card["summary"]
+    lines: list[str] = []
+    lev = [x.get("student", {}) for x in s.get("levels", []) if x]
+    if lev:
+        lines += ["", "### Levels and movement", "",
+                  "Bias: the mean prediction minus the mean label over a test split (continuous labels). The sets' "
+                  "rating scales sit at different levels, so training learns an offset per continuous-label set and "
+                  "drops it at run time; the quadrant sets' signs fix where zero is. Movement: the sd of the "
+                  "trajectory within a song after the 2 s warm-up, next to the labels' own sd where they vary in time. "
+                  "Mean over the seeds.", "",
+                  "| dataset | valence bias | arousal bias | valence movement | arousal movement |", "|---|---|---|---|---|"]
+        for ds in sorted(lev[0]):
+            row = []
+            for dim in ("valence", "arousal"):
+                bias = [x[ds][dim]["bias"] for x in lev if ds in x and "bias" in x[ds][dim]]
+                mp = [x[ds][dim]["mean_prediction"] for x in lev if ds in x]
+                row.append(f"{sum(bias) / len(bias):+.3f}" if bias else f"(mean {sum(mp) / len(mp):+.3f})")
+            for dim in ("valence", "arousal"):
+                m = [x[ds][dim]["within_song_sd"] for x in lev if ds in x]
+                lab = [x[ds][dim]["label_within_song_sd"] for x in lev if ds in x and "label_within_song_sd" in x[ds][dim]]
+                row.append(f"{sum(m) / len(m):.3f}" + (f" (labels {sum(lab) / len(lab):.3f})" if lab else ""))
+            lines.append(f"| {ds} | " + " | ".join(row) + " |")
+        if card.get("offsets"):
+            lines += ["", "Learned training offsets (valence, arousal), dropped at run time: "
+                      + "; ".join(f"{k} {v[0]:+.3f}, {v[1]:+.3f}" for k, v in card["offsets"].items()) + "."]
+    return lines
+
+
+def _calibration_section(card: dict) -> list[str]:
+    lines: list[str] = []
+    cal = card.get("calibration") or {}
+    if cal:
+        lines += ["", "### Calibration", "",
+                  f"The predicted std is multiplied by {cal['std_scale'][0]:.2f} (valence) and {cal['std_scale'][1]:.2f} "
+                  "(arousal), chosen on the validation clips: before it, "
+                  f"{100 * cal['val_within_1std_before'][0]:.0f} % / {100 * cal['val_within_1std_before'][1]:.0f} % of "
+                  "labelled frames fell within ±1σ; after, "
+                  f"{100 * cal['val_within_1std_after'][0]:.0f} % / {100 * cal['val_within_1std_after'][1]:.0f} % "
+                  "(68.3 % if calibrated). On the test splits:"]
+        for ds, m in sorted(card["onnx_test"].items()):
+            if "within_1std" in m:
+                lines.append(f"- {ds}: {100 * m['within_1std']:.1f} % of labelled frames within ±1σ")
+    return lines
+
+
+def _descriptors_section(card: dict) -> list[str]:
+    s = card["summary"]
+    lines: list[str] = []
+    if s.get("descriptors"):
+        lines += ["", "## Descriptors", "",
+                  "The student's distillation head predicts the teachers' tags every frame; twenty are exported as "
+                  "named outputs (`descriptors`), in the `frame` message and shown as the three that stand out "
+                  "most against typical music (\"soft · slow · piano\"). How well they agree with the teachers on "
+                  "held-out audio (Pearson r of the logits over test frames, mean over seeds):", "",
+                  ", ".join(f"{k} {v[0]:.2f}" for k, v in sorted(s["descriptors"].items(), key=lambda kv: -kv[1][0]))]
+    return lines
+
+
+def _data_section(card: dict) -> list[str]:
+    lines: list[str] = []
+    lines += ["", "## Training data", "",
+              "| dataset | kind | clips train / val / test | hours train / val / test | terms |", "|---|---|---|---|---|"]
+    for ds, d in sorted(card["data"].items()):
+        terms = DATASET_INFO.get(ds, ("", "", "GPL/CC licences: see below" if ds == "debian" else ""))[2]
+        lines.append(f"| {ds} | {d['kind']} | {d['train'][0]} / {d['val'][0]} / {d['test'][0]} | "
+                     f"{d['train'][1]:.2f} / {d['val'][1]:.2f} / {d['test'][1]:.2f} | {terms} |")
+    if card.get("debian"):
+        lines += ["", "The unlabelled set is Debian's free game music (`scripts/debian-music.sh` fetches it; music "
+                  "files of at least 30 s, also inside .pk3 archives, exact duplicates and Frets on Fire's stems "
+                  "left out; split by track). Licences as each package's copyright file gives them:", "",
+                  "| package | version | licences | files | hours |", "|---|---|---|---|---|"]
+        for p in card["debian"]:
+            lines.append(f"| {p['package']} | {p['version']} | {'; '.join(p['licences'])} | {p['files']} | {p['hours']:.2f} |")
+    return lines
+
+
+def _training_section(card: dict) -> list[str]:
+    s, cfg = card["summary"], card["student_config"]
+    lines: list[str] = []
+    lines += ["", "## Training", "",
+              "Two stages (`emotrack.models.distill`, whose docstring gives every loss):",
+              f"1. the frame encoder: VAE reconstruction + KL + {cfg['lambda_frame']} × the squared error of a linear "
+              "map of the code against the teachers' standardised outputs on the ~3 s window ending at the frame "
+              f"(both penultimate layers and tag logits, 500 numbers); {cfg['frame_epochs']} epochs of "
+              f"{cfg['frames_per_epoch']:,} frames with ±6 dB gain augmentation;",
+              "2. the LSTM on the frozen codes: our labels (Gaussian NLL; signs for the quadrant sets) with a learned "
+              f"offset per continuous-label set, + {cfg['lambda_pseudo']} × the NLL of the teacher head's smoothed "
+              f"answer on every frame of every clip (pseudo-labels, unlabelled audio included), + {cfg['lambda_tags']} "
+              f"× the teachers' tag logits, + {cfg['lambda_embed']} × their penultimate layers, from the LSTM state; "
+              f"the epoch kept is the best on the validation clips of {', '.join(cfg['select_sets'])}.",
+              f"The teacher head: ridge regression (α {card['teacher_head']['alpha']:g}, chosen on validation) fit on "
+              f"the training clips of {', '.join(card['teacher_head']['sets'])}."]
+    tp = card.get("teacher_pass")
+    if tp:
+        lines.append(f"The one-time teacher pass: {tp['audio_hours']:.1f} h of audio in {tp['seconds'] / 60:.0f} min "
+                     f"with {tp['jobs']} processes on 2 cores (`emotrack teacher-pass`, cached).")
+    if card.get("train_seconds"):
+        lines.append(f"Training one seed: {card['train_seconds'] / 60:.0f} min on one thread, two seeds side by side "
+                     f"on the 2 cores (train minutes per seed: {', '.join(map(str, s.get('train_minutes', [])))}).")
+    fh = card.get("frames_heldout") or {}
+    if fh:
+        lines.append(f"Held-out frames: reconstruction MSE {fh['mse']:.4f} per value, and the code's linear map "
+                     f"explains {100 * fh['distill_r2']:.0f} % of the variance of the teachers' outputs.")
+    return lines
+
+
+def _speed_section(card: dict) -> list[str]:
+    lines: list[str] = []
+    b = card.get("bench") or {}
+    if b:
+        lines += ["", "## Speed", "", f"`emotrack bench` on {b.get('machine', 'this machine')}:"]
+        if b.get("step_ms"):
+            lines.append(f"- model step (features + encoder + LSTM) per 0.5 s frame, one thread: median "
+                         f"{_ms(b['step_ms'], 'median'):.3f} ms, p99 {_ms(b['step_ms'], 'p99'):.3f} ms;")
+        if b.get("analyze"):
+            lines.append(f"- `analyze` on {b['analyze']['audio_seconds'] / 3600:.2f} h of 44.1 kHz stereo FLAC, "
+                         f"decoding included: {b['analyze']['x_realtime']:.0f}× real time;")
+        if b.get("memory"):
+            lines.append(f"- resident memory of `live --no-gui --fast` over {b['memory']['audio_seconds'] / 3600:.0f} h "
+                         f"of audio with a WebSocket client and `--record`: max {b['memory']['rss_max_mb']:.0f} MB.")
+    return lines
+
+
+def _export_section(card: dict) -> list[str]:
+    lines: list[str] = []
+    p = card["parity"]
+    lines += ["", "## Export", "",
+              f"Parity gate (torch vs onnxruntime from a random non-zero state, whole sequence vs frame by frame): "
+              f"max difference {max(v for k, v in p.items() if k != 'swapped_state_effect'):.1e} "
+              f"(tolerance 1e-4); swapping h and c changes the output by {p['swapped_state_effect']:.2f}.",
+              "", "## Limits", "",
+              "- The labels are few and uneven: 240 film excerpts with continuous ratings (47 test clips from 9 "
+              "albums), Emotify's GEMS ticks placed on valence/arousal by us, quadrant signs for Panda and EMOPIA, "
+              "and rendered piano for VGMIDI and EMOPIA. Differences under about 0.05 r are inside the seeds' spread.",
+              "- The student stays below its teachers where the table says so; the design keeps this small model "
+              "the default for its speed (a fraction of a ms per step, against ~25 ms per teacher patch).",
+              "- Valence within a song (VGMIDI's per-measure labels) remains hard for every model here.",
+              "", "## Reproduce", "", "```",
+              "bash scripts/debian-music.sh                 # the unlabelled music (opt-in, ~3 GB download)",
+              "bash scripts/train-student.sh runs           # teacher pass, 3 seeds, leave-one-out runs, summary",
+              "emotrack bench --format json > assets/emotrack-vae-lstm.bench.json",
+              "emotrack export --run runs/student-s0 --summary runs/student-summary.json",
+              "python tests/golden/regen.py", "```"]
+    return lines

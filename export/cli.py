@@ -8,8 +8,9 @@ from pathlib import Path
 
 from emotrack.models.cli import evaluate_model, load_clips
 
-from .card import write_card
+from .card import write_card, write_student_card
 from .onnx_export import ExportParityError, export_onnx
+from .student_export import export_student
 
 
 def open_run(run: Path, weights: str, prog: str, train: str) -> dict | None:
@@ -36,9 +37,9 @@ def run_clips(report: dict) -> list:
 
 
 def cmd_export(args) -> int:
-
-
     run = Path(args.run)
+    if (run / "student.pt").exists():
+        return export_student_run(args, run)
     report = open_run(run, "vae_lstm.pt", "export", "train")
     if report is None:
         return 2
@@ -52,5 +53,32 @@ def cmd_export(args) -> int:
         return 1
     onnx_eval = evaluate_model(onnx_path, run_clips(report), "test")
     write_card(out, args.name, onnx_path, report, onnx_eval)
+    print(f"wrote {onnx_path} and {out}/{args.name}.card.json / MODEL_CARD.md")
+    return 0
+
+
+def export_student_run(args, run: Path) -> int:
+    """The student of a ``train --teachers`` run: ONNX (parity-gated), evaluated through the
+    runtime on the test splits, and its card, with the seed and leave-one-dataset-out summary
+    of ``--summary`` (``emotrack evaluate --student-runs ... --format json``)."""
+    report = open_run(run, "student.pt", "export", "train --teachers")
+    if report is None:
+        return 2
+    if not args.summary or not Path(args.summary).exists():
+        print("emotrack export: a student's card needs --summary FILE, the output of `emotrack evaluate "
+              "--student-runs RUN... --lodo-runs RUN... --format json` (scripts/train-student.sh writes it)",
+              file=sys.stderr)
+        return 2
+    out = out_dir(args)
+    onnx_path = out / f"{args.name}.onnx"
+    try:
+        _, parity = export_student(run / "student.pt", onnx_path, name=args.name, version=args.model_version,
+                                   extra_meta={"trained_on": sorted(report["data"])})
+    except ExportParityError as e:
+        print(f"emotrack export: {e}", file=sys.stderr)
+        return 1
+    onnx_eval = evaluate_model(onnx_path, [c for c in run_clips(report) if c.dataset != "debian"], "test")
+    summary = json.loads(Path(args.summary).read_text())
+    write_student_card(out, args.name, args.model_version, onnx_path, report, onnx_eval, summary, parity)
     print(f"wrote {onnx_path} and {out}/{args.name}.card.json / MODEL_CARD.md")
     return 0

@@ -7,10 +7,14 @@ import argparse
 
 
 def add_export_arguments(e: argparse.ArgumentParser) -> None:
-    e.add_argument("--run", default="runs/default", help="the run folder written by `emotrack train`")
+    e.add_argument("--run", default="runs/student-s0",
+                   help="the run folder written by `emotrack train` (a student's, or the first VAE-LSTM's)")
     e.add_argument("--out", default=None, help="output folder (default: the package's assets/)")
     e.add_argument("--name", default="emotrack-vae-lstm")
-    e.add_argument("--model-version", default="1")
+    e.add_argument("--model-version", default="2")
+    e.add_argument("--summary", default="runs/student-summary.json",
+                   help="for a student: the seeds' and leave-one-dataset-out summary (emotrack evaluate --student-runs "
+                        "... --format json) the card is written from")
 
 
 def add_export_song_arguments(es: argparse.ArgumentParser) -> None:

@@ -63,6 +63,8 @@ from torch.nn import functional as F
 
 from . import teacher_head
 from .data import Clip
+from .debian import scan as scan_debian
+from .debian import summary as debian_summary
 from .evaluate import evaluate_predictions
 from .nets import FrameVAE, NetConfig
 from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, build_seqs, log, shift_gain
@@ -529,7 +531,11 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     scaler = TeacherScaler(split["train"])
     targets = {s.key: targets_of(s, scaler, th) for s in seqs}
     report: dict = {"student_config": asdict(cfg), "net_config": net.to_dict(), "features": FEATURES.to_dict(),
-                    "sources": sources, "teacher_head": {k: th[k] for k in ("alpha", "sets", "val_score", "offsets")}}
+                    "sources": sources, "teacher_head": {k: th[k] for k in ("alpha", "sets", "val_score", "offsets")},
+                    "data": data_summary(seqs)}
+    debian_root = ((sources or {}).get("roots") or {}).get("debian")
+    if debian_root:
+        report["debian"] = debian_summary(scan_debian(debian_root))
     fs = FrameStudent(net)
     report["frames"] = train_frames(fs, split["train"], split["val"], targets, cfg, out / "frames.pt")
     report["frames"]["test"] = eval_frames(fs, *_frame_pool(split["test"], targets)) if split["test"] else {}
@@ -553,6 +559,16 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     (out / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
     log(f"student done in {report['train_seconds'] / 60:.1f} min -> {out}")
     return report
+
+
+def data_summary(seqs: list[Seq]) -> dict:
+    """Per dataset: its kind and [clips, hours] of each split."""
+    out: dict = {}
+    for s in seqs:
+        d = out.setdefault(s.clip.dataset, {"kind": s.clip.kind, "train": [0, 0.0], "val": [0, 0.0], "test": [0, 0.0]})
+        d[s.clip.split][0] += 1
+        d[s.clip.split][1] += len(s.mel) / 7200
+    return out
 
 
 def descriptor_agreement(head: StudentHead, seqs: list[Seq], targets: dict, scaler: TeacherScaler) -> dict:

@@ -20,6 +20,7 @@ a stopped pass loses at most the clips in flight and a re-run goes on with the r
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -126,8 +127,11 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print) -> dict:
                 el = time.time() - t0
                 log(f"teacher pass: {done}/{len(todo)} clips, {audio_s / 3600:.2f} h of audio in {el / 60:.1f} min "
                     f"({audio_s / max(el, 1e-9):.0f}x real time); ~{el / done * (len(todo) - done) / 60:.0f} min left")
-    return {"clips": len(clips), "done": done, "audio_hours": audio_s / 3600, "seconds": time.time() - t0,
-            "errors": errors}
+    res = {"clips": len(clips), "done": done, "audio_hours": audio_s / 3600, "seconds": time.time() - t0,
+           "jobs": jobs, "errors": errors, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+    if done:  # what the last pass that did work took: the model card reports it
+        (cache_dir() / "teacher" / RECIPE / "pass.json").write_text(json.dumps(res, indent=1))
+    return res
 
 
 def cmd_teacher_pass(args) -> int:

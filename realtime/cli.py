@@ -38,7 +38,7 @@ COMMANDS = {
     "analyze": Command("valence/arousal of audio files, one JSON object per 0.5 s (or per song)",
                        "emotrack.realtime.analyze", "emotrack.realtime.analyze:run"),
     "live": Command("track a microphone, line input or file live: window + WebSocket",
-                    "emotrack.realtime.live.command", "emotrack.realtime.live.command:run"),
+                    "emotrack.realtime.live.options", "emotrack.realtime.live.command:run"),
     "listen": Command("print the stream of a running `emotrack live` as JSON lines",
                       "emotrack.realtime.net.listen", "emotrack.realtime.net.listen:run"),
     "devices": Command("list audio input devices", "emotrack.realtime.live.devices",

@@ -156,6 +156,10 @@ class WebSocketServer:
                       "raise the limit (ulimit -n) for more clients. Further ones are only counted.",
                       file=sys.stderr, flush=True)
             return
+        if self._closed and isinstance(e, ValueError) and "_start_serving" in repr(context.get("handle")):
+            # after running out of descriptors asyncio retries accepting on a timer; one that
+            # fires once the listening socket is closed (we are shutting down) has nothing to do
+            return
         loop.default_exception_handler(context)
 
     def bound_addresses(self) -> list[str]:

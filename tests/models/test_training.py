@@ -190,6 +190,6 @@ def test_song_parity_gate_fails_a_wrong_graph(tiny_run):
 def test_train_song_without_vae_run_says_what_to_do(tmp_path):
     r = subprocess.run(EMOTRACK + ["train-song", "--run", str(tmp_path / "none"), "--limit", "2", "--out",
                                    str(tmp_path / "s")], capture_output=True, text=True)
-    assert r.returncode == 2 and "emotrack train --out" in r.stderr
+    assert r.returncode == 2 and "emotrack train --teachers --out" in r.stderr
     r = subprocess.run(EMOTRACK + ["export-song", "--run", str(tmp_path / "none")], capture_output=True, text=True)
     assert r.returncode == 2 and "run `emotrack train-song" in r.stderr
