@@ -11,6 +11,7 @@ import json
 import math
 from pathlib import Path
 
+from emotrack.models.cache import cache_dir
 from emotrack.models.evaluate import format_table
 from emotrack.models.song import format_report
 
@@ -91,7 +92,7 @@ def write_markdown(out_dir: Path) -> None:
     cards = [json.loads(p.read_text()) for p in sorted(Path(out_dir).glob("*.card.json"))]
     parts = [render_student_markdown(c) for c in cards if c.get("kind") == "student"]
     parts += [render_markdown(c) for c in cards if "test_results" in c]
-    parts += [render_song_markdown(c) for c in cards if "onnx_test" in c]
+    parts += [render_song_markdown(c) for c in cards if "onnx_test" in c and c.get("kind") != "student"]
     (Path(out_dir) / "MODEL_CARD.md").write_text("\n".join(parts))
 
 
@@ -275,7 +276,7 @@ def write_student_card(out_dir: Path, name: str, version: str, onnx_path: Path, 
     bench_path = out_dir / f"{name}.bench.json"
     if bench is None and bench_path.exists():
         bench = json.loads(bench_path.read_text())
-    teacher_pass = Path.home() / ".cache" / "emotrack" / "teacher" / "v1" / "pass.json"
+    teacher_pass = cache_dir() / "teacher" / "v1" / "pass.json"
     card = {"name": name, "version": version, "kind": "student", "onnx": onnx_path.name, "sha256": _sha256(onnx_path),
             "features": report["features"], "net_config": report["net_config"],
             "student_config": report["student_config"], "data": report["data"], "debian": report.get("debian"),
@@ -288,6 +289,10 @@ def write_student_card(out_dir: Path, name: str, version: str, onnx_path: Path, 
     write_markdown(out_dir)
 
 
+def _f3(v) -> str:
+    return f"{v:.3f}" if v is not None and math.isfinite(v) else "—"
+
+
 def _g(summary_part: dict, key: str):
     v = summary_part.get(key)
     return v[0] if isinstance(v, list | tuple) else v
@@ -298,13 +303,16 @@ def goals_table(card: dict) -> list[str]:
     st, th = s["student"], s["teacher_head"]
     lines = ["| goal | measured (test split, mean of 3 seeds) | met |", "|---|---|---|"]
     for what, key, thr in GOALS:
-        v = _g(st, key)
-        lines.append(f"| {what} ≥ {thr:.2f} | {v:.3f} (teacher head {_g(th, key):.3f}) | {'yes' if v >= thr else 'no'} |")
+        v, t = _g(st, key), _g(th, key)
+        if v is None or not math.isfinite(v):
+            lines.append(f"| {what} ≥ {thr:.2f} | not measured (no test clips) | — |")
+            continue
+        lines.append(f"| {what} ≥ {thr:.2f} | {v:.3f} (teacher head {_f3(t)}) | {'yes' if v >= thr else 'no'} |")
     for ds in REAL:
         for dim in ("valence", "arousal"):
             key = f"{ds} {dim} r"
             a, b = _g(st, key), _g(th, key)
-            if a is None or b is None:
+            if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
                 continue
             lines.append(f"| {ds} {dim} r within 0.05 of the teacher head | {a:.3f} vs {b:.3f} ({a - b:+.3f}) | "
                          f"{'yes' if a >= b - 0.05 else 'no'} |")
@@ -383,7 +391,7 @@ def _heldout_section(card: dict) -> list[str]:
         cells = [_pmv(s["student"].get(k)), _pmv(s["teacher_head"].get(k))]
         cells += [_pmv((s.get("baselines") or {})[b].get(k)) for b in names[2:]]
         a, b = _g(s["student"], k), _g(s["teacher_head"], k)
-        gap = f"{a - b:+.3f}" if a is not None and b is not None else "—"
+        gap = f"{a - b:+.3f}" if a is not None and b is not None and math.isfinite(a - b) else "—"
         lines.append(f"| {k} | " + " | ".join(cells) + f" | {gap} |")
     return lines
 

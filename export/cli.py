@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from emotrack.models.cli import evaluate_model, load_clips
+from emotrack.models.cli import evaluate_model, run_clips
 
 from .card import write_card, write_student_card
 from .onnx_export import ExportParityError, export_onnx
@@ -26,14 +26,6 @@ def open_run(run: Path, weights: str, prog: str, train: str) -> dict | None:
 def out_dir(args) -> Path:
     """``--out``, or the package's assets folder (where the shipped models live)."""
     return Path(args.out) if args.out else Path(__file__).resolve().parent.parent / "assets"
-
-
-def run_clips(report: dict) -> list:
-    """The clips the run was trained on, from the sources its report recorded (the export
-    evaluates the ONNX file on their test split)."""
-
-    src = report.get("sources") or {}
-    return load_clips(src.get("data") or None, src.get("datasets"), src.get("roots") or {}, src.get("limit"))
 
 
 def cmd_export(args) -> int:

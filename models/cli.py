@@ -75,10 +75,21 @@ def baselines(clips: list[Clip], old_model: str | Path | None) -> dict:
     return out
 
 
+def run_clips(report: dict) -> list[Clip]:
+    """The clips a run was trained on, from the sources its report recorded (export and
+    ``evaluate --student-runs`` score models on their test split)."""
+    src = report.get("sources") or {}
+    return load_clips(src.get("data") or None, src.get("datasets"), src.get("roots") or {}, src.get("limit"))
+
+
 def cmd_evaluate(args) -> int:
     args.json = args.json or args.format == "json"
     try:
-        clips = load_clips(args.data, args.datasets, roots_of(args))
+        if args.student_runs and not args.datasets:  # the songs the runs were tested on
+            report = json.loads((Path(args.student_runs[0]) / "report.json").read_text())
+            clips = run_clips(report)
+        else:
+            clips = load_clips(args.data, args.datasets, roots_of(args))
     except FileNotFoundError as e:
         print(f"emotrack evaluate: {e}", file=sys.stderr)
         return 2

@@ -211,6 +211,16 @@ def _frame_pool(seqs: list[Seq], targets: dict[str, Targets]):
     return mel, tgt
 
 
+STAGE1_SETTINGS = ("frames_per_epoch", "lambda_frame", "batch_frames", "lr", "seed", "head_sets", "leave_out")
+
+
+def _stage1_key(key: str) -> str:
+    """What stage 1's result depends on, from a checkpoint's key: a change to stage 2's
+    settings (or more frame epochs) goes on from the saved encoder instead of starting over."""
+    cfg, net, n = json.loads(key)
+    return json.dumps([{k: cfg.get(k) for k in STAGE1_SETTINGS}, net, n], sort_keys=True)
+
+
 def train_frames(model: FrameStudent, train: list[Seq], val: list[Seq], targets: dict, cfg: StudentConfig,
                  checkpoint: Path | None = None) -> dict:
     """Stage 1. With ``checkpoint``, the state after every epoch is saved there and a run
@@ -227,7 +237,7 @@ def train_frames(model: FrameStudent, train: list[Seq], val: list[Seq], targets:
     key = json.dumps([asdict(cfg), model.vae.cfg.to_dict(), len(mel)], sort_keys=True, default=str)
     if checkpoint is not None and checkpoint.exists():
         ck = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if ck.get("key") == key:
+        if ck.get("key") and _stage1_key(ck["key"]) == _stage1_key(key):
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["opt"])
             history, start = ck["history"], len(ck["history"])

@@ -31,8 +31,8 @@ train() {  # NAME ARGS...
     >"$RUNS/$name/train.log" 2>&1
 }
 
-train student-s0 --seed 0 & train student-s1 --seed 1 & wait
 train student-s2 --seed 2 & train lodo-soundtracks --leave-out soundtracks & wait
+train student-s0 --seed 0 & train student-s1 --seed 1 & wait
 train lodo-panda4q --leave-out panda4q & train lodo-emotify --leave-out emotify & wait
 
 $EMO evaluate --student-runs "$RUNS"/student-s0 "$RUNS"/student-s1 "$RUNS"/student-s2 \

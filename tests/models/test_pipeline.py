@@ -1,0 +1,115 @@
+"""The shipped model's whole recipe on a tiny scale, end to end: a Debian music root as
+`scripts/debian-music.sh` leaves it (a package with a DEP-5 copyright file and a .pk3
+archive), the teacher pass over it and two labelled sets, the student trained on the
+cached targets, evaluated across seeds, exported (parity gate, card) and run through the
+torch-free runtime, whose frames carry descriptors that the protocol's schema accepts."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+
+import numpy as np
+import soundfile as sf
+from emotrack.realtime.core.model import EmotionModel
+
+from ..conftest import needs_data, schema_validator
+from .test_training import run
+
+pytestmark = needs_data()
+
+COPYRIGHT = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+Upstream-Name: tinygame
+
+Files: *
+Copyright: 2020 Someone
+License: GPL-2+
+
+Files: music/calm*
+Copyright: 2021 Someone Else
+License: CC-BY-SA-3.0
+"""
+
+
+def _tune(seconds: float, sr: int, f0: float, rate: float, seed: int) -> np.ndarray:
+    """A melody of decaying notes with some noise: music-like enough for the teachers."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * sr)) / sr
+    notes = f0 * 2 ** (rng.integers(0, 12, size=int(seconds * rate) + 1) / 12)
+    k = (t * rate).astype(int)
+    phase = t * rate - k
+    x = np.sin(2 * np.pi * notes[k] * t) * np.exp(-4 * phase) + 0.02 * rng.standard_normal(len(t))
+    return (0.3 * x).astype(np.float32)
+
+
+def make_debian_root(root):
+    pkg = root / "root" / "tinygame-music"
+    music = pkg / "usr" / "share" / "games" / "tinygame" / "music"
+    music.mkdir(parents=True)
+    doc = pkg / "usr" / "share" / "doc" / "tinygame-music"
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text(COPYRIGHT)
+    sf.write(str(music / "calm.ogg"), _tune(32, 22050, 220, 1.5, 0), 22050)
+    sf.write(str(music / "fast.ogg"), _tune(32, 22050, 440, 6, 1), 22050)
+    sf.write(str(music / "jingle.ogg"), _tune(5, 22050, 440, 6, 2), 22050)  # a sound effect: too short
+    sf.write(str(root / "inner.ogg"), _tune(31, 22050, 330, 3, 3), 22050)
+    with zipfile.ZipFile(pkg / "usr" / "share" / "games" / "tinygame" / "data.pk3", "w") as z:
+        z.write(root / "inner.ogg", "sound/music/inner.ogg")
+    (root / "inner.ogg").unlink()
+    (root / "packages.tsv").write_text("package\tversion\n" "tinygame-music\t1.2-3\n")
+
+
+def test_whole_pipeline_tiny(tmp_path):
+    env = {**os.environ, "EMOTRACK_CACHE": str(tmp_path / "cache")}
+    deb = tmp_path / "debian"
+    make_debian_root(deb)
+    data = ["--datasets", "soundtracks", "panda4q", "--limit", "1", "--debian-root", str(deb)]
+
+    tp = run("teacher-pass", *data, "--jobs", "1", env=env)
+    done = json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text())
+    assert done["errors"] == {} and done["done"] == done["clips"] >= 5, (tp.stdout, done)
+    scan = json.loads((deb / "scan.json").read_text())
+    by_name = {os.path.basename(it["path"]): it for it in scan}
+    assert set(by_name) == {"calm.ogg", "fast.ogg", "inner.ogg"}  # the jingle is too short; the .pk3 is opened
+    assert by_name["calm.ogg"]["licence"] == "CC-BY-SA-3.0" and by_name["fast.ogg"]["licence"] == "GPL-2+"
+    assert by_name["fast.ogg"]["version"] == "1.2-3"
+    again = run("teacher-pass", *data, "--jobs", "1", env=env)  # everything cached: nothing to do
+    assert f"{done['clips']} of {done['clips']} clips cached; 0 to do" in again.stdout, again.stdout
+
+    runs = []
+    for seed in (0, 1):
+        out = tmp_path / f"s{seed}"
+        run("train", "--teachers", "--quick", *data, "--seed", str(seed), "--threads", "1", "--jobs", "1",
+            "--out", str(out), env=env)
+        runs.append(str(out))
+    report = json.loads((tmp_path / "s0" / "report.json").read_text())
+    assert report["data"]["debian"]["kind"] == "unlabelled" and "calibration" in report
+    assert report["debian"][0]["package"] == "tinygame-music"
+    summary = tmp_path / "summary.json"
+    ev = run("evaluate", "--student-runs", *runs, "--format", "json", env=env)
+    summary.write_text(ev.stdout)
+    assert "student" in json.loads(ev.stdout)
+
+    exp = tmp_path / "export"
+    run("export", "--run", runs[0], "--summary", str(summary), "--out", str(exp), env=env)
+    card = json.loads((exp / "emotrack-vae-lstm.card.json").read_text())
+    assert card["kind"] == "student"
+    gate = {k: v for k, v in card["parity"].items() if k != "swapped_state_effect"}
+    assert {"descriptors_torch_vs_onnx", "descriptors_whole_vs_steps"} <= set(gate)  # the new output is gated
+    assert max(gate.values()) <= 1e-4 and card["parity"]["swapped_state_effect"] > 1e-6
+    md = (exp / "MODEL_CARD.md").read_text()
+    assert "tinygame-music" in md and "Leave" not in md.split("## Held-out results")[0]
+
+    onnx = exp / "emotrack-vae-lstm.onnx"
+    names = EmotionModel(onnx).descriptor_names
+    assert names and len(names) == len(set(names))
+    live = run("live", "--input", str(deb / by_name["fast.ogg"]["path"]), "--fast", "--no-gui", "--ws", "off",
+               "--model", str(onnx), "--duration", "6", "--status-every", "0", env=env)
+    frames = [json.loads(line) for line in live.stdout.splitlines() if line.startswith("{")]
+    frames = [m for m in frames if m.get("type") == "frame"]
+    validator = schema_validator()
+    assert len(frames) >= 10
+    for m in frames:
+        validator.validate(m)
+        assert set(m["descriptors"]) == set(names) and all(0.0 <= v <= 1.0 for v in m["descriptors"].values())
