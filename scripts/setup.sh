@@ -11,9 +11,22 @@ cd "$(dirname "$0")/.."
 # chromium is the headless browser the dashboard test drives.
 PKGS=(fluidsynth timgm6mb-soundfont libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins chromium fonts-dejavu-core)
 missing=()
-for p in "${PKGS[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
+if ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then
+  # not Debian/Ubuntu: the Python side still installs; say what the system side needs
+  cat >&2 <<'MSG'
+setup: no apt-get here (not Debian/Ubuntu), so system packages are not installed.
+  emotrack itself needs only Python 3.11+: on macOS and Windows sounddevice's wheel brings
+  PortAudio; on other Linux distributions install PortAudio (e.g. `dnf install portaudio`,
+  `pacman -S portaudio`). Training on VGMIDI/EMOPIA needs fluidsynth and a General-MIDI
+  SoundFont (set EMOTRACK_SOUNDFONT); the live-capture and dashboard tests need PulseAudio
+  (pactl) and Chromium and are skipped where those are missing.
+  Going on with the virtual environment.
+MSG
+else
+  for p in "${PKGS[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else
     echo "setup: need root to install: ${missing[*]} (apt-get install -y ${missing[*]})" >&2; exit 1; fi

@@ -199,6 +199,8 @@ def start_engine(model, source, sinks, **kw):
 
 
 CHROMIUM = "/usr/bin/chromium"  # Debian's; scripts/setup.sh installs it
+needs_chromium = pytest.mark.skipif(not os.path.exists(CHROMIUM),
+                                    reason=f"{CHROMIUM} not installed (scripts/setup.sh installs it on Debian)")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 

@@ -22,6 +22,7 @@ from ..conftest import (
     EMOTRACK,
     free_port,
     http_get,
+    needs_chromium,
     noise,
     ramp,
     schema_validator,
@@ -238,6 +239,7 @@ def test_more_like_now_finds_the_song_that_is_playing(demo_path, tmp_path):
 
 
 # ---------------------------------------------------------------------- the dashboard
+@needs_chromium
 def test_dashboard_click_and_draw_find_songs(model, shaped_library, tmp_path):
     """In headless Chromium: a click finds the songs nearest that point; a drawn rising curve
     finds the rising song; a drawn surge, matched by segment, finds it at 60-80 s; a result

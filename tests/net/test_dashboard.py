@@ -17,6 +17,7 @@ from ..conftest import (
     EMOTRACK,
     free_port,
     http_get,
+    needs_chromium,
     serve_dashboard,
     wait_for,
 )
@@ -107,6 +108,7 @@ COUNT_COLOURS = """(cv) => {
 }"""
 
 
+@needs_chromium
 def test_dashboard_in_chromium_draws_and_reconnects(model, tmp_path):
     """Real audio through the real model; the page gets every frame in order, draws the
     point and the trail, and picks the stream up again after the server restarts."""
@@ -180,6 +182,7 @@ def test_dashboard_in_chromium_draws_and_reconnects(model, tmp_path):
             browser.close()
 
 
+@needs_chromium
 def test_dashboard_with_a_token(model, demo_path):
     from emotrack.realtime.live.sources import FileSource
     from playwright.sync_api import sync_playwright
