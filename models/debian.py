@@ -71,6 +71,34 @@ def _copyright_stanzas(pkg_root: Path, package: str) -> list[tuple[list[str], st
     return stanzas
 
 
+def holder_of(root: str | Path, item: dict) -> str:
+    """The ``Copyright:`` of the last DEP-5 stanza whose ``Files:`` matches a scanned file
+    (continuation lines joined), or "" for free-form copyright files."""
+    pkg_root = Path(root) / "root" / item["package"]
+    path = pkg_root / "usr" / "share" / "doc" / item["package"] / "copyright"
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return ""
+    rel = item["path"].split("/", 2)[2] if item["path"].startswith("root/") else item["path"]
+    parts = rel.split("/")
+    tails = ["/".join(parts[i:]) for i in range(len(parts))]
+    found = ""
+    for para in text.split("\n\n"):
+        fields: dict[str, list[str]] = {}
+        key = None
+        for line in para.splitlines():
+            if line[:1] in (" ", "\t") and key:
+                fields[key].append(line.strip())
+            elif ":" in line:
+                key, _, val = line.partition(":")
+                fields[key] = [val.strip()] if val.strip() else []
+        pats = " ".join(fields.get("Files", [])).split()
+        if pats and fields.get("Copyright") and any(fnmatch.fnmatch(t, p) for p in pats for t in tails):
+            found = "; ".join(x for x in fields["Copyright"] if x != ".")
+    return found
+
+
 def licence_of(rel: str, stanzas: list[tuple[list[str], str]], package: str) -> str:
     """The licence of an installed file, by DEP-5's rule (the last stanza whose pattern matches
     wins; ``*`` matches everything), a pattern matching any tail of the installed path

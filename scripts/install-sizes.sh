@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sizes of fresh virtual environments with emotrack installed from this checkout:
-# headless (`pip install .`) and with the window (`pip install '.[gui]'`). Prints a
+# headless (`pip install .`), with FFmpeg decoding, and with the window as well. Prints a
 # Markdown table (docs/install.md has the last one). Needs network access to PyPI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,7 +9,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 echo "| install | venv size | emotrack live |"
 echo "|---|---|---|"
-for spec in "." ".[gui]"; do
+for spec in "." ".[ffmpeg]" ".[gui,ffmpeg]"; do
   "$PY" -m venv "$tmp/v"
   "$tmp/v/bin/pip" install -q --disable-pip-version-check "$spec" >"$tmp/log" 2>&1 || { cat "$tmp/log" >&2; exit 1; }
   mb=$(du -sm "$tmp/v" | cut -f1)

@@ -41,7 +41,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 # torch is pinned (its CPU wheel); an unpinned torch would pull gigabytes of CUDA packages
 log=$(mktemp)
-if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[train,dev,gui]' >"$log" 2>&1; then
+if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[train,dev,gui,ffmpeg]' >"$log" 2>&1; then
   cat "$log" >&2; echo "setup: pip install failed (log above)" >&2; exit 1
 fi
 # the teachers' weights ship in musicnn's wheel; its code (TensorFlow 1) is never used, so

@@ -1,5 +1,7 @@
 """Decoding what libsndfile cannot (m4a/AAC, ALAC, WMA, the sound of video files) with FFmpeg,
-through PyAV. No thread of its own: ``core.audio.read_blocks`` falls back to it.
+through PyAV. No thread of its own: ``core.audio.read_blocks`` falls back to it. PyAV (104 MB
+with its FFmpeg) is the ``ffmpeg`` extra, so that a headless installation stays small; without
+it such files are refused with the install command.
 
 The first audio stream of the container is decoded and converted to packed float32 at its
 own rate and channel count, in blocks of about ``blocksize`` frames; the rest of the
@@ -11,8 +13,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-import av
 import numpy as np
+
+try:
+    import av
+except ImportError:  # the ffmpeg extra is not installed
+    av = None
+
+INSTALL_HINT = "FFmpeg decoding is not installed: pip install 'emotrack[ffmpeg]'"
 
 # what FFmpeg reads that libsndfile does not: the index looks for these too
 SUFFIXES = {".m4a", ".m4b", ".mp4", ".aac", ".alac", ".wma", ".asf", ".webm", ".mkv", ".mka", ".mov", ".avi",
@@ -26,6 +34,8 @@ class AvDecodeError(Exception):
 def open_av(source, name, blocksize: int = 65536) -> tuple[int, int, Iterator[np.ndarray]]:
     """(sample rate, channels, iterator of float32 (frames, channels) blocks) of the first
     audio stream of ``source`` (a path or a seekable file object)."""
+    if av is None:
+        raise AvDecodeError(INSTALL_HINT)
     try:
         container = av.open(source if isinstance(source, str) else source, mode="r")
     except (av.error.FFmpegError, OSError, ValueError) as e:

@@ -117,3 +117,19 @@ def test_a_schema_1_library_is_upgraded_and_still_read(tmp_path):
     with sqlite3.connect(path) as c:
         assert c.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert {"artist", "title", "album"} <= {r[1] for r in c.execute("PRAGMA table_info(songs)")}
+
+
+def test_without_the_ffmpeg_extra_an_m4a_is_refused_with_the_install_command(tmp_path, demo_path):
+    """A headless install without PyAV still reads what libsndfile reads and names the extra
+    for the rest (av blocked from importing, as if it were not installed)."""
+    import sys
+
+    _m4a(tmp_path / "a.m4a", demo_path)
+    code = ("import sys, runpy; sys.modules['av'] = None; sys.argv = ['emotrack', 'analyze', *sys.argv[1:]]; "
+            "runpy.run_module('emotrack.realtime.cli', run_name='__main__')")
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "a.m4a"), str(demo_path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert "pip install 'emotrack[ffmpeg]'" in r.stderr and "a.m4a" in r.stderr
+    lines = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(lines) > 100 and {x["file"] for x in lines} == {str(demo_path)}  # the other file is analysed
