@@ -284,6 +284,7 @@ def write_student_card(out_dir: Path, name: str, version: str, onnx_path: Path, 
             "calibration": report.get("calibration"), "offsets": report["head"].get("offsets"),
             "frames_heldout": report["frames"].get("test"), "onnx_test": onnx_eval, "summary": summary,
             "parity": parity, "bench": bench, "train_seconds": report.get("train_seconds"),
+            "train_minutes": [sum(e["seconds"] for e in report[k]["history"]) / 60 for k in ("frames", "head")],
             "teacher_pass": json.loads(teacher_pass.read_text()) if teacher_pass.exists() else None}
     (out_dir / f"{name}.card.json").write_text(json.dumps(card, indent=1))
     write_markdown(out_dir)
@@ -362,6 +363,7 @@ def render_student_markdown(card: dict) -> str:
              "(`MODEL_LICENSE.md`).", "",
              "## Goals, and where it stands", ""] + goals_table(card)
     lines += _heldout_section(card)
+    lines += _not_better_section(card)
     lines += _lodo_section(card)
     lines += _levels_section(card)
     lines += _calibration_section(card)
@@ -380,7 +382,8 @@ def _heldout_section(card: dict) -> list[str]:
               "Test splits (songs never seen in training; Soundtracks by album). Per dataset: clip-mean Pearson r "
               "across songs for Soundtracks and Emotify (labels: mean ratings; Emotify's are our GEMS→V/A "
               "placement), quadrant and sign accuracy and the point-biserial r for Panda and EMOPIA, per-song r over "
-              "time for VGMIDI (per-measure labels). Student and teacher head: mean ± sd over three training seeds. "
+              "time for VGMIDI (per-measure labels). Student: mean ± sd over three training seeds (the teacher head is "
+              "fit the same way in each, hence its sd of 0). "
               "The teacher head is the upper bound: ridge regression on the teachers' own outputs, run offline. "
               "'previous model' is emotrack-vae-lstm 1 (the VAE-LSTM shipped before, kept in "
               "`docs/model/`), 'ridge' the ridge baseline on per-frame mel statistics, both on the same songs.", ""]
@@ -507,9 +510,11 @@ def _training_section(card: dict) -> list[str]:
     if tp:
         lines.append(f"The one-time teacher pass: {tp['audio_hours']:.1f} h of audio in {tp['seconds'] / 60:.0f} min "
                      f"with {tp['jobs']} processes on 2 cores (`emotrack teacher-pass`, cached).")
-    if card.get("train_seconds"):
-        lines.append(f"Training one seed: {card['train_seconds'] / 60:.0f} min on one thread, two seeds side by side "
-                     f"on the 2 cores (train minutes per seed: {', '.join(map(str, s.get('train_minutes', [])))}).")
+    if card.get("train_minutes"):
+        st1, st2 = card["train_minutes"]
+        lines.append(f"Training one seed (its epochs' own times; two runs side by side on the 2 cores, one thread "
+                     f"each): stage 1 {st1:.0f} min, stage 2 {st2:.0f} min; per seed in all: "
+                     f"{', '.join(f'{m:.0f}' for m in s.get('train_minutes', []))} min.")
     fh = card.get("frames_heldout") or {}
     if fh:
         lines.append(f"Held-out frames: reconstruction MSE {fh['mse']:.4f} per value, and the code's linear map "
@@ -554,4 +559,67 @@ def _export_section(card: dict) -> list[str]:
               "emotrack bench --format json > assets/emotrack-vae-lstm.bench.json",
               "emotrack export --run runs/student-s0 --summary runs/student-summary.json",
               "python tests/golden/regen.py", "```"]
+    return lines
+
+
+def student_not_better(s: dict) -> list[tuple[str, str, float, float]]:
+    """(metric, baseline, student mean, baseline) wherever a baseline scores higher than the
+    student's mean over seeds (the calibration share is not a score)."""
+    out = []
+    for name, base in (s.get("baselines") or {}).items():
+        for k, b in sorted(base.items()):
+            a = _g(s["student"], k)
+            if "±1σ" in k or a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+                continue
+            if b > a:
+                out.append((k, name, a, b))
+    return out
+
+
+def _why(k: str, card: dict) -> str:
+    """What we measured about a shortfall (from the card's own numbers), where we know."""
+    s = card["summary"]
+    lev = [x.get("student", {}) for x in s.get("levels", []) if x]
+    ds, dim = k.split()[0], k.split()[1]
+
+    def level(key: str) -> float | None:
+        v = [x[ds][dim][key] for x in lev if ds in x and key in x[ds].get(dim, {})]
+        return sum(v) / len(v) if v else None
+
+    r_key = f"{ds} {dim} r"
+    r_student, r_base = _g(s["student"], r_key), (s.get("baselines") or {}).get("previous model", {}).get(r_key)
+    if k.endswith("CCC") and level("bias") is not None:
+        off = (card.get("offsets") or {}).get(ds)
+        off_txt = f" (learned in training, {off[0 if dim == 'valence' else 1]:+.3f}, and dropped at run time)" if off else ""
+        return (f"CCC also counts the level: the student's {ds} {dim} sits {level('bias'):+.3f} from the labels' mean"
+                f"{off_txt}; Pearson r, which ignores level, is {_f3(r_student)} against {_f3(r_base)}.")
+    if "sign accuracy" in k or "quadrant" in k:
+        means = []
+        for d in ("valence", "arousal"):
+            v = [x[ds][d]["mean_prediction"] for x in lev if ds in x and "mean_prediction" in x[ds].get(d, {})]
+            if v:
+                means.append(f"{d} {sum(v) / len(v):+.3f}")
+        th = _g(s["teacher_head"], k)
+        text = "An accuracy counts the side of zero each clip lands on"
+        if means:
+            text += f"; the student's mean {' and '.join(means)} over the test clips"
+        if th is not None:
+            text += f"; the teacher head, whose answers the student also learned from, reaches {_f3(th)}"
+        if r_base is not None and "sign" in k:
+            text += f"; the ordering of clips ({r_key}) is {_f3(r_student)} against {_f3(r_base)}"
+        return text + "."
+    return "not explained by what we measured."
+
+
+def _not_better_section(card: dict) -> list[str]:
+    rows = student_not_better(card["summary"])
+    if not rows:
+        return ["", "The student scores at least as well as the previous model and the ridge baseline on every "
+                "metric of every test split above."]
+    lines = ["", "### Where the student is not better", "",
+             "Every metric of the table above on which the previous model or the ridge baseline scores higher than "
+             "the student's mean over seeds, and what we measured about it:", ""]
+    for k, name, a, b in rows:
+        real = "real recordings" if k.split()[0] in REAL else "rendered piano"
+        lines.append(f"- {k} ({real}): {name} {b:.3f}, student {a:.3f}. {_why(k, card)}")
     return lines

@@ -91,6 +91,13 @@ def over_seeds(reports: list[dict], model: str = "student") -> dict[str, tuple[f
     return {k: (float(np.mean(v)), float(np.std(v)), len(v)) for k, v in rows.items()}
 
 
+def train_seconds(report: dict) -> float:
+    """Training time of a run from its epochs' own times (a run stopped and resumed counts
+    every epoch once), stage 1 + stage 2."""
+    eps = report.get("frames", {}).get("history", []) + report.get("head", {}).get("history", [])
+    return float(sum(e.get("seconds", 0.0) for e in eps)) or float(report.get("train_seconds", 0.0))
+
+
 def load_reports(runs: list[str | Path]) -> list[dict]:
     return [json.loads((Path(r) / "report.json").read_text()) for r in runs]
 
@@ -102,7 +109,7 @@ def summary(seed_runs: list[str | Path], lodo_runs: list[str | Path], baselines:
     out = {"seed_runs": [str(r) for r in seed_runs], "student": over_seeds(seeds, "student"),
            "teacher_head": over_seeds(seeds, "teacher head"),
            "levels": [r.get("levels", {}) for r in seeds], "descriptors": _descriptors(seeds),
-           "train_minutes": [round(r.get("train_seconds", 0) / 60, 1) for r in seeds]}
+           "train_minutes": [round(train_seconds(r) / 60, 1) for r in seeds]}
     out["lodo"] = {}
     for rep, path in zip(load_reports(lodo_runs), lodo_runs, strict=True):
         ds = rep["sources"]["leave_out"]

@@ -15,11 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 from emotrack.models.cache import cache_dir
 from emotrack.models.data import split_of
 from emotrack.models.debian import holder_of, scan
@@ -28,7 +27,9 @@ from emotrack.realtime.core.model import load_model
 from emotrack.realtime.core.tracker import stream_file
 
 ROOT = Path(__file__).resolve().parents[1]
-LICENCES = {"GPL-2+", "GPL-2+ (data/music)", "GPL-2", "GPL-3+", "CC-BY-SA-3.0"}
+# GPL version 2 or later, or 3 or later: every part, and so the file as a whole, can be
+# distributed under GPL-3+ (GPL-2-only and CC-BY-SA-3.0 parts could not be combined with them)
+LICENCES = {"GPL-2+", "GPL-2+ (data/music)", "GPL-3+"}
 SR = 48000
 SEG, FADE = 20.0, 1.5
 # quadrant: (sign of valence, sign of arousal), its name
@@ -85,22 +86,24 @@ def render(root: Path, picked: list[dict], out: Path) -> float:
     edge = int(0.1 * SR)
     mix[:edge] *= np.linspace(0, 1, edge)[:, None]
     mix[-edge:] *= np.linspace(1, 0, edge)[:, None]
-    with tempfile.TemporaryDirectory() as d:
-        wav = Path(d) / "demo.wav"
-        sf.write(str(wav), mix, SR)
-        _encode_opus(wav, out)
+    _encode_opus(mix, out)
     return len(mix) / SR
 
 
-def _encode_opus(wav: Path, out: Path) -> None:
-    """Ogg Opus at 64 kbit/s through PyAV's FFmpeg (libopus)."""
+def _encode_opus(mix: np.ndarray, out: Path) -> None:
+    """Ogg Opus at 64 kbit/s through PyAV's FFmpeg (libopus), 20 ms frames with their sample
+    positions set: without them the granule positions are guessed and libsndfile then decodes
+    the first read differently depending on how much is asked for."""
     import av
 
-    with av.open(str(wav)) as src, av.open(str(out), "w", format="ogg") as dst:
+    with av.open(str(out), "w", format="ogg") as dst:
         stream = dst.add_stream("libopus", rate=SR, layout="stereo")
         stream.bit_rate = 64000
-        for frame in src.decode(audio=0):
-            frame.pts = None
+        stream.time_base = Fraction(1, SR)
+        n = SR // 50
+        for i in range(0, len(mix), n):
+            frame = av.AudioFrame.from_ndarray(np.ascontiguousarray(mix[i:i + n].T), format="fltp", layout="stereo")
+            frame.sample_rate, frame.pts, frame.time_base = SR, i, Fraction(1, SR)
             for packet in stream.encode(frame):
                 dst.mux(packet)
         for packet in stream.encode(None):
@@ -119,10 +122,10 @@ def main() -> int:
     seconds = render(root, picked, out / "demo.opus")
     lines = [f"demo.opus: {seconds:.1f} s, four 20 s stretches of free game music joined with {FADE} s crossfades,",
              "chosen by scripts/make_demo.py from Debian's music packages (tracks of the test split only,",
-             "never used in training) so that the trajectory visits four moods. Each part keeps its own",
-             "licence, given below as the package's copyright file (/usr/share/doc/<package>/copyright)",
-             "states it (GPL: GNU General Public License; CC-BY-SA: Creative Commons Attribution-ShareAlike,",
-             "which asks for the attribution given here). Loudness matched",
+             "never used in training) so that the trajectory visits four moods. Each part's licence is given",
+             "below as its package's copyright file (/usr/share/doc/<package>/copyright) states it: the GNU",
+             "General Public License version 2 or later (GPL-2+) or version 3 or later (GPL-3+), so the file",
+             "as a whole is distributed under the GPL version 3 or later. Loudness matched",
              "(RMS -20 dBFS), 48 kHz stereo Ogg Opus at 64 kbit/s.", ""]
     t = 0.0
     for p in picked:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import soundfile as sf
 from emotrack.realtime.assets import demo_path as shipped_demo
 from emotrack.realtime.assets import schema_path
 from emotrack.realtime.bench.live import free_port  # noqa: F401  (a helper of the tests too)
@@ -140,6 +141,10 @@ def wait_for(cond, timeout: float, what: str, step: float = 0.02):
 
 
 EMOTRACK = [sys.executable, "-m", "emotrack.realtime.cli"]
+
+# the bundled demo: its length and how many 0.5 s predictions it gives
+DEMO_SECONDS = sf.info(str(ROOT / "assets" / "demo.opus")).duration
+DEMO_FRAMES = int(DEMO_SECONDS / 0.5 + 1e-6)
 
 
 def schema_validator():

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from .conftest import DATA, EMOTRACK, noise
+from .conftest import DATA, DEMO_FRAMES, EMOTRACK, noise
 
 
 def run(*args, check=True):
@@ -28,8 +28,8 @@ def jsonl(text):
 
 def test_demo_jsonl_contract(demo_path):
     recs = jsonl(run("analyze", str(demo_path)).stdout)
-    assert len(recs) == 120  # 60 s -> one prediction per 0.5 s, t = end of frame
-    assert [r["t"] for r in recs[:3]] == [0.5, 1.0, 1.5] and recs[-1]["t"] == 60.0
+    assert len(recs) == DEMO_FRAMES  # one prediction per 0.5 s, t = end of frame
+    assert [r["t"] for r in recs[:3]] == [0.5, 1.0, 1.5] and recs[-1]["t"] == DEMO_FRAMES * 0.5
     for r in recs:
         assert -1 <= r["valence"] <= 1 and -1 <= r["arousal"] <= 1
         assert r["valence_std"] > 0 and r["arousal_std"] > 0
@@ -40,7 +40,7 @@ def test_csv_and_out(tmp_path, demo_path):
     r = run("analyze", str(demo_path), "--format", "csv", "--out", str(out))
     assert r.stdout == ""
     rows = list(csv.DictReader(out.open()))
-    assert len(rows) == 120 and set(rows[0]) == {"file", "t", "valence", "arousal", "valence_std", "arousal_std"}
+    assert len(rows) == DEMO_FRAMES and set(rows[0]) == {"file", "t", "valence", "arousal", "valence_std", "arousal_std"}
     js = jsonl(run("analyze", str(demo_path)).stdout)
     assert float(rows[10]["valence"]) == pytest.approx(js[10]["valence"])
 
@@ -75,7 +75,7 @@ def test_several_files_with_a_broken_one(tmp_path, demo_path):
 
 def test_hop_option(demo_path):
     recs = jsonl(run("analyze", str(demo_path), "--hop", "0.1").stdout)
-    assert len(recs) == 5 * 120 - 4
+    assert len(recs) == 5 * DEMO_FRAMES - 4
     assert recs[0]["t"] == 0.5 and recs[1]["t"] == pytest.approx(0.6)
     bad = run("analyze", str(demo_path), "--hop", "0.3", check=False)
     assert bad.returncode == 2 and "must divide" in bad.stderr
@@ -147,7 +147,7 @@ def test_dash_is_stdin_and_stdout(demo_path, tmp_path):
                        capture_output=True, timeout=120)
     assert r.returncode == 0, r.stderr
     recs = [json.loads(x) for x in r.stdout.decode().splitlines()]
-    assert len(recs) == 120 and recs[0]["file"] == "-"
+    assert len(recs) == DEMO_FRAMES and recs[0]["file"] == "-"
     ref = jsonl(run("analyze", str(demo_path)).stdout)
     assert all(abs(a["valence"] - b["valence"]) <= 2e-5 for a, b in zip(recs, ref, strict=True))
     assert not (tmp_path / "-").exists()

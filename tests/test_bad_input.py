@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from .conftest import EMOTRACK
+from .conftest import DEMO_FRAMES, EMOTRACK
 
 
 def run(*args, timeout=120):
@@ -53,7 +53,7 @@ def test_a_fifo_is_refused_not_waited_for(tmp_path, demo_path):
     os.mkfifo(fifo)
     r = run("analyze", str(fifo), str(demo_path), timeout=60)
     assert r.returncode == 3 and "not a regular file" in r.stderr
-    assert len(r.stdout.splitlines()) == 120  # the next file was still analysed
+    assert len(r.stdout.splitlines()) == DEMO_FRAMES  # the next file was still analysed
     r = run("live", "--no-gui", "--ws", "off", "--input", str(fifo), timeout=60)
     assert r.returncode == 3 and "not a regular file" in r.stderr
     (tmp_path / "music").mkdir()

@@ -13,7 +13,7 @@ from emotrack.realtime.core.features import logmel_frames
 from emotrack.realtime.core.model import ModelMismatchError
 from emotrack.realtime.core.tracker import stream_file
 
-from ..conftest import ROOT, ModelStepper
+from ..conftest import DEMO_FRAMES, ROOT, ModelStepper
 
 GOLDEN = ROOT / "tests" / "golden" / "demo_first20s.jsonl"
 
@@ -59,7 +59,7 @@ def test_reset_gives_identical_rerun_and_state_is_used(model, demo_path):
 
 def test_output_independent_of_read_block_size(model, demo_path):
     runs = [_arr(stream_file(model, demo_path, blocksize=bs)) for bs in (1024, 4801, 65536)]
-    assert len(runs[0]) == 120
+    assert len(runs[0]) == DEMO_FRAMES
     for r in runs[1:]:
         np.testing.assert_allclose(r, runs[0], atol=1e-6)
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ..conftest import noise
+from ..conftest import DEMO_FRAMES, DEMO_SECONDS, noise
 
 NO_TORCH = ("import sys; sys.modules['torch'] = None; sys.modules['sklearn'] = None; "
             "from emotrack.realtime.cli import main; sys.exit(main(sys.argv[1:]))")
@@ -34,7 +34,7 @@ def test_song_model_runs_without_torch_and_agrees_with_the_frames(demo_path, mod
     lines = r.stdout.strip().splitlines()
     assert len(lines) == 1
     rec = json.loads(lines[0])
-    assert rec["file"] == str(demo_path) and abs(rec["duration"] - 60.0) < 0.05
+    assert rec["file"] == str(demo_path) and abs(rec["duration"] - DEMO_SECONDS) < 0.05
     assert -1 <= rec["valence"] <= 1 and -1 <= rec["arousal"] <= 1
     assert rec["song_model"].startswith("emotrack-song ") and rec["trajectory_model"].startswith("emotrack-vae-lstm ")
     assert rec["quadrant"] == quadrant(rec["valence"], rec["arousal"])
@@ -43,7 +43,7 @@ def test_song_model_runs_without_torch_and_agrees_with_the_frames(demo_path, mod
     sr, _, blocks = read_blocks(demo_path)
     frames = np.array([[p.valence, p.arousal] for p in stream_blocks(model, sr, blocks)])
     traj = rec["trajectory"]
-    assert traj["frames"] == len(frames) == 120
+    assert traj["frames"] == len(frames) == DEMO_FRAMES
     assert traj["warmup_frames_left_out"] == 4  # the LSTM's first 2 s, as in evaluation
     for d, key in ((0, "valence"), (1, "arousal")):
         assert abs(traj[key]["mean"] - frames[4:, d].mean()) < 1e-3

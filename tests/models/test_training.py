@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from ..conftest import DATA, EMOTRACK, ROOT, needs_data
+from ..conftest import DATA, DEMO_FRAMES, EMOTRACK, ROOT, needs_data
 
 pytestmark = needs_data()
 def run(*args, env=None):
@@ -167,7 +167,7 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
-    assert rec["song_model"] == "emotrack-song 1" and rec["trajectory"]["frames"] == 120
+    assert rec["song_model"] == "emotrack-song 1" and rec["trajectory"]["frames"] == DEMO_FRAMES
 
 
 def test_song_parity_gate_fails_a_wrong_graph(tiny_run):

@@ -75,7 +75,7 @@ def test_osc_bundle_carries_the_wall_time(model, demo_path):
         assert abs(b.timestamp - f["wall"]) < 1e-3  # the bundle's time tag
         addrs = [m.address for m in b]
         assert addrs == ["/emotrack/va", "/emotrack/valence", "/emotrack/arousal", "/emotrack/std",
-                         "/emotrack/t", "/emotrack/seq"]
+                         "/emotrack/t", "/emotrack/seq"] + [f"/emotrack/descriptor/{n.replace(' ', '_')}" for n in model.descriptor_names]
 
 
 def _listening(port: int) -> bool:
