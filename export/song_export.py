@@ -78,7 +78,7 @@ def evaluate_song_onnx(path: Path, clips, split: str = "test") -> dict:
     sm = SongModel(path)
     clips = [c for c in clips if c.split == split and static_labels(c) is not None]
     p = np.array([sm.predict(load_features(c)) for c in clips])
-    return evaluate_split(clips, {"TNN-SVR (ONNX)": p})
+    return evaluate_split(clips, {"shipped (ONNX)": p})
 
 
 def cmd_export_song(args) -> int:

@@ -158,7 +158,7 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
     assert set(card["onnx_test"]) == {"soundtracks", "panda4q"}
     md = (exp / "MODEL_CARD.md").read_text()
     assert md.index("# Model card: emotrack-vae-lstm") < md.index("# Whole-song model: emotrack-song")
-    assert "| TNN-SVR (ONNX) |" in md
+    assert "| shipped (ONNX) |" in md
 
     code = ("import sys; sys.modules['torch'] = None; from emotrack.realtime.cli import main; "
             "sys.exit(main(sys.argv[1:]))")
