@@ -79,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
                "pip install -e '.[train]')"))
     if args.api:
         res["api"] = a = bench_api()
-        say(f"the demo (60 s) through the Python API: median {a['api_ms']['median_ms']:.0f} ms; through "
+        say(f"the demo (75 s) through the Python API: median {a['api_ms']['median_ms']:.0f} ms; through "
             f"`emotrack analyze`, start-up included: median {a['cli_ms']['median_ms']:.0f} ms (other core busy)")
     if args.load:
         res["load"] = run_load(model, clients=args.load_clients, seconds=args.load_seconds)

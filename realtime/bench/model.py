@@ -121,7 +121,7 @@ def bench_compare_extraction(path: Path, runs: int = 5) -> dict | None:
 
 
 def bench_api(runs: int = 5, busy: bool = True) -> dict:
-    """The Python API against the command line on the demo (60 s), with the other core busy
+    """The Python API against the command line on the demo (75 s), with the other core busy
     (a DAW or a visual next to us): ``stream_file(load_model(), demo)`` in this process, and
     ``emotrack analyze demo`` as a child process, start-up included."""
     burner = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if busy else None

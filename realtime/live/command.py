@@ -106,7 +106,7 @@ def validate(o: LiveOptions) -> tuple[tuple[str, int] | None, tuple[str, int] | 
 
 def demo_source(o: LiveOptions, why: Exception) -> FileSource:
     """The bundled demo, when no input device can be used; tells the user why."""
-    _err(f"{why}\nemotrack live: playing the bundled demo instead ({demo_path().name}, 60 s)")
+    _err(f"{why}\nemotrack live: playing the bundled demo instead ({demo_path().name}, 75 s)")
     return FileSource(demo_path(), fast=o.fast, loop=o.loop, ring_seconds=o.ring_seconds)
 
 
