@@ -85,16 +85,22 @@ def finish_onnx(path: Path, meta: dict) -> None:
     onnx.save(m, str(path))
 
 
-@torch.no_grad()
-def parity_check(wrapper: ExportWrapper, path: Path, T: int = 24, seed: int = 0) -> dict:
-    """torch vs ONNX on a whole sequence, and ONNX whole vs frame by frame, from a random
-    non-zero state (a zero state would hide swapped h and c)."""
+def parity_inputs(em: EmotionModel, T: int = 24, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Random mel frames and a random non-zero (h, c) of ``em``'s shape, the same for a seed."""
     g = torch.Generator().manual_seed(seed)
-    em = EmotionModel(path)
     L, H = em.num_layers, em.hidden_size
     mel = torch.randn(1, T, *FEATURES.frame_shape, generator=g) * 0.7
     h0 = torch.randn(L, 1, H, generator=g) * 0.5
     c0 = torch.randn(L, 1, H, generator=g) * 0.5
+    return mel, h0, c0
+
+
+@torch.no_grad()
+def parity_check(wrapper: ExportWrapper, path: Path, T: int = 24, seed: int = 0) -> dict:
+    """torch vs ONNX on a whole sequence, and ONNX whole vs frame by frame, from a random
+    non-zero state (a zero state would hide swapped h and c)."""
+    em = EmotionModel(path)
+    mel, h0, c0 = parity_inputs(em, T, seed)
     ref = [x.numpy() for x in wrapper(mel, h0, c0)]
     whole, (h1, c1) = em.run(mel[0].numpy(), (h0.numpy(), c0.numpy()))
     state = (h0.numpy(), c0.numpy())

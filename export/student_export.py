@@ -22,7 +22,7 @@ from emotrack.realtime.core.config import FEATURES, FeatureConfig
 from emotrack.realtime.core.model import EmotionModel
 from torch import nn
 
-from .onnx_export import OPSET, PARITY_TOL, ExportParityError, finish_onnx
+from .onnx_export import OPSET, PARITY_TOL, ExportParityError, finish_onnx, parity_inputs
 
 OUTPUTS = ["valence", "arousal", "valence_std", "arousal_std", "descriptors", "h_out", "c_out"]
 
@@ -95,12 +95,8 @@ def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", versi
 
 @torch.no_grad()
 def parity_check(graph: StudentGraph, path: Path, T: int = 24, seed: int = 0) -> dict:
-    g = torch.Generator().manual_seed(seed)
     em = EmotionModel(path)
-    L, H = em.num_layers, em.hidden_size
-    mel = torch.randn(1, T, *FEATURES.frame_shape, generator=g) * 0.7
-    h0 = torch.randn(L, 1, H, generator=g) * 0.5
-    c0 = torch.randn(L, 1, H, generator=g) * 0.5
+    mel, h0, c0 = parity_inputs(em, T, seed)
     ref = [x.numpy() for x in graph(mel, h0, c0)]
     whole, (h1, c1) = em.run(mel[0].numpy(), (h0.numpy(), c0.numpy()))
     state = (h0.numpy(), c0.numpy())

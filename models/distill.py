@@ -71,7 +71,7 @@ from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, build_seqs, log, shift_gain
 from .student_eval import levels
 from .teacher_pass import KEYS, has_targets
 from .teachers import LABELS
-from .train import seq_loss
+from .train import BestEpoch, seq_loss
 
 # the descriptors the student exports: (teacher, tag)
 DESCRIPTORS = (("MTT_musicnn", "soft"), ("MTT_musicnn", "loud"), ("MTT_musicnn", "quiet"), ("MTT_musicnn", "fast"),
@@ -431,7 +431,7 @@ def _val_score(head, val, sets: tuple[str, ...] = ()) -> float:
 def train_head(head: StudentHead, train: list[Seq], val: list[Seq], targets: dict, cfg: StudentConfig) -> dict:
     rng = np.random.default_rng(cfg.seed + 1)
     opt = torch.optim.Adam(head.parameters(), lr=cfg.lr)
-    best, best_state, bad, history = -math.inf, None, 0, []
+    keep, history = BestEpoch(cfg.patience), []
     order = sorted(train, key=lambda s: len(s.mel))
     for ep in range(cfg.head_epochs):
         head.train()
@@ -451,16 +451,10 @@ def train_head(head: StudentHead, train: list[Seq], val: list[Seq], targets: dic
         history.append({"epoch": ep + 1, **sums, "val_mean_r": vs, "seconds": time.time() - t0})
         log(f"student head epoch {ep + 1}: " + " ".join(f"{k} {v:.3f}" for k, v in sums.items())
             + f" | val mean r {vs:.4f} ({time.time() - t0:.0f} s)")
-        if vs > best + 1e-4:
-            best, bad = vs, 0
-            best_state = {k: v.detach().clone() for k, v in head.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        head.load_state_dict(best_state)
-    return {"history": history, "best_val_mean_r": best,
+        if keep.update(vs, head):
+            break
+    keep.restore(head)
+    return {"history": history, "best_val_mean_r": keep.best,
             "offsets": {d: head.offsets[i].tolist() for i, d in enumerate(head.offset_sets)}}
 
 

@@ -57,6 +57,27 @@ class TrainConfig:
 # ------------------------------------------------------------------ frame autoencoders
 
 
+
+class BestEpoch:
+    """Early stopping on a validation score: keeps the weights of the best epoch (an
+    improvement is more than 1e-4) and says when ``patience`` epochs brought none."""
+
+    def __init__(self, patience: int):
+        self.patience, self.best, self.bad, self.state = patience, -math.inf, 0, None
+
+    def update(self, score: float, model: torch.nn.Module) -> bool:
+        """Record an epoch's score; True when training should stop."""
+        if score > self.best + 1e-4:
+            self.best, self.bad = score, 0
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return False
+        self.bad += 1
+        return self.bad >= self.patience
+
+    def restore(self, model: torch.nn.Module) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
 def train_frame_model(model, train: list[Seq], val: list[Seq], cfg: TrainConfig, name: str) -> dict:
     """Pretrain an AE/VAE on frames of the train split (labels unused)."""
     rng = np.random.default_rng(cfg.seed)
@@ -188,7 +209,7 @@ def train_sequence(model: SeqModel, params, train: list[Seq], val: list[Seq], cf
     rng = np.random.default_rng(cfg.seed + 1)
     opt = torch.optim.Adam(params, lr=cfg.lr)
     forward = (lambda x: model(x)) if inputs == "mel" else (lambda x: model.head(x))
-    best, best_state, bad, history = -math.inf, None, 0, []
+    keep, history = BestEpoch(cfg.patience), []
     order = sorted(train, key=lambda s: len(s.mel))
     for ep in range(epochs):
         model.train()
@@ -210,16 +231,10 @@ def train_sequence(model: SeqModel, params, train: list[Seq], val: list[Seq], cf
         vs = val_score(model, val, inputs)
         history.append({"epoch": ep + 1, "train_loss": tot / max(nb, 1), "val_loss": vl, "val_mean_r": vs})
         log(f"{name} epoch {ep + 1}: train {tot / max(nb, 1):.4f} val loss {vl:.4f} val mean r {vs:.4f}")
-        if vs > best + 1e-4:
-            best, bad = vs, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= cfg.patience:
-                break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return {"history": history, "best_val_mean_r": best}
+        if keep.update(vs, model):
+            break
+    keep.restore(model)
+    return {"history": history, "best_val_mean_r": keep.best}
 
 
 @torch.no_grad()
