@@ -25,12 +25,13 @@ def test_wheel_contains_model_and_assets(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for f in ("emotrack/assets/emotrack-vae-lstm.onnx", "emotrack/assets/emotrack-vae-lstm.card.json",
               "emotrack/assets/MODEL_CARD.md", "emotrack/assets/emotrack-song.onnx", "emotrack/assets/emotrack-song.card.json",
-              "emotrack/assets/demo.opus", "emotrack/assets/DEMO_AUDIO.txt",
+              "emotrack/assets/demo.opus", "emotrack/assets/DEMO_AUDIO.txt", "emotrack/assets/MODEL_LICENSE.md",
               "emotrack/__init__.py", "emotrack/realtime/core/model.py", "emotrack/models/train.py",
               "emotrack/export/onnx_export.py", "emotrack/assets/protocol-v1.schema.json",
               *(f"emotrack/assets/dashboard/{n}" for n in ("index.html", "dashboard.js", "dashboard.css", "favicon.svg"))):
         assert f in names, f
     assert not any(n.startswith(("realtime/", "models/", "tests/")) for n in names)
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)  # the code's licence
 
 
 def test_runtime_requirements_exclude_torch(wheel):
@@ -38,6 +39,10 @@ def test_runtime_requirements_exclude_torch(wheel):
     text = zipfile.ZipFile(wheel).read(meta).decode()
     runtime = [line for line in text.splitlines() if line.startswith("Requires-Dist:") and "extra ==" not in line]
     assert runtime and not any("torch" in line for line in runtime)
+    # the headless install: no Qt and no FFmpeg unless asked for (the gui and ffmpeg extras)
+    assert not any(p in line for line in runtime for p in ("PySide6", "pyqtgraph", "Requires-Dist: av"))
+    assert any('extra == "gui"' in line and "PySide6" in line for line in text.splitlines())
+    assert any(line.startswith("Requires-Dist: av") and 'extra == "ffmpeg"' in line for line in text.splitlines())
     assert any("torch==2.13.0" in line and 'extra == "train"' in line for line in text.splitlines())
 
 
