@@ -15,6 +15,7 @@ import argparse
 import hashlib
 import importlib
 import json
+import re
 import sys
 
 from emotrack import __version__
@@ -117,8 +118,26 @@ def _command_in(argv: list[str]) -> str | None:
     return None
 
 
+NEGATIVE_VALUE = re.compile(r"^-\d|^-\.\d")
+VALUE_OPTIONS = ("--point",)  # take "V,A", whose V may be negative
+
+
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """``--point -0.5,0.3`` as ``--point=-0.5,0.3``: argparse reads a leading '-' that is not
+    a plain number as an option, and a valence below zero is an ordinary point."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] in VALUE_OPTIONS and i + 1 < len(argv) and NEGATIVE_VALUE.match(argv[i + 1]):
+            out.append(f"{argv[i]}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    argv = _join_negative_values(sys.argv[1:] if argv is None else argv)
     name = _command_in(argv)
     args = parser(name).parse_args(argv)
     if args.version:

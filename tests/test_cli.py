@@ -42,3 +42,14 @@ def test_help_lists_exit_codes_and_version_names_the_models():
 def test_one_format_vocabulary():
     for cmd in (["analyze"], ["find"], ["devices"], ["bench"], ["evaluate"]):
         assert "--format" in run(*cmd, "--help", block=False).stdout, cmd
+
+
+def test_a_point_with_negative_valence_is_a_value_not_an_option():
+    """`find --point -0.5,0.3` (a sad, slightly energetic point) once failed in argparse with
+    'expected one argument'; the library test met it on a real song with negative valence."""
+    from emotrack.realtime.cli import _join_negative_values, parser
+
+    argv = _join_negative_values(["find", "--point", "-0.5,-0.3", "-k", "3"])
+    assert argv == ["find", "--point=-0.5,-0.3", "-k", "3"]
+    assert parser("find").parse_args(argv).point == "-0.5,-0.3"
+    assert _join_negative_values(["find", "--point", "0.5,0.3"]) == ["find", "--point", "0.5,0.3"]

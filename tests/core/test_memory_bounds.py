@@ -51,9 +51,11 @@ def test_whole_song_analysis_of_two_hours_stays_bounded(model, tmp_path):
     song = SongModel()
     grown, res = _peak_rss_during(lambda: analyze_song(model, path, song))
     assert len(res.trajectory) == 14400 and np.isfinite([res.valence, res.arousal]).all()
-    # every frame of two hours went through the song graph at once before (1.4 GB for 3 h); now a
-    # sample of 10 minutes does: the graph's activations for it are most of what remains
-    assert grown < 120, f"peak RSS grew {grown:.0f} MB"
+    # every frame of two hours went through the song graph at once before (1.4 GB for 3 h, with
+    # the narrower first encoder); now a sample of 10 minutes does: the graph's activations for
+    # it, ~140 MB with the student's wider encoder (32/64/96 channels), are most of what remains.
+    # Growing with the duration would be well over 1 GB here.
+    assert grown < 250, f"peak RSS grew {grown:.0f} MB"
 
 
 def test_the_reservoir_keeps_every_frame_of_a_short_song_and_a_sample_of_a_long_one(model):

@@ -263,6 +263,7 @@ def test_index_real_files_then_skip_unchanged(real_library, tmp_path, model):
     # the point query finds a song at its own whole-song emotion
     r = subprocess.run(EMOTRACK + ["find", "--point", f"{v},{a}", "--db", str(db), "-k", "1", "--format", "json"],
                        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)[0]["path"] == path
     # without the song model: every song is analysed again, its emotion the trajectory mean
     r = _index(real_library, db, "--no-song-model")
