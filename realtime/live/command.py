@@ -269,7 +269,10 @@ def _wait_headless(engine: LiveEngine, status_every: float, quiet: bool, server)
     def on_term(signum, frame):
         stop.set()
 
-    old = signal.signal(signal.SIGTERM, on_term) if threading.current_thread() is threading.main_thread() else None
+    # Ctrl-C too sets the event instead of raising KeyboardInterrupt wherever the main thread
+    # happens to be: raised inside a lock's wait it could leave the engine unable to stop
+    main = threading.current_thread() is threading.main_thread()
+    old = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)} if main else {}
     next_status = time.monotonic() + status_every
     try:
         while not stop.is_set() and not engine.wait(0.2):
@@ -277,8 +280,8 @@ def _wait_headless(engine: LiveEngine, status_every: float, quiet: bool, server)
                 next_status += status_every
                 _err(" | ".join(status_parts(engine, server)))
         return stop.is_set()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # a Ctrl-C before the handler was in place
         return True
     finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
