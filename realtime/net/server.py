@@ -188,6 +188,13 @@ class WebSocketServer:
             except TimeoutError:
                 for ws in list(self._clients):
                     ws.transport.abort()
+            # connection handlers still pending (e.g. accepted while out of descriptors) end here,
+            # on the running loop: left to the garbage collector they complain of no loop
+            rest = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for t in rest:
+                t.cancel()
+            if rest:
+                await asyncio.wait(rest, timeout=2)
             self._loop.stop()
 
         try:
