@@ -71,7 +71,7 @@ from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, build_seqs, log, shift_gain
 from .student_eval import levels
 from .teacher_pass import KEYS, has_targets
 from .teachers import LABELS
-from .train import BestEpoch, seq_loss
+from .train import BestEpoch, data_summary, json_default, seq_loss
 
 # the descriptors the student exports: (teacher, tag)
 DESCRIPTORS = (("MTT_musicnn", "soft"), ("MTT_musicnn", "loud"), ("MTT_musicnn", "quiet"), ("MTT_musicnn", "fast"),
@@ -560,19 +560,9 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     report["levels"] = {k: levels(split["test"], p) for k, p in preds.items()}
     report["descriptor_agreement"] = descriptor_agreement(head, split["test"], targets, scaler)
     report["train_seconds"] = time.time() - t0
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=json_default))
     log(f"student done in {report['train_seconds'] / 60:.1f} min -> {out}")
     return report
-
-
-def data_summary(seqs: list[Seq]) -> dict:
-    """Per dataset: its kind and [clips, hours] of each split."""
-    out: dict = {}
-    for s in seqs:
-        d = out.setdefault(s.clip.dataset, {"kind": s.clip.kind, "train": [0, 0.0], "val": [0, 0.0], "test": [0, 0.0]})
-        d[s.clip.split][0] += 1
-        d[s.clip.split][1] += len(s.mel) / 7200
-    return out
 
 
 def descriptor_agreement(head: StudentHead, seqs: list[Seq], targets: dict, scaler: TeacherScaler) -> dict:
@@ -590,13 +580,3 @@ def descriptor_agreement(head: StudentHead, seqs: list[Seq], targets: dict, scal
         return {}
     p, t = np.concatenate(ps), np.concatenate(ts)
     return {n: float(np.corrcoef(p[:, i], t[:, i])[0, 1]) for i, n in enumerate(descriptor_names())}
-
-
-def _json_default(o):
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, np.floating | np.integer):
-        return o.item()
-    if isinstance(o, np.str_):
-        return str(o)
-    raise TypeError(type(o))

@@ -284,7 +284,7 @@ def run_training(clips: list[Clip], out: Path, cfg: TrainConfig | None = None,
     for k, v in split.items():
         log(f"{k}: {len(v)} clips, {sum(len(s.mel) for s in v) / 7200:.2f} h")
     report: dict = {"train_config": cfg.__dict__, "net_config": net.to_dict(),
-                    "features": FEATURES.to_dict(), "data": _data_summary(seqs), "sources": sources}
+                    "features": FEATURES.to_dict(), "data": data_summary(seqs), "sources": sources}
 
     # 1. VAE pretraining (labels unused) and the VAE-LSTM
     vae = FrameVAE(net)
@@ -329,7 +329,7 @@ def run_training(clips: list[Clip], out: Path, cfg: TrainConfig | None = None,
 
     report["test"] = {name: evaluate_predictions(split["test"], p) for name, p in preds.items()}
     report["train_seconds"] = time.time() - t0
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=_json_default))
+    (out / "report.json").write_text(json.dumps(report, indent=1, default=json_default))
     log(f"done in {report['train_seconds'] / 60:.1f} min -> {out}")
     return report
 
@@ -338,7 +338,8 @@ def _test_frames(test: list[Seq]) -> np.ndarray:
     return np.concatenate([s.mel for s in test]) if test else np.zeros((0,) + FEATURES.frame_shape, np.float16)
 
 
-def _data_summary(seqs: list[Seq]) -> dict:
+def data_summary(seqs: list[Seq]) -> dict:
+    """Per dataset: its kind and [clips, hours] of each split (a run's report)."""
     out: dict = {}
     for s in seqs:
         d = out.setdefault(s.clip.dataset, {"kind": s.clip.kind, "train": [0, 0.0], "val": [0, 0.0], "test": [0, 0.0]})
@@ -347,9 +348,12 @@ def _data_summary(seqs: list[Seq]) -> dict:
     return out
 
 
-def _json_default(o):
+def json_default(o):
+    """numpy values in a run's report.json."""
     if isinstance(o, np.ndarray):
         return o.tolist()
-    if isinstance(o, (np.floating, np.integer)):
+    if isinstance(o, np.floating | np.integer):
         return o.item()
+    if isinstance(o, np.str_):
+        return str(o)
     raise TypeError(type(o))

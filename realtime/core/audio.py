@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from .avdecode import INSTALL_HINT, AvDecodeError, open_av
+from .avdecode import AvDecodeError, FFmpegMissing, open_av
 from .config import FEATURES, FeatureConfig
 
 
@@ -187,10 +187,10 @@ def _open(source, path, blocksize: int) -> tuple[int, int, Iterator[np.ndarray]]
             source.seek(0)
         try:
             sr, ch, blocks = open_av(source, path, blocksize)
+        except FFmpegMissing as missing:
+            raise AudioDecodeError(f"{path}: libsndfile cannot decode it ({e}); m4a/AAC, ALAC, WMA and video "
+                                   f"files need FFmpeg. {missing}") from e
         except AvDecodeError as av_e:
-            if str(av_e) == INSTALL_HINT:
-                raise AudioDecodeError(f"{path}: libsndfile cannot decode it ({e}); m4a/AAC, ALAC, WMA and video "
-                                       f"files need FFmpeg. {INSTALL_HINT}") from e
             raise AudioDecodeError(f"{path}: cannot decode it as audio: neither libsndfile nor FFmpeg knows it "
                                    f"({av_e}); emotrack reads wav, flac, ogg, opus, mp3, m4a/AAC, ALAC, WMA and "
                                    "the sound of video files") from e

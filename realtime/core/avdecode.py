@@ -24,20 +24,24 @@ INSTALL_HINT = "FFmpeg decoding is not installed: pip install 'emotrack[ffmpeg]'
 
 # what FFmpeg reads that libsndfile does not: the index looks for these too
 SUFFIXES = {".m4a", ".m4b", ".mp4", ".aac", ".alac", ".wma", ".asf", ".webm", ".mkv", ".mka", ".mov", ".avi",
-            ".m4v", ".3gp", ".ac3", ".opus", ".ogg", ".mp3", ".flac", ".wav", ".aiff", ".aif"}
+            ".m4v", ".3gp", ".ac3"}
 
 
 class AvDecodeError(Exception):
     """FFmpeg could not open or decode the file (the message says why)."""
 
 
+class FFmpegMissing(AvDecodeError):
+    """The ffmpeg extra (PyAV) is not installed: the message is the install command."""
+
+
 def open_av(source, name, blocksize: int = 65536) -> tuple[int, int, Iterator[np.ndarray]]:
     """(sample rate, channels, iterator of float32 (frames, channels) blocks) of the first
     audio stream of ``source`` (a path or a seekable file object)."""
     if av is None:
-        raise AvDecodeError(INSTALL_HINT)
+        raise FFmpegMissing(INSTALL_HINT)
     try:
-        container = av.open(source if isinstance(source, str) else source, mode="r")
+        container = av.open(source, mode="r")
     except (av.error.FFmpegError, OSError, ValueError) as e:
         raise AvDecodeError(re.sub(r"^\[Errno -?\d+\] ", "", str(e).split(": '", 1)[0])) from e
     if not container.streams.audio:
