@@ -548,6 +548,12 @@ def _speed_section(card: dict) -> list[str]:
 def _export_section(card: dict) -> list[str]:
     lines: list[str] = []
     p = card["parity"]
+    tp = card.get("teacher_pass") or {}
+    step = (card.get("bench") or {}).get("step_ms")
+    cost = (f"{_ms(step, 'median'):.2f} ms per step" if step else "a fraction of a ms per step")
+    if tp.get("audio_hours"):  # the teacher pass's own rate: both teachers, per 0.5 s frame, one core
+        cost += (f", against {1000 * tp['seconds'] * tp.get('jobs', 1) / (tp['audio_hours'] * 7200):.0f} ms per "
+                 "frame for the two teachers in the teacher pass")
     lines += ["", "## Export", "",
               f"Parity gate (torch vs onnxruntime from a random non-zero state, whole sequence vs frame by frame): "
               f"max difference {max(v for k, v in p.items() if k != 'swapped_state_effect'):.1e} "
@@ -557,12 +563,12 @@ def _export_section(card: dict) -> list[str]:
               "albums), Emotify's GEMS ticks placed on valence/arousal by us, quadrant signs for Panda and EMOPIA, "
               "and rendered piano for VGMIDI and EMOPIA. Differences under about 0.05 r are inside the seeds' spread.",
               "- The student stays below its teachers where the table says so; the design keeps this small model "
-              "the default for its speed (a fraction of a ms per step, against ~25 ms per teacher patch).",
+              f"the default for its speed ({cost}).",
               "- Valence within a song (VGMIDI's per-measure labels) remains hard for every model here.",
               "", "## Reproduce", "", "```",
               "bash scripts/debian-music.sh                 # the unlabelled music (opt-in, ~3 GB download)",
               "bash scripts/train-student.sh runs           # teacher pass, 3 seeds, leave-one-out runs, summary",
-              "emotrack bench --format json > assets/emotrack-vae-lstm.bench.json",
+              "emotrack bench --memory --format json > assets/emotrack-vae-lstm.bench.json",
               "emotrack export --run runs/student-s0 --summary runs/student-summary.json",
               "python tests/golden/regen.py", "```"]
     return lines
