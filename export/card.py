@@ -504,12 +504,17 @@ def _training_section(card: dict) -> list[str]:
               f"1. the frame encoder: VAE reconstruction + KL + {cfg['lambda_frame']} × the squared error of a linear "
               "map of the code against the teachers' standardised outputs on the ~3 s window ending at the frame "
               f"(both penultimate layers and tag logits, 500 numbers); {cfg['frame_epochs']} epochs of "
-              f"{cfg['frames_per_epoch']:,} frames with ±6 dB gain augmentation;",
+              f"{cfg['frames_per_epoch']:,} frames with ±6 dB gain augmentation"
+              + (f", then {cfg['frame_epochs_2']} more with the distillation at {cfg['lambda_frame_2']} (stage 1b);"
+                 if cfg.get("frame_epochs_2") else ";"),
               "2. the LSTM on the frozen codes: our labels (Gaussian NLL; signs for the quadrant sets) with a learned "
               f"offset per continuous-label set, + {cfg['lambda_pseudo']} × the NLL of the teacher head's smoothed "
               f"answer on every frame of every clip (pseudo-labels, unlabelled audio included), + {cfg['lambda_tags']} "
               f"× the teachers' tag logits, + {cfg['lambda_embed']} × their penultimate layers, from the LSTM state; "
-              f"the epoch kept is the best on the validation clips of {', '.join(cfg['select_sets'])}.",
+              + (f"the weights kept are a moving average (decay {cfg['head_ema']} per batch); " if cfg.get("head_ema")
+                 else "")
+              + (f"{cfg['head_ensemble']} heads merged into one LSTM; " if cfg.get("head_ensemble", 1) > 1 else "")
+              + f"the epoch kept is the best on the validation clips of {', '.join(cfg['select_sets'])}.",
               f"The teacher head: ridge regression (α {card['teacher_head']['alpha']:g}, chosen on validation) fit on "
               f"the training clips of {', '.join(card['teacher_head']['sets'])}."]
     tp = card.get("teacher_pass")

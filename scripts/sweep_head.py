@@ -1,0 +1,112 @@
+"""Compare stage-2 settings of the student on the validation split, from a finished run's
+stage-1 encoder (``RUN/frames.pt``), without retraining stage 1.
+
+    python scripts/sweep_head.py --run runs/student-s0 --seed 0 --out sweep-s0.jsonl \
+        '{}' '{"head_ema": 0.99}' '{"lambda_pseudo": 2.0}'
+
+Each argument is a JSON object of ``StudentConfig`` fields that differ from the defaults.
+One line per setting goes to ``--out`` (appended; a setting already there is skipped, so a
+stopped sweep resumes): the validation metrics the choice is made on, and the test metrics
+for the record. The codes of every clip are cached next to the run (``RUN/codes.npz``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from emotrack.models import distill, teacher_head
+from emotrack.models.cli import load_clips
+from emotrack.models.evaluate import evaluate_predictions
+from emotrack.models.seqs import build_seqs, log
+
+
+def summary(res: dict) -> dict:
+    out = {}
+    for ds, m in res.items():
+        if "quadrant_accuracy" in m:
+            out[ds] = {"quadrant": m["quadrant_accuracy"], "v_sign": m["valence"]["sign_accuracy"],
+                       "v_r": m["valence"]["r"]["mean"], "a_r": m["arousal"]["r"]["mean"]}
+        else:
+            out[ds] = {"v_r": m["valence"]["r"]["mean"], "a_r": m["arousal"]["r"]["mean"]}
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--run", required=True, type=Path)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--debian-root", default=str(Path.home() / ".cache/emotrack/debian-music"))
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--finetune", help='JSON {"epochs": E, "lambda_frame": L}: more stage-1 epochs first')
+    ap.add_argument("settings", nargs="+")
+    args = ap.parse_args()
+    done = set()
+    if args.out.exists():
+        done = {json.dumps(json.loads(line)["setting"], sort_keys=True) for line in args.out.read_text().splitlines()
+                if json.loads(line).get("finetune", {}) == (json.loads(args.finetune) if args.finetune else {})}
+    torch.set_num_threads(args.threads)
+    base = replace(distill.StudentConfig(), seed=args.seed, threads=args.threads)
+    roots = {"debian": args.debian_root} if Path(args.debian_root, "root").is_dir() else {}
+    seqs = build_seqs(load_clips(None, None, roots), jobs=1)
+    split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
+    head_train = [s for s in split["train"] if s.clip.dataset in base.head_sets]
+    th = teacher_head.fit(head_train, [s for s in split["val"] if s.clip.dataset in base.head_sets])
+    scaler = distill.TeacherScaler(split["train"])
+    targets = {s.key: distill.targets_of(s, scaler, th) for s in seqs}
+    ft = {}
+    if args.finetune:
+        ft = json.loads(args.finetune)
+    cache = args.run / ("codes.npz" if not ft else f"codes-ft{ft['epochs']}-{ft['lambda_frame']}.npz")
+    if cache.exists():
+        z = np.load(cache)
+        for s in seqs:
+            s.codes["student"] = z[s.key]
+    else:
+        fs = distill.FrameStudent(distill.student_net())
+        fs.load_state_dict(torch.load(args.run / "frames.pt", map_location="cpu", weights_only=False)["model"])
+        if ft:  # stage 1 goes on from the saved encoder with these settings, then the codes
+            ftc = replace(base, frame_epochs=ft["epochs"], lambda_frame=ft["lambda_frame"], seed=base.seed + 100)
+            rep1 = distill.train_frames(fs, split["train"], split["val"], targets, ftc)
+            log(f"finetune {ft}: {rep1['history'][-1]}")
+        fs.eval()
+        distill.encode_codes(fs.vae, seqs)
+        np.savez(cache, **{s.key: s.codes["student"] for s in seqs})
+    datasets = sorted({s.clip.dataset for s in seqs})
+    for text in args.settings:
+        setting = json.loads(text)
+        if json.dumps(setting, sort_keys=True) in done:
+            log(f"{setting}: done")
+            continue
+        cfg = replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in setting.items()})
+        net = distill.student_net()
+        if cfg.lstm_hidden:
+            net = replace(net, lstm_hidden=cfg.lstm_hidden)
+        torch.manual_seed(cfg.seed)
+        t0 = time.time()
+        head, rep = distill.train_heads(net, datasets, split["train"], split["val"], targets, cfg)
+        row = {"setting": setting, "finetune": ft, "seed": args.seed, "best_val_mean_r": rep["best_val_mean_r"],
+               "epochs": [len(r["history"]) for r in rep.get("members", [rep])], "seconds": round(time.time() - t0),
+               "val": summary(evaluate_predictions(split["val"], distill.predict_head(head, split["val"]))),
+               "test": summary(evaluate_predictions(split["test"], distill.predict_head(head, split["test"]))),
+               "config": asdict(cfg)}
+        tag = "_".join(f"{k}={v}" for k, v in sorted(setting.items())) or "defaults"
+        torch.save(head.state_dict(), args.out.with_name(f"{args.out.stem}.{tag}.pt"))
+        with args.out.open("a") as f:
+            f.write(json.dumps(row, default=str) + "\n")
+        v = row["val"]
+        log(f"{setting}: val mean r {rep['best_val_mean_r']:.4f} | soundtracks V {v['soundtracks']['v_r']:.3f} "
+            f"A {v['soundtracks']['a_r']:.3f} | panda Q {v['panda4q']['quadrant']:.3f} "
+            f"Vsign {v['panda4q']['v_sign']:.3f} | emotify A {v['emotify']['a_r']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
