@@ -530,6 +530,9 @@ def _training_section(card: dict) -> list[str]:
     if fh:
         lines.append(f"Held-out frames: reconstruction MSE {fh['mse']:.4f} per value, and the code's linear map "
                      f"explains {100 * fh['distill_r2']:.0f} % of the variance of the teachers' outputs.")
+    lines.append("Other settings compared (stage-2 weights, width, dropout, merged heads, more distillation in the "
+                 "encoder), on validation and then over three seeds on the test splits, with their numbers: "
+                 "[docs/training.md](../docs/training.md#what-was-compared-on-validation-only).")
     return lines
 
 
