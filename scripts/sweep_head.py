@@ -4,7 +4,8 @@ stage-1 encoder (``RUN/frames.pt``), without retraining stage 1.
     python scripts/sweep_head.py --run runs/student-s0 --seed 0 --out sweep-s0.jsonl \
         '{}' '{"head_ema": 0.99}' '{"lambda_pseudo": 2.0}'
 
-Each argument is a JSON object of ``StudentConfig`` fields that differ from the defaults.
+Each argument is a JSON object of ``StudentConfig`` fields that differ from the defaults
+(``head_sets`` refits the teacher head, and so the pseudo-labels, on those sets).
 One line per setting goes to ``--out`` (appended; a setting already there is skipped, so a
 stopped sweep resumes): the validation metrics the choice is made on, and the test metrics
 for the record. The codes of every clip are cached next to the run (``RUN/codes.npz``).
@@ -86,12 +87,17 @@ def main() -> int:
             log(f"{setting}: done")
             continue
         cfg = replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in setting.items()})
+        tg = targets
+        if cfg.head_sets != base.head_sets:  # another teacher head: its pseudo-labels change
+            th2 = teacher_head.fit([s for s in split["train"] if s.clip.dataset in cfg.head_sets],
+                                   [s for s in split["val"] if s.clip.dataset in cfg.head_sets])
+            tg = {s.key: distill.targets_of(s, scaler, th2) for s in seqs}
         net = distill.student_net()
         if cfg.lstm_hidden:
             net = replace(net, lstm_hidden=cfg.lstm_hidden)
         torch.manual_seed(cfg.seed)
         t0 = time.time()
-        head, rep = distill.train_heads(net, datasets, split["train"], split["val"], targets, cfg)
+        head, rep = distill.train_heads(net, datasets, split["train"], split["val"], tg, cfg)
         row = {"setting": setting, "finetune": ft, "seed": args.seed, "best_val_mean_r": rep["best_val_mean_r"],
                "epochs": [len(r["history"]) for r in rep.get("members", [rep])], "seconds": round(time.time() - t0),
                "val": summary(evaluate_predictions(split["val"], distill.predict_head(head, split["val"]))),
