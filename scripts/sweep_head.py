@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import time
 from dataclasses import asdict, replace
@@ -44,6 +45,9 @@ def main() -> int:
     ap.add_argument("--run", required=True, type=Path)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--debian-root", default=str(Path.home() / ".cache/emotrack/debian-music"))
+    ap.add_argument("--data", help="the shared data folder (default: as `emotrack train`)")
+    ap.add_argument("--datasets", nargs="+", help="default: every dataset, as `emotrack train`")
+    ap.add_argument("--limit", type=int, help="at most this many clips per dataset and split (a quick check)")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--finetune", help='JSON {"epochs": E, "lambda_frame": L}: more stage-1 epochs first')
@@ -56,7 +60,7 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     base = replace(distill.StudentConfig(), seed=args.seed, threads=args.threads)
     roots = {"debian": args.debian_root} if Path(args.debian_root, "root").is_dir() else {}
-    seqs = build_seqs(load_clips(None, None, roots), jobs=1)
+    seqs = build_seqs(load_clips(args.data, args.datasets, roots, args.limit), jobs=1)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     head_train = [s for s in split["train"] if s.clip.dataset in base.head_sets]
     th = teacher_head.fit(head_train, [s for s in split["val"] if s.clip.dataset in base.head_sets])
@@ -103,14 +107,12 @@ def main() -> int:
                "val": summary(evaluate_predictions(split["val"], distill.predict_head(head, split["val"]))),
                "test": summary(evaluate_predictions(split["test"], distill.predict_head(head, split["test"]))),
                "config": asdict(cfg)}
-        tag = "_".join(f"{k}={v}" for k, v in sorted(setting.items())) or "defaults"
+        tag = re.sub(r"[^A-Za-z0-9_.=+-]+", "-", "_".join(f"{k}={v}" for k, v in sorted(setting.items()))) or "defaults"
         torch.save(head.state_dict(), args.out.with_name(f"{args.out.stem}.{tag}.pt"))
         with args.out.open("a") as f:
             f.write(json.dumps(row, default=str) + "\n")
-        v = row["val"]
-        log(f"{setting}: val mean r {rep['best_val_mean_r']:.4f} | soundtracks V {v['soundtracks']['v_r']:.3f} "
-            f"A {v['soundtracks']['a_r']:.3f} | panda Q {v['panda4q']['quadrant']:.3f} "
-            f"Vsign {v['panda4q']['v_sign']:.3f} | emotify A {v['emotify']['a_r']:.3f}")
+        log(f"{setting}: val mean r {rep['best_val_mean_r']:.4f} | " + " | ".join(
+            f"{ds} " + " ".join(f"{k} {x:.3f}" for k, x in m.items()) for ds, m in row["val"].items()))
     return 0
 
 

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import zipfile
 
 import numpy as np
 import soundfile as sf
 from emotrack.realtime.core.model import EmotionModel
 
-from ..conftest import needs_data, schema_validator
+from ..conftest import ROOT, needs_data, schema_validator
 from .test_training import run
 
 pytestmark = needs_data()
@@ -83,6 +85,20 @@ def test_whole_pipeline_tiny(tmp_path):
         run("train", "--teachers", "--quick", *data, "--seed", str(seed), "--threads", "1", "--jobs", "1",
             "--out", str(out), env=env)
         runs.append(str(out))
+    # the sweep of stage-2 settings from a finished run's encoder (scripts/sweep_head.py), and its resumption
+    sweep = tmp_path / "sweep.jsonl"
+    cmd = [sys.executable, str(ROOT / "scripts" / "sweep_head.py"), "--run", runs[0], "--out", str(sweep),
+           "--datasets", "soundtracks", "panda4q", "--limit", "1", "--debian-root", str(deb),
+           "--finetune", '{"epochs": 1, "lambda_frame": 0.5}', '{"head_epochs": 2}',
+           '{"head_epochs": 2, "head_ensemble": 2}']
+    for _ in range(2):
+        r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in sweep.read_text().splitlines()]
+    assert [x["setting"] for x in rows] == [{"head_epochs": 2}, {"head_epochs": 2, "head_ensemble": 2}]  # once each
+    assert rows[1]["epochs"] == [2, 2] and {"soundtracks", "panda4q"} <= set(rows[0]["val"]) | set(rows[0]["test"])
+    assert all(x["finetune"] == {"epochs": 1, "lambda_frame": 0.5} for x in rows) and "done" in r.stdout
+
     report = json.loads((tmp_path / "s0" / "report.json").read_text())
     assert report["data"]["debian"]["kind"] == "unlabelled" and "calibration" in report
     assert report["debian"][0]["package"] == "tinygame-music"
