@@ -151,10 +151,24 @@ class StudentConfig:
         return replace(self, frame_epochs=self.frame_epochs_2, lambda_frame=self.lambda_frame_2, seed=self.seed + 100)
 
 
-def student_net() -> NetConfig:
+def student_net(cfg: StudentConfig | None = None) -> NetConfig:
     """Wider than the first VAE-LSTM (16/32/64 channels, a 32-d code, 64 LSTM units): the
-    code has to carry what the teachers hear; one step still takes well under 1 ms."""
-    return NetConfig(latent_dim=64, channels=(32, 64, 96), enc_hidden=384, lstm_hidden=160, lstm_layers=1)
+    code has to carry what the teachers hear; one step still takes well under 1 ms.
+    ``cfg.lstm_hidden``, when set, replaces the LSTM's width."""
+    net = NetConfig(latent_dim=64, channels=(32, 64, 96), enc_hidden=384, lstm_hidden=160, lstm_layers=1)
+    return replace(net, lstm_hidden=cfg.lstm_hidden) if cfg is not None and cfg.lstm_hidden else net
+
+
+def head_and_targets(seqs: list[Seq], split: dict[str, list[Seq]], sets: tuple[str, ...],
+                     scaler: TeacherScaler) -> tuple[dict, dict[str, Targets]]:
+    """The teacher head fit on the training clips of ``sets`` (their validation clips choose
+    its alpha), and every clip's standardised teacher targets with its pseudo-labels."""
+    head_train = [s for s in split["train"] if s.clip.dataset in sets]
+    th = teacher_head.fit(head_train, [s for s in split["val"] if s.clip.dataset in sets]
+                          or split["val"]) if head_train else None
+    if th is None:
+        raise ValueError(f"the teacher head needs training clips of {sets} with teacher targets")
+    return th, {s.key: targets_of(s, scaler, th) for s in seqs}
 
 
 # ---------------------------------------------------------------------- teacher targets
@@ -525,11 +539,10 @@ def merge_heads(heads: list[StudentHead]) -> StudentHead:
     K, H = len(heads), first.cfg.lstm_hidden
     if first.cfg.lstm_layers != 1 or any(h.cfg != first.cfg or h.offset_sets != first.offset_sets for h in heads):
         raise ValueError("merge_heads: the heads must be one-layer LSTMs of one configuration")
-    merged = StudentHead(replace(first.cfg, lstm_hidden=K * H), [])
-    merged.offset_sets = list(first.offset_sets)
-    merged.offsets = nn.Parameter(torch.stack([h.offsets.detach() for h in heads]).mean(0))
+    merged = StudentHead(replace(first.cfg, lstm_hidden=K * H), first.offset_sets)
     lstm = merged.lstm
     with torch.no_grad():
+        merged.offsets.copy_(torch.stack([h.offsets for h in heads]).mean(0))
         for w in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
             getattr(lstm, w).zero_()
         for k, h in enumerate(heads):
@@ -602,9 +615,7 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     """Train the student (both stages) and its teacher head; write ``student.pt`` and
     ``report.json`` (held-out metrics of the student and of the teacher head) to ``out``."""
     cfg = cfg or StudentConfig()
-    net = student_net()
-    if cfg.lstm_hidden:
-        net = replace(net, lstm_hidden=cfg.lstm_hidden)
+    net = student_net(cfg)
     torch.manual_seed(cfg.seed)
     torch.set_num_threads(cfg.threads)
     out = Path(out)
@@ -617,13 +628,8 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     missing = sum(not has_targets(s.clip) for s in seqs)
     if missing:
         log(f"{missing} clips have no teacher targets (run `emotrack teacher-pass` first); they train the VAE only")
-    head_train = [s for s in split["train"] if s.clip.dataset in cfg.head_sets]
-    th = teacher_head.fit(head_train, [s for s in split["val"] if s.clip.dataset in cfg.head_sets]
-                          or split["val"]) if head_train else None
-    if th is None:
-        raise ValueError(f"the teacher head needs training clips of {cfg.head_sets} with teacher targets")
     scaler = TeacherScaler(split["train"])
-    targets = {s.key: targets_of(s, scaler, th) for s in seqs}
+    th, targets = head_and_targets(seqs, split, cfg.head_sets, scaler)
     report: dict = {"student_config": asdict(cfg), "net_config": net.to_dict(), "features": FEATURES.to_dict(),
                     "sources": sources, "teacher_head": {k: th[k] for k in ("alpha", "sets", "val_score", "offsets")},
                     "data": data_summary(seqs)}

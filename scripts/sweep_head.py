@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from emotrack.models import distill, teacher_head
+from emotrack.models import distill
 from emotrack.models.cli import load_clips
 from emotrack.models.evaluate import evaluate_predictions
 from emotrack.models.seqs import build_seqs, log
@@ -53,32 +53,26 @@ def main() -> int:
     ap.add_argument("--finetune", help='JSON {"epochs": E, "lambda_frame": L}: more stage-1 epochs first')
     ap.add_argument("settings", nargs="+")
     args = ap.parse_args()
-    done = set()
-    if args.out.exists():
-        done = {json.dumps(json.loads(line)["setting"], sort_keys=True) for line in args.out.read_text().splitlines()
-                if json.loads(line).get("finetune", {}) == (json.loads(args.finetune) if args.finetune else {})}
+    ft = json.loads(args.finetune) if args.finetune else {}
+    rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+    done = {json.dumps(r["setting"], sort_keys=True) for r in rows if r.get("finetune", {}) == ft}
     torch.set_num_threads(args.threads)
     base = replace(distill.StudentConfig(), seed=args.seed, threads=args.threads)
     roots = {"debian": args.debian_root} if Path(args.debian_root, "root").is_dir() else {}
     seqs = build_seqs(load_clips(args.data, args.datasets, roots, args.limit), jobs=1)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
-    head_train = [s for s in split["train"] if s.clip.dataset in base.head_sets]
-    th = teacher_head.fit(head_train, [s for s in split["val"] if s.clip.dataset in base.head_sets])
     scaler = distill.TeacherScaler(split["train"])
-    targets = {s.key: distill.targets_of(s, scaler, th) for s in seqs}
-    ft = {}
-    if args.finetune:
-        ft = json.loads(args.finetune)
+    _, targets = distill.head_and_targets(seqs, split, base.head_sets, scaler)
     cache = args.run / ("codes.npz" if not ft else f"codes-ft{ft['epochs']}-{ft['lambda_frame']}.npz")
     if cache.exists():
         z = np.load(cache)
         for s in seqs:
             s.codes["student"] = z[s.key]
     else:
-        fs = distill.FrameStudent(distill.student_net())
+        fs = distill.FrameStudent(distill.student_net(base))
         fs.load_state_dict(torch.load(args.run / "frames.pt", map_location="cpu", weights_only=False)["model"])
         if ft:  # stage 1 goes on from the saved encoder with these settings, then the codes
-            ftc = replace(base, frame_epochs=ft["epochs"], lambda_frame=ft["lambda_frame"], seed=base.seed + 100)
+            ftc = replace(base, frame_epochs_2=ft["epochs"], lambda_frame_2=ft["lambda_frame"]).stage_1b()
             rep1 = distill.train_frames(fs, split["train"], split["val"], targets, ftc)
             log(f"finetune {ft}: {rep1['history'][-1]}")
         fs.eval()
@@ -93,12 +87,8 @@ def main() -> int:
         cfg = replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in setting.items()})
         tg = targets
         if cfg.head_sets != base.head_sets:  # another teacher head: its pseudo-labels change
-            th2 = teacher_head.fit([s for s in split["train"] if s.clip.dataset in cfg.head_sets],
-                                   [s for s in split["val"] if s.clip.dataset in cfg.head_sets])
-            tg = {s.key: distill.targets_of(s, scaler, th2) for s in seqs}
-        net = distill.student_net()
-        if cfg.lstm_hidden:
-            net = replace(net, lstm_hidden=cfg.lstm_hidden)
+            _, tg = distill.head_and_targets(seqs, split, cfg.head_sets, scaler)
+        net = distill.student_net(cfg)
         torch.manual_seed(cfg.seed)
         t0 = time.time()
         head, rep = distill.train_heads(net, datasets, split["train"], split["val"], tg, cfg)
