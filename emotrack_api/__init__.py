@@ -27,6 +27,7 @@ _EXPORTS = {
     "Tracker": "emotrack.realtime.core.tracker",
     "stream_file": "emotrack.realtime.core.tracker",
     "SongModel": "emotrack.realtime.core.song",
+    "AccurateSongModel": "emotrack.realtime.core.song",
     "analyze_song": "emotrack.realtime.core.song",
 }
 __all__ = [*_EXPORTS, "__version__"]

@@ -1,10 +1,13 @@
-"""``emotrack export-song``: the TNN-SVR of a ``train-song`` run -> one ONNX graph
-(mel frames -> whole-song valence, arousal and the TNN embedding), parity-gated, and its
-model card. Offline.
+"""``emotrack export-song``: the whole-song model of a ``train-song`` run -> ONNX,
+parity-gated, and its model card. Offline.
 
-Graph: ``mel (T, n_mels, n_t) -> valence (), arousal (), embedding (d,)``; only T is
-dynamic. The parity gate compares torch and onnxruntime at several song lengths (one
-frame included), and the in-graph code statistics with ``static.code_statistics``.
+The default model is one graph, ``mel (T, n_mels, n_t) -> valence (), arousal (), embedding
+(d,)``; only T is dynamic. Its parity gate compares torch and onnxruntime at several song
+lengths (one frame included), and the in-graph code statistics with
+``static.code_statistics``. The accurate model (a ``--teacher-features`` run) is the head
+``features (N, 500) -> valence (), arousal ()`` and, beside it, the musicnn teachers' graph
+(:mod:`emotrack.export.teacher_export`), both parity-gated; the runtime's whole path from
+audio files is then checked against the training features.
 """
 
 from __future__ import annotations
@@ -16,15 +19,19 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from emotrack.export.card import SONG_PARITY_LENGTHS, write_markdown
+from emotrack.export.card import SHIPPED_SONG, SONG_PARITY_LENGTHS, write_markdown
 from emotrack.export.cli import open_run, out_dir, run_clips
 from emotrack.models.cache import load_features
 from emotrack.models.song import evaluate_split, load_song_net
+from emotrack.models.song_accurate import accurate_head, window_features
 from emotrack.models.static import code_statistics, static_labels
 from emotrack.realtime.core.config import FEATURES
-from emotrack.realtime.core.song import SongModel
+from emotrack.realtime.core.model import load_model
+from emotrack.realtime.core.song import AccurateSongModel, SongModel, analyze_song
+from emotrack.realtime.core.teacher import TeacherModel
 
 from .onnx_export import OPSET, PARITY_TOL, ExportParityError, finish_onnx
+from .teacher_export import export_teachers
 
 PARITY_LENGTHS = SONG_PARITY_LENGTHS
 
@@ -81,9 +88,71 @@ def evaluate_song_onnx(path: Path, clips, split: str = "test") -> dict:
     return evaluate_split(clips, {"shipped (ONNX)": p})
 
 
+def export_accurate_song(run: Path, out: Path, name: str, version: str, extra_meta: dict | None = None):
+    """The head of a ``train-song --teacher-features`` run -> ``out`` (features (N, 500) ->
+    valence, arousal), with the teachers' graph beside it; both parity-gated."""
+
+    out = Path(out)
+    teachers_path, teacher_parity = export_teachers(out.parent / "musicnn-teachers.onnx")
+    head, stride = accurate_head(run)
+    with torch.no_grad():
+        torch.onnx.export(head, (torch.randn(5, 500),), str(out), input_names=["features"],
+                          output_names=["valence", "arousal"], dynamic_axes={"features": {0: "windows"}},
+                          opset_version=OPSET, dynamo=False)
+    meta = {"name": name, "version": version, "kind": "song-accurate", "features": FEATURES.to_dict(),
+            "outputs": ["valence", "arousal"], "scale": "DEAM [-1, 1]", "stride_seconds": 0.5 * stride,
+            "teachers": TeacherModel(teachers_path).label,
+            "method": "RBF SVR on the mean and std of the musicnn teachers' outputs over the song's 3 s windows",
+            **(extra_meta or {})}
+    finish_onnx(out, meta)
+    g = torch.Generator().manual_seed(0)
+    sm, worst, outs = AccurateSongModel(out, teachers_path), 0.0, []
+    with torch.no_grad():
+        for n in PARITY_LENGTHS:
+            # windows around the training songs' mean outputs, spread by their typical within-song std
+            st = head.standardise.mean
+            f = st[:500] + st[500:] * torch.randn(n, 500, generator=g)
+            v, a = head(f)
+            ov, oa = sm.predict_features(f.numpy())
+            worst = max(worst, abs(float(v) - ov), abs(float(a) - oa))
+            outs.append((ov, oa))
+    spread = float(np.ptp(np.array(outs), axis=0).max())
+    if not worst <= PARITY_TOL or spread < 1e-4:
+        raise ExportParityError(f"{out}: parity failed (max |torch - onnx| {worst}, spread {spread}; "
+                                f"tolerance {PARITY_TOL})")
+    return out, {"torch_vs_onnx": worst, "spread": spread, "lengths": list(PARITY_LENGTHS),
+                 "teachers": teacher_parity}
+
+
+def evaluate_accurate_onnx(path: Path, clips, split: str = "test", end_to_end: int = 6) -> tuple[dict, dict]:
+    """The exported head through the runtime on the cached teacher outputs of ``split``; and,
+    for ``end_to_end`` of its clips with audio files, the whole runtime path from the file
+    (decoding, resampling, the numpy front end, the teachers' graph) against the cached
+    features the head was trained on."""
+
+    sm = AccurateSongModel(path, path.parent / "musicnn-teachers.onnx")
+    stride = round(sm.stride / 0.5)
+    clips = [c for c in clips if c.split == split and static_labels(c) is not None]
+    p = np.array([sm.predict_features(window_features(c, stride)) for c in clips])
+    worst, checked, model = 0.0, [], load_model()
+    by_set: dict[str, list] = {}
+    for c in clips:
+        if c.audio is not None:
+            by_set.setdefault(c.dataset, []).append(c)
+    per_set = max(1, end_to_end // max(1, len(by_set)))
+    for c in [c for ds in sorted(by_set) for c in by_set[ds][:per_set]]:
+        res = analyze_song(model, c.audio, sm)
+        ref = p[clips.index(c)]
+        worst = max(worst, abs(res.valence - ref[0]), abs(res.arousal - ref[1]))
+        checked.append(c.key)
+    return evaluate_split(clips, {SHIPPED_SONG: p}), {"clips": checked, "max_abs_difference": worst}
+
+
 def cmd_export_song(args) -> int:
 
     run = Path(args.run)
+    if (run / "song_accurate.pt").exists():
+        return export_accurate_run(args, run)
     report = open_run(run, "song.pt", "export-song", "train-song")
     if report is None:
         return 2
@@ -100,4 +169,30 @@ def cmd_export_song(args) -> int:
     (out / f"{args.name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
     write_markdown(out)
     print(f"wrote {path} and {out}/{args.name}.card.json / MODEL_CARD.md")
+    return 0
+
+
+def export_accurate_run(args, run: Path) -> int:
+    report = json.loads((run / "report.json").read_text())
+    out = out_dir(args)
+    name = args.name if args.name != "emotrack-song" else "emotrack-song-accurate"
+    path = out / f"{name}.onnx"
+    try:
+        path, parity = export_accurate_song(run, path, name, args.model_version, {"trained_on": sorted(report["data"])})
+    except ExportParityError as e:
+        print(f"emotrack export-song: {e}", file=sys.stderr)
+        return 1
+    onnx_test, end_to_end = evaluate_accurate_onnx(path, run_clips(report))
+    if not end_to_end["max_abs_difference"] <= 1e-3:
+        print(f"emotrack export-song: the runtime's own front end does not reproduce the training features "
+              f"({end_to_end})", file=sys.stderr)
+        return 1
+    teachers = out / "musicnn-teachers.onnx"
+    card = {"name": name, "version": args.model_version, "kind": "song-accurate", "onnx": path.name,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "teachers_onnx": teachers.name, "teachers_sha256": hashlib.sha256(teachers.read_bytes()).hexdigest(),
+            "run": str(run), "parity": parity, "report": report, "onnx_test": onnx_test, "end_to_end": end_to_end}
+    (out / f"{name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
+    write_markdown(out)
+    print(f"wrote {path}, {teachers} and {out}/{name}.card.json / MODEL_CARD.md")
     return 0

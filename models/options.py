@@ -80,5 +80,8 @@ def add_train_song_arguments(ts: argparse.ArgumentParser) -> None:
     ts.add_argument("--dim", type=int, help="TNN embedding size (default: 10 %% of the 160 features, 16)")
     ts.add_argument("--limit", type=int, help="at most N clips per dataset and split (for quick checks)")
     ts.add_argument("--jobs", type=int, default=2)
+    ts.add_argument("--teacher-features", action="store_true",
+                    help="the accurate model instead: an SVR on the musicnn teachers' outputs (emotrack teacher-pass "
+                         "first; --run is not used); analyze --song-model accurate runs it")
     ts.add_argument("--show-val", action="store_true", help="print the validation table instead of the test one")
     ts.add_argument("--no-progress", action="store_true")

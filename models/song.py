@@ -17,7 +17,6 @@ the dynamic model's trajectory (what ``emotrack index`` stored before).
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -30,7 +29,6 @@ from sklearn.svm import SVR
 from torch import nn
 
 from .cache import load_features
-from .cli import load_clips
 from .data import Clip
 from .evaluate import bootstrap, ccc, pearson, rmse
 from .nets import FrameVAE, NetConfig
@@ -53,7 +51,7 @@ DEFAULT_DATASETS = ("soundtracks", "emotify", "panda4q", "vgmidi", "emopia")
 SVR_PARAMS = {"C": 1.0, "epsilon": 0.1, "gamma": "scale"}  # as in the benchmark
 
 
-def _torch_modules():
+def torch_modules():
 
     class CodeStats(nn.Module):
         """(T, D) -> (5 D,): mean, std (ddof 0), and the percentiles with numpy's linear
@@ -133,7 +131,7 @@ def fit_svrs(e: np.ndarray, y: np.ndarray) -> list:
 
 def build_song_net(vae, tnn, svrs):
     """The torch SongNet from a VAE, a trained TNN and the two fitted SVRs (eval mode)."""
-    _, RbfSvr, SongNet, _ = _torch_modules()
+    _, RbfSvr, SongNet, _ = torch_modules()
     heads = [RbfSvr(s.support_vectors_, s.dual_coef_, float(s.intercept_[0]), float(s._gamma)) for s in svrs]
     return SongNet(vae.encoder, tnn, *heads).eval()
 
@@ -224,11 +222,11 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
         preds["SVR (teacher features, upper bound)"] = np.column_stack([s.predict(tz) for s in t_svrs]).clip(-1, 1)
     val = split == "val"
     val_clips = [c for c, k in zip(clips, val, strict=True) if k]
-    choice = {m: _selection_score(evaluate_split(val_clips, {m: preds[m][val]})) for m in
+    choice = {m: selection_score(evaluate_split(val_clips, {m: preds[m][val]})) for m in
               ("TNN-SVR", "SVR (raw code statistics)")}
     method = max(choice, key=choice.get)
     report = {"tnn": asdict(cfg), "svr": SVR_PARAMS, "features": f"VAE-code statistics ({x.shape[1]})",
-              "run": str(run), "data": _data_summary(clips), "sources": sources or {},
+              "run": str(run), "data": data_summary(clips), "sources": sources or {},
               "train_seconds": round(time.time() - t0, 1), "method": method, "selection_val_score": choice}
     for sp in ("val", "test"):
         m = split == sp
@@ -237,13 +235,13 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
     out.mkdir(parents=True, exist_ok=True)
     chosen = svrs if method == "TNN-SVR" else raw_svrs
     torch.save({"tnn_config": asdict(cfg), "n_features": int(x.shape[1]), "tnn": tnn.state_dict(),
-                "svrs": [_svr_state(s) for s in chosen], "method": method, "raw_mean": raw_mean,
+                "svrs": [svr_state(s) for s in chosen], "method": method, "raw_mean": raw_mean,
                 "raw_scale": raw_scale, "vae_run": str(run)}, out / "song.pt")
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
 
 
-def _svr_state(s) -> dict:
+def svr_state(s) -> dict:
     return {"sv": s.support_vectors_.astype(np.float32), "coef": s.dual_coef_.reshape(-1).astype(np.float32),
             "intercept": float(s.intercept_[0]), "gamma": float(s._gamma)}
 
@@ -253,7 +251,7 @@ def load_song_net(run: Path, vae_run: Path | None = None):
 
     ck = torch.load(Path(run) / "song.pt", map_location="cpu", weights_only=False)
     cfg = TnnConfig(**ck["tnn_config"])
-    _, RbfSvr, SongNet, Standardise = _torch_modules()
+    _, RbfSvr, SongNet, Standardise = torch_modules()
     if ck.get("method", "TNN-SVR") == "TNN-SVR":
         middle = tnn_net(ck["n_features"], cfg)
         middle.load_state_dict(ck["tnn"])
@@ -278,7 +276,7 @@ def teacher_song_features(clips: list[Clip]) -> np.ndarray | None:
     return np.array(rows, np.float32)
 
 
-def _selection_score(res: dict) -> float:
+def selection_score(res: dict) -> float:
     """The mean over the validation sets of the mean CCC (or, on quadrant sets, the quadrant
     accuracy) of valence and arousal: how the shipped method is chosen."""
     vals = []
@@ -289,7 +287,7 @@ def _selection_score(res: dict) -> float:
     return float(np.nanmean(vals)) if vals else float("nan")
 
 
-def _data_summary(clips: list[Clip]) -> dict:
+def data_summary(clips: list[Clip]) -> dict:
     out: dict = {}
     for c in clips:
         d = out.setdefault(c.dataset, {"train": 0, "val": 0, "test": 0})
@@ -319,21 +317,3 @@ def format_report(report: dict, split: str = "test") -> str:
                              f"{a['r2']:.3f} | {a['rmse']:.3f} | {f(a['r'])} | {f(a['ccc'])} |")
         lines.append("")
     return "\n".join(lines)
-
-
-def cmd_train_song(args) -> int:
-
-    datasets = args.datasets or list(DEFAULT_DATASETS)
-    try:
-        clips = load_clips(args.data, datasets, {}, args.limit)
-        report = train_song(clips, Path(args.run), Path(args.out), TnnConfig(epochs=args.epochs), jobs=args.jobs,
-                            progress=not args.no_progress, dim=args.dim,
-                            log=lambda s: print(f"emotrack train-song: {s}", file=sys.stderr),
-                            sources={"data": str(args.data or ""), "datasets": datasets, "limit": args.limit,
-                                     "command": "emotrack " + " ".join(sys.argv[1:])})
-    except (FileNotFoundError, ValueError) as e:
-        print(f"emotrack train-song: {e}", file=sys.stderr)
-        return 2
-    print(format_report(report, "val" if args.show_val else "test"))
-    print(f"wrote {args.out}/song.pt and report.json", file=sys.stderr)
-    return 0

@@ -22,7 +22,7 @@ from . import protocol
 from .console import progress, say
 from .core.audio import AudioDecodeError, read_blocks
 from .core.model import EmotionModel, ModelError, load_model
-from .core.song import SongModel, SongTooShortError, analyze_song
+from .core.song import SongTooShortError, analyze_song, open_song_model
 from .core.tracker import Tracker
 from .exitcodes import ExitCode
 
@@ -40,7 +40,9 @@ def add_arguments(a: argparse.ArgumentParser) -> None:
     a.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
     a.add_argument("--song", action="store_true",
                    help="one object per file: whole-song valence/arousal (TNN-SVR) and a summary of the trajectory")
-    a.add_argument("--song-model", help="with --song: an .onnx from `emotrack export-song` (default: the shipped one)")
+    a.add_argument("--song-model", help="with --song: 'accurate' for the opt-in model that runs the musicnn "
+                   "teachers (closer to the labels, slower), or an .onnx from `emotrack export-song` "
+                   "(default: the shipped one)")
     a.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
 
 
@@ -163,7 +165,7 @@ def analyze_songs(paths: list[str], model: EmotionModel, song_model_path: str | 
         say("analyze", f"--song uses the model's own {model.features.frame_seconds} s frames; leave out --hop")
         return ExitCode.USAGE
     try:
-        song_model = SongModel(song_model_path)
+        song_model = open_song_model(song_model_path)
     except ModelError as e:
         say("analyze", str(e))
         return ExitCode.USAGE

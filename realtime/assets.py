@@ -11,6 +11,8 @@ from pathlib import Path
 
 DEFAULT_MODEL = "emotrack-vae-lstm.onnx"
 DEFAULT_SONG_MODEL = "emotrack-song.onnx"
+ACCURATE_SONG_MODEL = "emotrack-song-accurate.onnx"  # opt-in; runs musicnn-teachers.onnx
+TEACHERS_MODEL = "musicnn-teachers.onnx"
 DEMO = "demo.opus"
 SCHEMA = "protocol-v1.schema.json"
 

@@ -20,7 +20,7 @@ import sys
 
 from emotrack import __version__
 
-from .assets import DEFAULT_MODEL, DEFAULT_SONG_MODEL, asset_path
+from .assets import ACCURATE_SONG_MODEL, DEFAULT_MODEL, DEFAULT_SONG_MODEL, asset_path
 from .core.threads import single_thread_blas
 from .exitcodes import ExitCode, describe
 
@@ -62,7 +62,7 @@ COMMANDS = {
                                 "emotrack.models.static_bench:cmd_static_benchmark",
                                 add="add_static_benchmark_arguments", needs_train=True),
     "train-song": Command("train the whole-song TNN-SVR on VAE-code statistics (needs emotrack[train])",
-                          "emotrack.models.options", "emotrack.models.song:cmd_train_song",
+                          "emotrack.models.options", "emotrack.models.song_cli:cmd_train_song",
                           add="add_train_song_arguments", needs_train=True),
     "export-song": Command("ONNX + model card of a train-song run (needs emotrack[train])", "emotrack.export.options",
                            "emotrack.export.song_export:cmd_export_song", add="add_export_song_arguments",
@@ -94,7 +94,7 @@ def version_text() -> str:
     """The version, and the name and checksum of each shipped model (from its card, checked
     against the file)."""
     lines = [f"emotrack {__version__}"]
-    for onnx in (DEFAULT_MODEL, DEFAULT_SONG_MODEL):
+    for onnx in (DEFAULT_MODEL, DEFAULT_SONG_MODEL, ACCURATE_SONG_MODEL):
         path = asset_path(onnx)
         card = asset_path(onnx.replace(".onnx", ".card.json"))
         try:

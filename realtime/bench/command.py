@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         res["song"] = s = bench_song(model, args.song_runs)
         say(f"analyze --song on {s['audio_seconds']:.0f} s of {s['format']} (1 thread): median "
             f"{s['whole_ms']['median_ms']:.1f} ms, p95 {s['whole_ms']['p95_ms']:.1f} ms; the whole-song graph alone "
-            f"on its {s['frames']} frames: median {s['song_graph_ms']['median_ms']:.2f} ms")
+            f"on its {s['frames']} frames: median {s['song_graph_ms']['median_ms']:.2f} ms; with --song-model accurate: "
+            f"median {s['accurate_whole_ms']['median_ms']:.1f} ms")
         c = s["compare_extraction_ms"]
         say("openSMILE ComParE_2016 functionals of the same clip, for comparison: "
             + (f"median {c['median_ms']:.0f} ms over {c['runs']} runs" if c else "not timed (no opensmile; "

@@ -2,9 +2,11 @@
 thread of its own (the main thread, or an index worker process).
 
 ``SongModel`` runs the shipped TNN-SVR graph (``emotrack-song.onnx``, made by
-``emotrack export-song``) on a song's log-mel frames. ``analyze_song`` reads a file once
-and gives both the whole-song valence/arousal and the summary of the dynamic trajectory,
-from the same 0.5 s frames the live tracker sees.
+``emotrack export-song``) on a song's log-mel frames. ``AccurateSongModel`` (opt-in,
+``--song-model accurate``) runs the musicnn teachers on the song's 3 s windows and an SVR
+on their statistics (``emotrack-song-accurate.onnx``): slower, and closer to the labels.
+``analyze_song`` reads a file once and gives both the whole-song valence/arousal and the
+summary of the dynamic trajectory, from the same 0.5 s frames the live tracker sees.
 """
 
 from __future__ import annotations
@@ -15,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..assets import default_song_model_path
-from .audio import read_blocks
+from ..assets import ACCURATE_SONG_MODEL, TEACHERS_MODEL, asset_path, default_song_model_path
+from .audio import StreamingResampler, read_blocks, to_mono
 from .config import FEATURES, FeatureConfig
 from .model import EmotionModel, ModelMismatchError, open_checked
+from .teacher import SAMPLE_RATE as TEACHER_RATE
+from .teacher import TeacherModel, TeacherStream
 from .tracker import Tracker
 
 # the whole-song model sees at most this many frames (10 min): every frame of a shorter song, a
@@ -61,6 +65,52 @@ class SongModel:
         return float(v), float(a)
 
 
+class AccurateSongModel:
+    """The musicnn teachers' outputs on a song's windows (N, 500) -> valence, arousal (N >= 1).
+    ``stream()`` gives the per-song accumulator that ``analyze_song`` feeds 16 kHz audio."""
+
+    OUTPUTS = ("valence", "arousal")
+
+    def __init__(self, path: str | Path | None = None, teachers: str | Path | None = None, threads: int = 1):
+        self.path = Path(path or asset_path(ACCURATE_SONG_MODEL))
+        self.session, self.meta = open_checked(self.path, FEATURES, threads, "emotrack export-song")
+        if self.meta.get("kind") != "song-accurate":
+            raise ModelMismatchError(f"{self.path}: not an accurate whole-song model (kind {self.meta.get('kind')!r}); "
+                                     "give one made by `emotrack export-song` from a `train-song --teacher-features` run")
+        beside = self.path.parent / TEACHERS_MODEL  # exported together by `emotrack export-song`
+        self.teachers = TeacherModel(teachers or (beside if beside.exists() else None), threads)
+        if self.teachers.label != self.meta.get("teachers"):
+            raise ModelMismatchError(f"{self.path} was trained on the outputs of {self.meta.get('teachers')}, "
+                                     f"{self.teachers.path} holds {self.teachers.label}; export both together")
+        self.stride = float(self.meta["stride_seconds"])
+
+    @property
+    def label(self) -> str:
+        return f"{self.meta.get('name', self.path.stem)} {self.meta.get('version', '0')}"
+
+    def stream(self) -> TeacherStream:
+        return TeacherStream(self.teachers, self.stride)
+
+    def predict_features(self, features: np.ndarray) -> tuple[float, float]:
+        features = np.asarray(features, dtype=np.float32)
+        if len(features) == 0:
+            raise SongTooShortError("no teacher window: the audio is shorter than half a second")
+        v, a = self.session.run(list(self.OUTPUTS), {"features": features})
+        return float(v), float(a)
+
+
+def open_song_model(spec: str | Path | None = None, threads: int = 1) -> SongModel | AccurateSongModel:
+    """``None`` (the shipped default), ``"accurate"`` (the shipped accurate one) or the path
+    of a model from ``emotrack export-song``, of either kind (told by its metadata)."""
+    if spec == "accurate":
+        return AccurateSongModel(threads=threads)
+    if spec is not None:
+        _, meta = open_checked(Path(spec), FEATURES, threads, "emotrack export-song")
+        if meta.get("kind") == "song-accurate":
+            return AccurateSongModel(spec, threads=threads)
+    return SongModel(spec, threads=threads)
+
+
 def quadrants(va: np.ndarray) -> np.ndarray:
     """Russell quadrant (1..4) of each (valence, arousal) row; zero counts as positive."""
     va = np.asarray(va)
@@ -101,7 +151,7 @@ class SongResult:
     t: np.ndarray  # frame ends, seconds
     nonfinite: int = 0  # NaN or infinite input samples, treated as silence
 
-    def to_dict(self, song_model: SongModel, model: EmotionModel) -> dict:
+    def to_dict(self, song_model: SongModel | AccurateSongModel, model: EmotionModel) -> dict:
         q = quadrant(self.valence, self.arousal)
         return {"duration": round(self.duration, 3), "valence": round(self.valence, 4),
                 "arousal": round(self.arousal, 4), "quadrant": q, "quadrant_name": QUADRANT_NAMES[q],
@@ -109,17 +159,40 @@ class SongResult:
                 "trajectory": summarize(self.trajectory, self.t)}
 
 
-def analyze_song(model: EmotionModel, path: str | Path, song_model: SongModel | None = None) -> SongResult:
+def analyze_song(model: EmotionModel, path: str | Path,
+                 song_model: SongModel | AccurateSongModel | None = None) -> SongResult:
     """Read ``path`` once: the dynamic trajectory (every 0.5 s, from zero state) and, with a
-    song model, the whole-song valence/arousal from the same frames. The same argument
-    order as ``stream_file(model, path)``. Raises AudioDecodeError or SongTooShortError."""
+    song model, the whole-song valence/arousal from the same frames (or, for the accurate
+    model, from the same signal). The same argument order as ``stream_file(model, path)``.
+    Raises AudioDecodeError or SongTooShortError."""
     sr, _, blocks = read_blocks(path)
-    tracker = Tracker(model, sr, keep_mels=MAX_SONG_FRAMES if song_model is not None else 0)
     preds = []
-    for b in blocks:
-        preds += tracker.push(b)
-    if not preds:
-        raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
-    v, a = song_model.predict(tracker.mels) if song_model is not None else (None, None)
+    if isinstance(song_model, AccurateSongModel):
+        # the teachers hear the model-rate signal resampled to 16 kHz, as in training
+        to_model, to_teachers = StreamingResampler(sr, FEATURES.sample_rate), StreamingResampler(FEATURES.sample_rate,
+                                                                                                TEACHER_RATE)
+        tracker, teachers, nonfinite, n_in = Tracker(model, FEATURES.sample_rate), song_model.stream(), 0, 0
+        for b in blocks:
+            mono = to_mono(b)
+            n_in += len(mono)
+            bad = ~np.isfinite(mono)
+            if bad.any():  # silence, as the tracker makes of them
+                nonfinite += int(bad.sum())
+                mono = np.where(bad, np.float32(0.0), mono)
+            y = to_model.process(mono)
+            preds += tracker.push(y)
+            teachers.push(to_teachers.process(y))
+        if not preds:
+            raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
+        v, a = song_model.predict_features(teachers.finish())
+        duration = n_in / sr
+    else:
+        tracker = Tracker(model, sr, keep_mels=MAX_SONG_FRAMES if song_model is not None else 0)
+        for b in blocks:
+            preds += tracker.push(b)
+        if not preds:
+            raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
+        v, a = song_model.predict(tracker.mels) if song_model is not None else (None, None)
+        duration, nonfinite = tracker.stream_seconds, tracker.nonfinite
     traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds], np.float32)
-    return SongResult(tracker.stream_seconds, v, a, traj, np.array([p.t for p in preds]), tracker.nonfinite)
+    return SongResult(duration, v, a, traj, np.array([p.t for p in preds]), nonfinite)

@@ -25,7 +25,13 @@ from ..console import progress, say
 from ..core.audio import AudioDecodeError
 from ..core.avdecode import SUFFIXES as AV_SUFFIXES
 from ..core.model import EmotionModel, ModelError, load_model
-from ..core.song import SongModel, SongTooShortError, analyze_song
+from ..core.song import (
+    AccurateSongModel,
+    SongModel,
+    SongTooShortError,
+    analyze_song,
+    open_song_model,
+)
 from ..core.threads import single_thread_blas
 from ..exitcodes import ExitCode
 from .store import (
@@ -55,7 +61,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--retry-failed", action="store_true", help="try files that could not be decoded before")
     p.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
-    p.add_argument("--song-model", help="the whole-song model, from `emotrack export-song` (default: the shipped one)")
+    p.add_argument("--song-model", help="the whole-song model: 'accurate' (the opt-in one that runs the musicnn "
+                   "teachers), or an .onnx from `emotrack export-song` (default: the shipped one)")
     p.add_argument("--no-song-model", action="store_true",
                    help="whole-song valence/arousal as the mean of the trajectory instead")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -63,18 +70,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 # ---------------------------------------------------------------------- analysis (worker processes)
 _model: EmotionModel | None = None
-_song: SongModel | None = None
+_song: SongModel | AccurateSongModel | None = None
 
 
 def _init_worker(model_path: str | None, song_path: str | None, use_song: bool) -> None:
     global _model, _song
     single_thread_blas()
     _model = load_model(model_path, threads=1)
-    _song = SongModel(song_path, threads=1) if use_song else None
+    _song = open_song_model(song_path, threads=1) if use_song else None
 
 
 def analyze_file(path: str, size: int, mtime_ns: int, model: EmotionModel | None = None,
-                 song: SongModel | None = None) -> SongRecord | tuple[str, int, int, str]:
+                 song: SongModel | AccurateSongModel | None = None) -> SongRecord | tuple[str, int, int, str]:
     """One file -> its record, or (path, size, mtime_ns, error) if it cannot be decoded. With
     a song model, the whole-song valence/arousal is its answer on the same frames."""
     model = model or _model
@@ -90,7 +97,7 @@ def analyze_file(path: str, size: int, mtime_ns: int, model: EmotionModel | None
                       song.label if song is not None else None, read_tags(path))
 
 
-def model_id(model: EmotionModel, song: SongModel | None = None) -> str:
+def model_id(model: EmotionModel, song: SongModel | AccurateSongModel | None = None) -> str:
     """What analysed a song; a song analysed by other models is analysed again."""
     return f"{model.name} {model.version}" + (f" + {song.label}" if song is not None else "")
 
@@ -144,7 +151,7 @@ def index(dirs: list[str], db_path: str | None = None, jobs: int | None = None, 
     try:
         model = load_model(model_path)
         try:
-            song = SongModel(song_model_path) if use_song_model else None
+            song = open_song_model(song_model_path) if use_song_model else None
         except ModelError as e:
             raise LibraryError(f"{e} (--no-song-model stores the trajectory mean instead)") from e
         db_path = db_path or default_db()
@@ -202,7 +209,7 @@ def index(dirs: list[str], db_path: str | None = None, jobs: int | None = None, 
 
 
 def results(todo, jobs: int, model_path: str | None, song_model_path: str | None, model: EmotionModel,
-            song: SongModel | None):
+            song: SongModel | AccurateSongModel | None):
     """Each file's record or failure, as it finishes: in this process with one job, else in
     ``jobs`` worker processes that open the models at the same paths."""
     if jobs == 1:

@@ -94,10 +94,10 @@ def test_song_refusals(tmp_path, demo_path):
 
 def test_code_statistics_in_the_graph_equal_numpy():
     torch = pytest.importorskip("torch")
-    from emotrack.models.song import _torch_modules
+    from emotrack.models.song import torch_modules
     from emotrack.models.static import code_statistics
 
-    CodeStats = _torch_modules()[0]
+    CodeStats = torch_modules()[0]
     g = torch.Generator().manual_seed(0)
     for T in (1, 2, 3, 10, 91):
         z = torch.randn(T, 32, generator=g)

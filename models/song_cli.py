@@ -1,0 +1,37 @@
+"""``emotrack train-song``: the default whole-song model (TNN-SVR or SVR on the VAE codes,
+:mod:`emotrack.models.song`) or, with ``--teacher-features``, the accurate one
+(:mod:`emotrack.models.song_accurate`). Offline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .cli import load_clips
+from .song import DEFAULT_DATASETS, format_report, train_song
+from .song_accurate import train_accurate_song
+from .static import TnnConfig
+
+
+def cmd_train_song(args) -> int:
+
+    datasets = args.datasets or list(DEFAULT_DATASETS)
+    try:
+        clips = load_clips(args.data, datasets, {}, args.limit)
+        sources = {"data": str(args.data or ""), "datasets": datasets, "limit": args.limit,
+                   "command": "emotrack " + " ".join(sys.argv[1:])}
+        if args.teacher_features:
+            report = train_accurate_song(clips, Path(args.out), log=lambda s: print(f"emotrack train-song: {s}",
+                                                                                    file=sys.stderr), sources=sources)
+            print(format_report(report, "val" if args.show_val else "test"))
+            print(f"wrote {args.out}/song_accurate.pt and report.json", file=sys.stderr)
+            return 0
+        report = train_song(clips, Path(args.run), Path(args.out), TnnConfig(epochs=args.epochs), jobs=args.jobs,
+                            progress=not args.no_progress, dim=args.dim,
+                            log=lambda s: print(f"emotrack train-song: {s}", file=sys.stderr), sources=sources)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"emotrack train-song: {e}", file=sys.stderr)
+        return 2
+    print(format_report(report, "val" if args.show_val else "test"))
+    print(f"wrote {args.out}/song.pt and report.json", file=sys.stderr)
+    return 0

@@ -1,0 +1,91 @@
+"""The accurate whole-song model's training side: the runtime's numpy front end against
+librosa (what the teacher pass used), the shipped teachers' graph against the torch port,
+and the whole path on a tiny scale: teacher pass, `train-song --teacher-features`,
+`export-song` (both parity gates and the end-to-end check), then `analyze` and `index`
+with the exported model."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("librosa")
+from emotrack.models import teachers  # noqa: E402
+from emotrack.realtime.core import teacher as T  # noqa: E402
+
+from ..conftest import needs_data  # noqa: E402
+from .test_training import run  # noqa: E402
+
+
+def _signal(seconds=8.0, seed=0):
+    rng = np.random.default_rng(seed)
+    n = int(seconds * 16000)
+    return (rng.normal(size=n) * np.abs(np.sin(np.arange(n) / 2500)) * 0.3).astype(np.float32)
+
+
+def test_numpy_front_end_matches_librosa():
+    y = _signal()
+    ours, ref = T.melspectrogram(y), teachers.melspectrogram(y)
+    assert ours.shape == ref.shape
+    # both round the mel power to float16 before the log; where float32 sums differ in the last bit, the
+    # float16 rounding can fall one step apart: 2^-10 relative, at most 0.434 * 2^-10 = 4.2e-4 after log10
+    diff = np.abs(ours - ref)
+    assert diff.max() <= 4.3e-4
+    assert (diff > 1e-6).mean() < 0.01  # and that happens on few bins
+
+
+def test_shipped_teachers_graph_equals_the_torch_port():
+    try:
+        nets = [teachers.load_teacher(n) for n in teachers.TEACHERS]
+    except teachers.TeacherMissingError as e:
+        pytest.skip(str(e))
+    y = _signal(6.0, seed=1)
+    spec = np.concatenate([np.zeros((T.PATCH_FRAMES - 1, T.N_MELS), np.float32), T.melspectrogram(y)])
+    patches = np.stack([spec[s:s + T.PATCH_FRAMES] for s in T.window_starts(np.array([1.0, 3.5, 6.0]))])
+    with torch.no_grad():
+        ref = np.concatenate([x.numpy() for net in nets for x in net(torch.from_numpy(patches))[:2]], 1)
+    np.testing.assert_allclose(T.TeacherModel().run(patches), ref, atol=1e-4, rtol=0)
+
+
+@needs_data()
+def test_accurate_song_pipeline_tiny(tmp_path):
+    env = {**os.environ, "EMOTRACK_CACHE": str(tmp_path / "cache")}
+    data = ["--datasets", "soundtracks", "panda4q", "--limit", "5"]  # 10 training songs, the minimum
+    run("teacher-pass", *data, "--jobs", "2", env=env)
+    out = tmp_path / "song-accurate"
+    tr = run("train-song", "--teacher-features", *data, "--out", str(out), env=env)
+    report = json.loads((out / "report.json").read_text())
+    assert report["stride_seconds"] in (0.5, 1.0, 3.0) and set(report["selection_val_score"]) == {"3 s", "1 s", "0.5 s"}
+    assert "shipped song model (emotrack-song 1)" in report["test"]["soundtracks"] and "| method |" in tr.stdout
+
+    exp = tmp_path / "export"
+    run("export-song", "--run", str(out), "--out", str(exp), env=env)
+    card = json.loads((exp / "emotrack-song-accurate.card.json").read_text())
+    assert card["kind"] == "song-accurate" and card["parity"]["torch_vs_onnx"] <= 1e-4
+    assert card["parity"]["teachers"]["torch_vs_onnx"] <= 1e-4
+    # the runtime's path from the audio file reproduces the training features' answer
+    assert len(card["end_to_end"]["clips"]) >= 2 and card["end_to_end"]["max_abs_difference"] <= 1e-3
+    assert "# Accurate whole-song model (opt-in): emotrack-song-accurate" in (exp / "MODEL_CARD.md").read_text()
+
+    from emotrack.models.cli import load_clips
+
+    audio = [c.audio for c in load_clips(None, ["soundtracks"], {}, 1) if c.audio is not None][:2]
+    model = str(exp / "emotrack-song-accurate.onnx")
+    a = run("analyze", "--song", "--song-model", model, *map(str, audio), env=env)
+    recs = [json.loads(line) for line in a.stdout.splitlines()]
+    assert len(recs) == 2 and all(r["song_model"] == "emotrack-song-accurate 1" for r in recs)
+
+    lib = tmp_path / "lib"
+    lib.mkdir()
+    for p in audio:
+        (lib / p.name).symlink_to(p)
+    db = tmp_path / "music.sqlite"
+    run("index", str(lib), "--db", str(db), "--song-model", model, "--jobs", "1", "--no-progress", env=env)
+    with sqlite3.connect(db) as con:
+        rows = con.execute("SELECT model, static_method FROM songs").fetchall()
+    assert len(rows) == 2 and all(m.endswith("+ emotrack-song-accurate 1") for m, _ in rows), rows
