@@ -28,14 +28,20 @@ from pathlib import Path
 import librosa
 import numpy as np
 import torch
+from emotrack.realtime.core.teacher import (  # the runtime's definitions: one front end for both sides
+    HOP,
+    N_FFT,
+    N_MELS,
+    PATCH_FRAMES,
+    SAMPLE_RATE,
+    log_compress,
+    window_starts,
+)
 from torch import nn
 from torch.nn import functional as F
 
 from .tfckpt import read_checkpoint
 
-SAMPLE_RATE = 16000
-N_FFT, HOP, N_MELS = 512, 256, 96
-PATCH_FRAMES = 187
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default
 TEACHERS = ("MSD_musicnn", "MTT_musicnn")
 MTT_LABELS = ['guitar', 'classical', 'slow', 'techno', 'strings', 'drums', 'electronic', 'rock', 'fast', 'piano',
@@ -70,12 +76,6 @@ def checkpoint_dir(name: str) -> Path:
 
 
 # ---------------------------------------------------------------------- front end
-def log_compress(mel_power: np.ndarray) -> np.ndarray:
-    """musicnn's compression: float16 round trip, then log10(10000 x + 1) in float32."""
-    x = np.asarray(mel_power, dtype=np.float32).astype(np.float16).astype(np.float32)
-    return np.log10(np.float32(10000.0) * x + np.float32(1.0), dtype=np.float32)
-
-
 def melspectrogram(y16k: np.ndarray) -> np.ndarray:
     """Mono 16 kHz audio -> (frames, 96) float32 compressed mel spectrogram, musicnn's way.
 
@@ -235,17 +235,6 @@ class _PatchGraph(nn.Module):
         flat = torch.stack([m.amax(dim=2), m.mean(dim=2)], -1).flatten(1)
         pen = net.bn_dense(F.relu(net.dense(net.bn_pool(flat))))
         return net.out(pen), pen
-
-
-def window_starts(frame_ends_s: np.ndarray) -> np.ndarray:
-    """The first spectrogram frame of the causal 187-frame window ending at each time (s),
-    in a spectrogram with ``PATCH_FRAMES - 1`` silent frames prepended (so that the first
-    3 s of a clip see silence before it, as a stream that starts there would).
-
-    Spectrogram frame j covers samples [256 j - 256, 256 j + 256) (centre padding): the
-    last frame whose samples all lie before t is floor(16000 t / 256) - 1; with 186 frames
-    prepended, the window that ends there starts at that same index."""
-    return np.floor(np.asarray(frame_ends_s) * SAMPLE_RATE / HOP + 1e-9).astype(np.int64) - 1
 
 
 class TeacherRunner:
