@@ -25,6 +25,7 @@ from emotrack.models.cache import load_features
 from emotrack.models.song import evaluate_split, load_song_net
 from emotrack.models.song_accurate import accurate_head, window_features
 from emotrack.models.static import code_statistics, static_labels
+from emotrack.realtime.assets import TEACHERS_MODEL
 from emotrack.realtime.core.config import FEATURES
 from emotrack.realtime.core.model import load_model
 from emotrack.realtime.core.song import AccurateSongModel, SongModel, analyze_song
@@ -93,7 +94,7 @@ def export_accurate_song(run: Path, out: Path, name: str, version: str, extra_me
     valence, arousal), with the teachers' graph beside it; both parity-gated."""
 
     out = Path(out)
-    teachers_path, teacher_parity = export_teachers(out.parent / "musicnn-teachers.onnx")
+    teachers_path, teacher_parity = export_teachers(out.parent / TEACHERS_MODEL)
     head, stride = accurate_head(run)
     with torch.no_grad():
         torch.onnx.export(head, (torch.randn(5, 500),), str(out), input_names=["features"],
@@ -130,8 +131,8 @@ def evaluate_accurate_onnx(path: Path, clips, split: str = "test", end_to_end: i
     (decoding, resampling, the numpy front end, the teachers' graph) against the cached
     features the head was trained on."""
 
-    sm = AccurateSongModel(path, path.parent / "musicnn-teachers.onnx")
-    stride = round(sm.stride / 0.5)
+    sm = AccurateSongModel(path)  # with the teachers' graph exported beside it
+    stride = round(sm.stride / FEATURES.frame_seconds)
     clips = [c for c in clips if c.split == split and static_labels(c) is not None]
     p = np.array([sm.predict_features(window_features(c, stride)) for c in clips])
     worst, checked, model = 0.0, [], load_model()
@@ -187,7 +188,7 @@ def export_accurate_run(args, run: Path) -> int:
         print(f"emotrack export-song: the runtime's own front end does not reproduce the training features "
               f"({end_to_end})", file=sys.stderr)
         return 1
-    teachers = out / "musicnn-teachers.onnx"
+    teachers = out / TEACHERS_MODEL
     card = {"name": name, "version": args.model_version, "kind": "song-accurate", "onnx": path.name,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "teachers_onnx": teachers.name, "teachers_sha256": hashlib.sha256(teachers.read_bytes()).hexdigest(),

@@ -36,6 +36,15 @@ def to_mono(block: np.ndarray) -> np.ndarray:
     return block
 
 
+def finite_mono(block: np.ndarray) -> tuple[np.ndarray, int]:
+    """``to_mono``, with NaN and infinite samples made silence; and how many there were."""
+    mono = to_mono(block)
+    finite = np.isfinite(mono)
+    if finite.all():
+        return mono, 0
+    return np.where(finite, mono, np.float32(0.0)), int((~finite).sum())
+
+
 class StreamingResampler:
     """Causal polyphase resampler from ``sr_in`` to ``sr_out`` (rational ratio L/M).
 

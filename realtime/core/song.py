@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ..assets import ACCURATE_SONG_MODEL, TEACHERS_MODEL, asset_path, default_song_model_path
-from .audio import StreamingResampler, read_blocks, to_mono
+from .audio import StreamingResampler, finite_mono, read_blocks
 from .config import FEATURES, FeatureConfig
 from .model import EmotionModel, ModelMismatchError, open_checked
 from .teacher import SAMPLE_RATE as TEACHER_RATE
@@ -169,30 +169,25 @@ def analyze_song(model: EmotionModel, path: str | Path,
     preds = []
     if isinstance(song_model, AccurateSongModel):
         # the teachers hear the model-rate signal resampled to 16 kHz, as in training
-        to_model, to_teachers = StreamingResampler(sr, FEATURES.sample_rate), StreamingResampler(FEATURES.sample_rate,
-                                                                                                TEACHER_RATE)
+        to_model = StreamingResampler(sr, FEATURES.sample_rate)
+        to_teachers = StreamingResampler(FEATURES.sample_rate, TEACHER_RATE)
         tracker, teachers, nonfinite, n_in = Tracker(model, FEATURES.sample_rate), song_model.stream(), 0, 0
         for b in blocks:
-            mono = to_mono(b)
-            n_in += len(mono)
-            bad = ~np.isfinite(mono)
-            if bad.any():  # silence, as the tracker makes of them
-                nonfinite += int(bad.sum())
-                mono = np.where(bad, np.float32(0.0), mono)
+            mono, bad = finite_mono(b)
+            n_in, nonfinite = n_in + len(mono), nonfinite + bad
             y = to_model.process(mono)
             preds += tracker.push(y)
             teachers.push(to_teachers.process(y))
-        if not preds:
-            raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
-        v, a = song_model.predict_features(teachers.finish())
         duration = n_in / sr
+        whole = lambda: song_model.predict_features(teachers.finish())  # noqa: E731
     else:
         tracker = Tracker(model, sr, keep_mels=MAX_SONG_FRAMES if song_model is not None else 0)
         for b in blocks:
             preds += tracker.push(b)
-        if not preds:
-            raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
-        v, a = song_model.predict(tracker.mels) if song_model is not None else (None, None)
         duration, nonfinite = tracker.stream_seconds, tracker.nonfinite
+        whole = (lambda: song_model.predict(tracker.mels)) if song_model is not None else (lambda: (None, None))
+    if not preds:
+        raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
+    v, a = whole()
     traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds], np.float32)
     return SongResult(duration, v, a, traj, np.array([p.t for p in preds]), nonfinite)

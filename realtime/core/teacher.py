@@ -1,6 +1,6 @@
 """The musicnn teachers at run time, torch- and TensorFlow-free: their front end in numpy and
 their networks through onnxruntime (``musicnn-teachers.onnx``, made by ``emotrack
-export-teachers`` from the torch port in :mod:`emotrack.models.teachers`). Used only by the
+export-song`` from the torch port in :mod:`emotrack.models.teachers`). Used only by the
 opt-in accurate whole-song model; the default models never run them. No thread of its own.
 
 Front end, musicnn's (``musicnn.extractor.batch_data``): mono 16 kHz; the power spectrum of
@@ -98,10 +98,10 @@ class TeacherModel:
 
     def __init__(self, path: str | Path | None = None, threads: int = 1):
         self.path = Path(path or default_teachers_path())
-        self.session, self.meta = open_checked(self.path, FEATURES, threads, "emotrack export-teachers")
+        self.session, self.meta = open_checked(self.path, FEATURES, threads, "emotrack export-song")
         if self.meta.get("kind") != "teachers" or self.meta.get("front_end") != FRONT_END:
             raise ModelMismatchError(f"{self.path}: not the musicnn teachers of this runtime (kind "
-                                     f"{self.meta.get('kind')!r}); give one made by `emotrack export-teachers`")
+                                     f"{self.meta.get('kind')!r}); `emotrack export-song` writes it beside an accurate song model")
 
     @property
     def label(self) -> str:
@@ -149,15 +149,14 @@ class TeacherStream:
             self._next_frame += n
             drop = self._next_frame * HOP - N_FFT // 2 - self._audio_start
             self._audio, self._audio_start = self._audio[drop:], self._audio_start + drop
-        self._windows()
-
-    def _windows(self) -> None:
         ends = []
         while self._k * self.stride * SAMPLE_RATE <= self._samples + 1e-6:
             ends.append(self._k * self.stride)
             self._k += 1
-        if not ends:
-            return
+        if ends:
+            self._windows(ends)
+
+    def _windows(self, ends: list[float]) -> None:
         # window_starts indexes a spectrogram with 186 silent frames prepended, so in frame
         # numbers of the signal the window ending at t covers [start - 186, start]
         last = window_starts(np.array(ends))
@@ -174,11 +173,9 @@ class TeacherStream:
         """All windows' features; a stream shorter than one stride gets the window ending at
         its last whole 0.5 s (none if it holds less than that)."""
         if not self.t:
-            t = np.floor(self._samples / (SAMPLE_RATE * 0.5)) * 0.5
+            t = float(np.floor(self._samples / (SAMPLE_RATE * 0.5)) * 0.5)
             if t > 0:
-                stride, self.stride, self._k = self.stride, t, 1
-                self._windows()
-                self.stride = stride
+                self._windows([t])
         return self.features
 
     @property

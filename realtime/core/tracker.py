@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ..protocol import prediction
-from .audio import Framer, StreamingResampler, read_blocks, to_mono
+from .audio import Framer, StreamingResampler, finite_mono, read_blocks
 from .config import FeatureConfig
 from .features import logmel_frames
 from .model import EmotionModel
@@ -129,12 +129,8 @@ class Tracker:
 
     def push(self, block: np.ndarray) -> list[Prediction]:
         """Feed a block of (frames,) or (frames, channels) samples; return new predictions."""
-        mono = to_mono(block)
-        finite = np.isfinite(mono)
-        if not finite.all():  # a NaN or an infinity never reaches the features, the state or the output
-            bad = ~finite
-            self.nonfinite += int(bad.sum())
-            mono = np.where(bad, np.float32(0.0), mono)
+        mono, bad = finite_mono(block)  # a NaN or an infinity never reaches the features, the state or the output
+        self.nonfinite += bad
         self._in_pos += len(mono)
         frames, ts = self.framer.push(self.resampler.process(mono))
         if len(frames) == 0:
