@@ -3,7 +3,7 @@
 Public API::
 
     import emotrack
-    model = emotrack.load_model()          # the shipped VAE-LSTM (ONNX)
+    model = emotrack.load_model()          # the shipped VAE-LSTM (ONNX); "accurate": the opt-in model
     tracker = emotrack.Tracker(model, sample_rate=44100)
     for p in tracker.push(block):          # any block size, any channel count
         print(p.t, p.valence, p.arousal)
@@ -23,6 +23,7 @@ _EXPORTS = {
     "FeatureConfig": "emotrack.realtime.core.config",
     "EmotionModel": "emotrack.realtime.core.model",
     "load_model": "emotrack.realtime.core.model",
+    "AccurateModel": "emotrack.realtime.core.accurate",
     "Prediction": "emotrack.realtime.core.tracker",
     "Tracker": "emotrack.realtime.core.tracker",
     "stream_file": "emotrack.realtime.core.tracker",

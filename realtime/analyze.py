@@ -37,7 +37,8 @@ def add_arguments(a: argparse.ArgumentParser) -> None:
     a.add_argument("--out", help="write here instead of stdout ('-': stdout)")
     a.add_argument("--hop", type=float, default=None,
                    help="seconds between outputs: 0.5 (default) or a divisor such as 0.25, 0.1")
-    a.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
+    a.add_argument("--model", help="'accurate' for the opt-in model that runs the musicnn teachers every 0.5 s "
+                   "(closer to the labels, ~50x the compute), or an exported .onnx (default: the shipped VAE-LSTM)")
     a.add_argument("--song", action="store_true",
                    help="one object per file: whole-song valence/arousal (TNN-SVR) and a summary of the trajectory")
     a.add_argument("--song-model", help="with --song: 'accurate' for the opt-in model that runs the musicnn "

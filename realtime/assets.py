@@ -13,6 +13,7 @@ DEFAULT_MODEL = "emotrack-vae-lstm.onnx"
 DEFAULT_SONG_MODEL = "emotrack-song.onnx"
 ACCURATE_SONG_MODEL = "emotrack-song-accurate.onnx"  # opt-in; runs musicnn-teachers.onnx
 TEACHERS_MODEL = "musicnn-teachers.onnx"
+ACCURATE_MODEL = "emotrack-accurate.onnx"  # opt-in dynamic model (--model accurate); runs musicnn-teachers.onnx
 DEMO = "demo.opus"
 SCHEMA = "protocol-v1.schema.json"
 

@@ -20,7 +20,13 @@ import sys
 
 from emotrack import __version__
 
-from .assets import ACCURATE_SONG_MODEL, DEFAULT_MODEL, DEFAULT_SONG_MODEL, asset_path
+from .assets import (
+    ACCURATE_MODEL,
+    ACCURATE_SONG_MODEL,
+    DEFAULT_MODEL,
+    DEFAULT_SONG_MODEL,
+    asset_path,
+)
 from .core.threads import single_thread_blas
 from .exitcodes import ExitCode, describe
 
@@ -94,7 +100,7 @@ def version_text() -> str:
     """The version, and the name and checksum of each shipped model (from its card, checked
     against the file)."""
     lines = [f"emotrack {__version__}"]
-    for onnx in (DEFAULT_MODEL, DEFAULT_SONG_MODEL, ACCURATE_SONG_MODEL):
+    for onnx in (DEFAULT_MODEL, ACCURATE_MODEL, DEFAULT_SONG_MODEL, ACCURATE_SONG_MODEL):
         path = asset_path(onnx)
         card = asset_path(onnx.replace(".onnx", ".card.json"))
         try:

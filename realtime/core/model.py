@@ -10,82 +10,27 @@ missing, not an emotrack model, or made for other feature parameters.
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import onnxruntime as ort
 
 from ..assets import default_model_path
+from .accurate import KIND as ACCURATE_KIND
+from .accurate import AccurateModel
 from .config import FEATURES, FeatureConfig
+from .graph import (
+    METADATA_KEY,
+    ModelError,
+    ModelFileMissing,
+    ModelMismatchError,
+    StepOutput,
+    open_checked,
+)
 from .threads import single_thread_blas
 
-METADATA_KEY = "emotrack"
-
-
-class ModelError(Exception):
-    """A model file that cannot be used: missing, unloadable, not an emotrack model, or made
-    for other feature parameters. The message says what to do."""
-
-
-class ModelFileMissing(ModelError, FileNotFoundError):
-    """The model file is not there."""
-
-
-class ModelMismatchError(ModelError):
-    """The model's stored parameters do not match this runtime."""
-
-
-@dataclass
-class StepOutput:
-    """Per-frame outputs, each of shape (T,)."""
-
-    valence: np.ndarray
-    arousal: np.ndarray
-    valence_std: np.ndarray
-    arousal_std: np.ndarray
-    descriptors: np.ndarray | None = None  # (T, K) in [0, 1], for models that have them
-
-
-def _session(path: Path, threads: int):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    so.log_severity_level = 3
-    try:
-        return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    except Exception as e:
-        raise ModelMismatchError(
-            f"{path}: onnxruntime {ort.__version__} cannot load this model ({e}). "
-            "Re-export it with `emotrack export` from this version of emotrack."
-        ) from e
-
-
-def open_checked(path: Path, features: FeatureConfig, threads: int, made_by: str):
-    """An onnxruntime session and the emotrack metadata of the model at ``path``; refuses a
-    missing file, a file without emotrack metadata and one made for other features."""
-    if not path.exists():
-        raise ModelFileMissing(f"model file {path} does not exist; give an .onnx file made by `{made_by}`, "
-                         "or leave the option out for the shipped model")
-    session = _session(path, threads)
-    meta = session.get_modelmeta().custom_metadata_map
-    if METADATA_KEY not in meta:
-        raise ModelMismatchError(
-            f"{path}: no '{METADATA_KEY}' metadata; this is not an emotrack model (export one with `{made_by}`)"
-        )
-    meta = json.loads(meta[METADATA_KEY])
-    diff = features.diff(FeatureConfig.from_dict(meta["features"]))
-    if diff:
-        detail = ", ".join(f"{k}: runtime {a!r} vs model {b!r}" for k, (a, b) in diff.items())
-        raise ModelMismatchError(
-            f"{path}: feature parameters differ from this runtime ({detail}). "
-            "Use an emotrack version that matches the model, or re-export the model."
-        )
-    return session, meta
+__all__ = ["METADATA_KEY", "AccurateModel", "EmotionModel", "ModelError", "ModelFileMissing", "ModelMismatchError",
+           "StepOutput", "load_model", "open_checked"]
 
 
 class EmotionModel:
@@ -94,6 +39,7 @@ class EmotionModel:
 
     REQUIRED_INPUTS = ("mel", "h", "c")
     REQUIRED_OUTPUTS = ("valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out")
+    takes = "mel"  # what run() is given: log-mel frames (the accurate model takes the frames' audio)
 
     def __init__(self, path: str | Path, features: FeatureConfig = FEATURES, threads: int = 1):
         self.path = Path(path)
@@ -122,6 +68,10 @@ class EmotionModel:
     def version(self) -> str:
         return str(self.meta.get("version", "0"))
 
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.features.frame_shape
+
     def zero_state(self) -> tuple[np.ndarray, np.ndarray]:
         z = np.zeros((self.num_layers, 1, self.hidden_size), dtype=np.float32)
         return z, z.copy()
@@ -141,8 +91,11 @@ class EmotionModel:
         return StepOutput(v[0], a[0], vs[0], as_[0], d[0][0] if d else None), (h, c)
 
 
-def load_model(path: str | Path | None = None, threads: int = 1, limit_blas: bool = True) -> EmotionModel:
-    """The shipped default model, or the model at ``path`` (or $EMOTRACK_MODEL).
+def load_model(path: str | Path | None = None, threads: int = 1,
+               limit_blas: bool = True) -> EmotionModel | AccurateModel:
+    """The shipped default model, ``"accurate"`` (the shipped opt-in model that runs the
+    musicnn teachers, :class:`~emotrack.realtime.core.accurate.AccurateModel`), or the model
+    at ``path`` (or $EMOTRACK_MODEL) of either kind, told apart by its metadata.
 
     ``threads``: onnxruntime's threads for this model (1: a step is a fraction of a ms, and a
     second thread only contends with the caller's). ``limit_blas``: also keep numpy's BLAS
@@ -152,4 +105,10 @@ def load_model(path: str | Path | None = None, threads: int = 1, limit_blas: boo
     if limit_blas:
         single_thread_blas()
     path = path or os.environ.get("EMOTRACK_MODEL") or default_model_path()
+    if str(path) == "accurate":
+        return AccurateModel(threads=threads)
+    if Path(path) != default_model_path() and Path(path).is_file():  # the shipped default is a VAE-LSTM
+        _, meta = open_checked(Path(path), FEATURES, threads, "emotrack export")
+        if meta.get("kind") == ACCURATE_KIND:
+            return AccurateModel(path, threads=threads)
     return EmotionModel(path, threads=threads)

@@ -19,6 +19,7 @@ whole album costs the memory of a few seconds of audio.
 
 from __future__ import annotations
 
+import copy
 import os
 from pathlib import Path
 
@@ -27,7 +28,7 @@ import numpy as np
 from ..assets import TEACHERS_MODEL, asset_path
 from .config import FEATURES, FeatureConfig
 from .features import mel_filterbank
-from .model import ModelMismatchError, open_checked
+from .graph import ModelMismatchError, open_checked
 
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 512, 256, 96
@@ -120,12 +121,14 @@ class TeacherModel:
 class TeacherStream:
     """16 kHz blocks in, the teachers' features of the causal window ending at every
     ``stride`` seconds out (``t = stride, 2 stride, ...``), keeping only the spectrogram
-    frames the next window needs."""
+    frames the next window needs. ``keep=False`` keeps no history of the features either:
+    :meth:`take` hands over the windows' features once (the accurate dynamic model's way)."""
 
-    def __init__(self, model: TeacherModel, stride: float):
+    def __init__(self, model: TeacherModel, stride: float, keep: bool = True):
         if stride <= 0:
             raise ValueError(f"stride must be positive, got {stride}")
-        self.model, self.stride = model, float(stride)
+        self.model, self.stride, self.keep = model, float(stride), keep
+        self._pending: list[np.ndarray] = []  # features not yet taken (keep=False)
         self._audio = np.zeros(N_FFT // 2, np.float32)  # centre padding; samples not yet framed
         self._audio_start = -N_FFT // 2  # the sample index of _audio[0]
         self._spec = np.zeros((PATCH_FRAMES - 1, N_MELS), np.float32)  # silence before the stream
@@ -164,10 +167,26 @@ class TeacherStream:
         if last.max() >= self._next_frame:  # cannot happen: frame j's samples end before t
             raise RuntimeError(f"window needs frame {int(last.max())}, only {self._next_frame} computed")
         idx = (first - self._spec_start)[:, None] + np.arange(PATCH_FRAMES)[None]
-        self._features.append(self.model.run(self._spec[idx]))
-        self.t += ends
+        feats = self.model.run(self._spec[idx])
+        if self.keep:
+            self._features.append(feats)
+            self.t += ends
+        else:
+            self._pending.append(feats)
         keep_from = int(first.max()) - self._spec_start  # no later window starts before this one
         self._spec, self._spec_start = self._spec[keep_from:], self._spec_start + keep_from
+
+    def take(self) -> np.ndarray:
+        """(windows, 500): the features of the windows that ended since the last take."""
+        out = np.concatenate(self._pending) if self._pending else np.zeros((0, FEATURE_DIM), np.float32)
+        self._pending = []
+        return out
+
+    def copy(self) -> TeacherStream:
+        """An independent copy (the arrays are replaced, never written in place, so sharing them is safe)."""
+        new = copy.copy(self)
+        new.t, new._features, new._pending = list(self.t), list(self._features), list(self._pending)
+        return new
 
     def finish(self) -> np.ndarray:
         """All windows' features; a stream shorter than one stride gets the window ending at

@@ -72,6 +72,7 @@ class Tracker:
         self.framer = Framer(cfg.frame_samples, self.hop_samples, cfg.sample_rate)
         if keep_mels and self.phases != 1:
             raise ValueError("keep_mels needs the model's own hop")
+        self._mel_input = model.takes == "mel"  # else the model takes the frames' audio
         self.reset()
 
     def reset(self) -> None:
@@ -135,17 +136,18 @@ class Tracker:
         frames, ts = self.framer.push(self.resampler.process(mono))
         if len(frames) == 0:
             return []
-        mels = logmel_frames(frames, self.cfg)
+        mels = logmel_frames(frames, self.cfg) if self._mel_input or self.keep_mels else None
         if self.keep_mels:
             self._keep(mels)
+        x = mels if self._mel_input else frames
         if self.phases == 1:  # one state: the new frames are one sequence
-            o, self._states[0] = self.model.run(mels, self._states[0])
+            o, self._states[0] = self.model.run(x, self._states[0])
             return _predictions(o, ts)
         out: list[Prediction] = []
         sr, n, hop = self.cfg.sample_rate, self.cfg.frame_samples, self.hop_samples
-        for mel, t in zip(mels, ts, strict=True):
+        for xi, t in zip(x, ts, strict=True):
             ph = (round(t * sr) - n) // hop % self.phases  # the grid index picks the state
-            o, self._states[ph] = self.model.run(mel[None], self._states[ph])
+            o, self._states[ph] = self.model.run(xi[None], self._states[ph])
             out += _predictions(o, [t])
         return out
 

@@ -60,7 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--db", help="the library file (default $EMOTRACK_DB or ~/.local/share/emotrack/library.sqlite)")
     p.add_argument("--jobs", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--retry-failed", action="store_true", help="try files that could not be decoded before")
-    p.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
+    p.add_argument("--model", help="'accurate' for the opt-in model that runs the musicnn teachers every 0.5 s "
+                   "(closer to the labels, ~50x the compute), or an exported .onnx (default: the shipped VAE-LSTM)")
     p.add_argument("--song-model", help="the whole-song model: 'accurate' (the opt-in one that runs the musicnn "
                    "teachers), or an .onnx from `emotrack export-song` (default: the shipped one)")
     p.add_argument("--no-song-model", action="store_true",

@@ -38,7 +38,8 @@ def add_arguments(lv: argparse.ArgumentParser) -> None:
     lv.add_argument("--record", metavar="PATH", help="write every prediction to PATH (.jsonl or .csv)")
     lv.add_argument("--overwrite", action="store_true", help="let --record replace an existing file")
     lv.add_argument("--hop", type=float, default=None, help="seconds between outputs: 0.5 (default) down to 0.1")
-    lv.add_argument("--model", help="an exported .onnx model (default: the shipped one)")
+    lv.add_argument("--model", help="'accurate' for the opt-in model that runs the musicnn teachers every 0.5 s "
+                   "(closer to the labels, ~50x the compute), or an exported .onnx (default: the shipped VAE-LSTM)")
     lv.add_argument("--duration", type=float, help="stop after this many seconds of audio")
     lv.add_argument("--samplerate", type=int, help="device sample rate (default: the device's own)")
     lv.add_argument("--channels", type=int, help="device channels to capture (default: up to 2, averaged)")

@@ -84,6 +84,28 @@ def test_messages_follow_the_schema_and_shutdown_is_clean(model, demo_path):
     assert sink.closed
 
 
+def test_accurate_model_live_frames_carry_the_taggers_descriptors(demo_path):
+    """--model accurate through the live engine: every message valid, the taggers' own tag
+    probabilities in every frame, named as the hello says."""
+    from emotrack.realtime.core.model import load_model
+    from emotrack.realtime.live.sources import FileSource
+
+    model = load_model("accurate")
+    engine, server = start_engine(model, FileSource(demo_path, fast=True), [ListSink()], duration=4.0)
+    client = WsClient(server.url)
+    engine.start()
+    assert engine.wait(60)
+    wait_for(lambda: any(m["type"] == "status" for m in client.messages), 10, "the end_of_input status")
+    engine.stop()
+    client.close()
+    v = schema_validator()
+    assert all(not list(v.iter_errors(m)) for m in client.messages)
+    hello, frames = client.messages[0], client.frames()
+    assert hello["model"]["name"] == "emotrack-accurate" and len(frames) == 8
+    assert all(set(f["descriptors"]) == set(model.descriptor_names) for f in frames)
+    assert len({round(f["descriptors"]["soft"], 6) for f in frames}) > 1  # they follow the music
+
+
 def test_hop_0_1_equals_phase_shifted_half_second_runs(model, tmp_path):
     """--hop 0.1 gives five times the predictions; those of phase k equal a 0.5 s-hop run on the
     audio from k * 0.1 s on (at 22.05 kHz mono no resampling, so exactly)."""

@@ -1,0 +1,132 @@
+"""The accurate dynamic model, opt-in (``--model accurate``): the musicnn teachers at run time
+every 0.5 s and a stateful LSTM head on their outputs. No thread of its own.
+
+The default VAE-LSTM hears a 0.5 s frame through a small encoder; this one hears the
+causal ~3 s window that ends at each frame through the two pretrained taggers
+(:mod:`emotrack.realtime.core.teacher`, ``musicnn-teachers.onnx``) and feeds their 500
+outputs to an LSTM (``emotrack-accurate.onnx``, made by ``emotrack export`` from a
+``train --accurate`` run): ``features (1,T,500), h, c -> valence, arousal, their stds,
+descriptors, h_out, c_out``. The descriptors are the teachers' own tag probabilities, not
+a student's guess at them. A step costs one teacher window (~30 ms on one core) instead of
+~0.2 ms; the card says how much closer to the labels it is.
+
+It has the interface of :class:`~emotrack.realtime.core.model.EmotionModel`, except that
+it takes the frames' audio (``takes == "audio"``: (T, 11025) samples at 22,050 Hz) instead
+of their log-mel, so the :class:`~emotrack.realtime.core.tracker.Tracker` and everything
+above it (live, analyze, the library, the protocol) run it unchanged. Its state is
+:class:`AccurateState`: the LSTM's (h, c) and what the teachers' next window needs (the
+22,050 -> 16,000 Hz resampler's history and the last ~3 s of spectrogram). ``run`` does not
+change the state it is given: it returns a new one, as the VAE-LSTM does.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..assets import ACCURATE_MODEL, asset_path
+from .audio import StreamingResampler
+from .config import FEATURES, FeatureConfig
+from .graph import ModelMismatchError, StepOutput, open_checked
+from .teacher import SAMPLE_RATE, TeacherModel, TeacherStream
+
+KIND = "dynamic-accurate"
+
+
+def default_accurate_path() -> Path:
+    return Path(os.environ.get("EMOTRACK_ACCURATE_MODEL") or asset_path(ACCURATE_MODEL))
+
+
+@dataclass
+class AccurateState:
+    """What a stream of this model carries from one frame to the next."""
+
+    h: np.ndarray
+    c: np.ndarray
+    resampler: StreamingResampler
+    teachers: TeacherStream
+
+
+class AccurateModel:
+    """The teachers' graph and the LSTM head's graph, driven as one model."""
+
+    REQUIRED_INPUTS = ("features", "h", "c")
+    REQUIRED_OUTPUTS = ("valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out")
+    takes = "audio"
+
+    def __init__(self, path: str | Path | None = None, teachers: str | Path | TeacherModel | None = None,
+                 features: FeatureConfig = FEATURES, threads: int = 1):
+        self.path = Path(path or default_accurate_path())
+        self.session, self.meta = open_checked(self.path, features, threads, "emotrack export")
+        if self.meta.get("kind") != KIND:
+            raise ModelMismatchError(f"{self.path}: not an accurate dynamic model (kind {self.meta.get('kind')!r})")
+        ins = {i.name for i in self.session.get_inputs()}
+        outs = {o.name for o in self.session.get_outputs()}
+        missing = [n for n in self.REQUIRED_INPUTS if n not in ins] + [n for n in self.REQUIRED_OUTPUTS if n not in outs]
+        if missing:
+            raise ModelMismatchError(f"{self.path}: graph lacks {missing}; re-export the model")
+        self.features = features
+        if isinstance(teachers, TeacherModel):
+            self.teachers = teachers
+        else:  # the teachers' graph ships beside the head (the export writes both)
+            beside = self.path.parent / str(self.meta.get("teachers_file", ""))
+            self.teachers = TeacherModel(teachers or (beside if beside.is_file() else None), threads=threads)
+        self.hidden_size = int(self.meta["hidden_size"])
+        self.num_layers = int(self.meta.get("num_layers", 1))
+        self.descriptor_names: list[str] = list(self.meta.get("descriptors") or []) if "descriptors" in outs else []
+        typical = self.meta.get("descriptor_typical") or [0.5] * len(self.descriptor_names)
+        self.descriptor_typical = np.asarray(typical, dtype=np.float32)
+        self._outputs = list(self.REQUIRED_OUTPUTS) + (["descriptors"] if self.descriptor_names else [])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", self.path.stem))
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "0"))
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.features.frame_samples,)
+
+    def zero_state(self) -> AccurateState:
+        z = np.zeros((self.num_layers, 1, self.hidden_size), dtype=np.float32)
+        return AccurateState(z, z.copy(), StreamingResampler(self.features.sample_rate, SAMPLE_RATE),
+                             TeacherStream(self.teachers, self.features.frame_seconds, keep=False))
+
+    def teacher_features(self, frames: np.ndarray, state: AccurateState) -> tuple[np.ndarray, AccurateState]:
+        """The teachers' (T, 500) outputs on the windows ending at each of the T frames, and
+        the state after them (the given state is left as it was)."""
+        frames = np.asarray(frames, dtype=np.float32)
+        if frames.ndim == 1:
+            frames = frames[None]
+        if frames.shape[1:] != self.input_shape:
+            raise ValueError(f"expected audio frames of {self.input_shape[0]} samples, got {frames.shape[1:]}")
+        # the resampler's arrays are replaced on every call, never written in place: a shallow copy is a copy
+        rs, ts = copy.copy(state.resampler), state.teachers.copy()
+        ts.push(rs.process(frames.reshape(-1)))  # T frames of 11,025 samples -> 8,000 each at 16 kHz
+        out = ts.take()  # one window per frame, ending where the frame ends
+        if len(out) != len(frames):
+            raise RuntimeError(f"{len(frames)} frames gave {len(out)} teacher windows")
+        return out, AccurateState(state.h, state.c, rs, ts)
+
+    def run(self, frames: np.ndarray, state: AccurateState) -> tuple[StepOutput, AccurateState]:
+        """(T, 11025) frames of audio from ``state`` -> (StepOutput, new state)."""
+        feats, nxt = self.teacher_features(frames, state)
+        return self.run_features(feats, nxt)
+
+    def run_features(self, feats: np.ndarray, state: AccurateState) -> tuple[StepOutput, AccurateState]:
+        """The head alone on teacher outputs (T, 500) -> (StepOutput, state with the new h, c)."""
+        feats = np.asarray(feats, dtype=np.float32)
+        if len(feats) == 0:
+            e = np.zeros(0, dtype=np.float32)
+            d = np.zeros((0, len(self.descriptor_names)), np.float32) if self.descriptor_names else None
+            return StepOutput(e, e, e, e, d), state
+        v, a, vs, as_, h, c, *d = self.session.run(self._outputs, {"features": feats[None], "h": state.h, "c": state.c})
+        return (StepOutput(v[0], a[0], vs[0], as_[0], d[0][0] if d else None),
+                AccurateState(h, c, state.resampler, state.teachers))
