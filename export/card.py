@@ -15,6 +15,8 @@ from emotrack.models.cache import cache_dir
 from emotrack.models.evaluate import format_table
 from emotrack.models.song import format_report
 
+from .accurate_card import render_accurate_markdown
+
 DATASET_INFO = {
     "soundtracks": ("Eerola & Vuoskoski 2011, film soundtracks Set 1 (developer part)",
                     "real recordings; mean valence and energy ratings (1-9) -> (x-5)/4; split by album",
@@ -92,8 +94,9 @@ def write_markdown(out_dir: Path) -> None:
     cards = [json.loads(p.read_text()) for p in sorted(Path(out_dir).glob("*.card.json"))]
     parts = [render_student_markdown(c) for c in cards if c.get("kind") == "student"]
     parts += [render_markdown(c) for c in cards if "test_results" in c]
+    parts += [render_accurate_markdown(c) for c in cards if c.get("kind") == "accurate"]
     parts += [render_song_markdown(c) for c in cards if "onnx_test" in c and c.get("kind") not in ("student",
-                                                                                                "song-accurate")]
+                                                                                                "song-accurate", "accurate")]
     parts += [render_accurate_song_markdown(c) for c in cards if c.get("kind") == "song-accurate"]
     (Path(out_dir) / "MODEL_CARD.md").write_text("\n".join(parts))
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from emotrack.models.cli import evaluate_model, run_clips
 
+from .accurate_export import export_accurate_run
 from .card import write_card, write_student_card
 from .onnx_export import ExportParityError, export_onnx
 from .student_export import export_student
@@ -32,6 +33,8 @@ def cmd_export(args) -> int:
     run = Path(args.run)
     if (run / "student.pt").exists():
         return export_student_run(args, run)
+    if (run / "accurate.pt").exists():
+        return export_accurate_run(args, run, out_dir(args))
     report = open_run(run, "vae_lstm.pt", "export", "train")
     if report is None:
         return 2

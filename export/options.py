@@ -15,6 +15,11 @@ def add_export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--summary", default="runs/student-summary.json",
                    help="for a student: the seeds' and leave-one-dataset-out summary (emotrack evaluate --student-runs "
                         "... --format json) the card is written from")
+    e.add_argument("--accurate-runs", nargs="+", metavar="RUN", default=[],
+                   help="for an accurate model (a `train --accurate` run): the other seeds' and the --leave-out runs, "
+                        "whose test results the card shows beside the exported run's")
+    e.add_argument("--bench", metavar="JSON", help="for an accurate model: `emotrack bench --model accurate "
+                   "--format json` output, for the card's speed section")
 
 
 def add_export_song_arguments(es: argparse.ArgumentParser) -> None:

@@ -395,6 +395,14 @@ def _masked_mse(pred, y):
     return ((pred[has] - y[has]) ** 2).mean()
 
 
+def frame_codes(s: Seq, gain: int) -> np.ndarray:
+    """(T, D): what the head is fed for a clip at the gain of index ``gain``: the encoder's
+    codes (one set per gain), or inputs that exist at one gain only (the accurate model's
+    teacher outputs, ``codes["student"]`` of shape (1, T, D))."""
+    c = s.codes["student"]
+    return c[gain] if len(c) > 1 else c[0]
+
+
 def _batch(seqs: list[Seq], targets: dict, rng, train: bool, max_len: int = MAX_LEN):
     xs, tv, ta, ps, tg, em, ds = [], [], [], [], [], [], []
     for s in seqs:
@@ -408,7 +416,7 @@ def _batch(seqs: list[Seq], targets: dict, rng, train: bool, max_len: int = MAX_
             v, a = v.copy(), a.copy()
             v[:WARMUP] = np.nan
             a[:WARMUP] = np.nan
-        xs.append(s.codes["student"][gi, st:en])
+        xs.append(frame_codes(s, gi)[st:en])
         tv.append(v)
         ta.append(a)
         ps.append(t.pseudo[st:en])
@@ -454,7 +462,7 @@ def predict_head(head: StudentHead, seqs: list[Seq]) -> dict[str, np.ndarray]:
     g0 = GAINS_DB.index(0.0)
     out = {}
     for s in seqs:
-        mean, std, _, _ = head(torch.from_numpy(s.codes["student"][g0])[None])
+        mean, std, _, _ = head(torch.from_numpy(frame_codes(s, g0))[None])
         out[s.key] = torch.cat([mean[0], std[0]], -1).numpy()
     return out
 
@@ -462,7 +470,7 @@ def predict_head(head: StudentHead, seqs: list[Seq]) -> dict[str, np.ndarray]:
 @torch.no_grad()
 def predict_tags(head: StudentHead, seq: Seq) -> np.ndarray:
     head.eval()
-    _, _, _, h = head(torch.from_numpy(seq.codes["student"][GAINS_DB.index(0.0)])[None])
+    _, _, _, h = head(torch.from_numpy(frame_codes(seq, GAINS_DB.index(0.0)))[None])
     return head.tags(h)[0].numpy()
 
 

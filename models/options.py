@@ -26,9 +26,13 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--jobs", type=int, default=2, help="processes for feature extraction")
     t.add_argument("--teachers", action="store_true",
                    help="train the student: the VAE-LSTM taught by the musicnn teachers (run teacher-pass first)")
-    t.add_argument("--seed", type=int, default=0, help="with --teachers: the training seed")
+    t.add_argument("--accurate", action="store_true",
+                   help="train the opt-in accurate dynamic model (live/analyze --model accurate): an LSTM on the "
+                        "musicnn teachers' outputs, which then run at run time (run teacher-pass first; default "
+                        "datasets: soundtracks panda4q emotify)")
+    t.add_argument("--seed", type=int, default=0, help="with --teachers or --accurate: the training seed")
     t.add_argument("--leave-out", metavar="DATASET",
-                   help="with --teachers: train without this dataset (its test split is still evaluated)")
+                   help="with --teachers or --accurate: train without this dataset (its test split is still evaluated)")
     t.add_argument("--threads", type=int, default=2, help="torch threads")
 
 

@@ -1,6 +1,7 @@
 """``emotrack train``: the VAE-LSTM and its baselines (``train.run_training``), or, with
-``--teachers``, the student taught by the musicnn teachers (``distill.run_student``).
-Main thread; torch."""
+``--teachers``, the student taught by the musicnn teachers (``distill.run_student``), or,
+with ``--accurate``, the opt-in accurate dynamic model's head on the teachers' outputs
+(``accurate.run_accurate``). Main thread; torch."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from .accurate import REAL_SETS, SETTINGS, base_config, run_accurate
 from .cli import load_clips, roots_of
 from .data import default_data_root
 from .distill import StudentConfig, leave_out, run_student
@@ -23,7 +25,24 @@ def _sources(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.accurate and args.teachers:
+        print("emotrack train: --accurate and --teachers train different models; give one", file=sys.stderr)
+        return 2
+    if args.accurate:  # the real recordings by default: the model is for them
+        args.datasets = args.datasets or list(REAL_SETS)
     clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
+    if args.accurate:
+        cfg = base_config(args.seed, args.threads, args.quick)
+        if args.leave_out:
+            clips, cfg = leave_out(clips, cfg, args.leave_out)
+        try:
+            report = run_accurate(clips, Path(args.out), cfg, SETTINGS[:1] if args.quick else SETTINGS,
+                                  jobs=args.jobs, sources=_sources(args))
+        except ValueError as e:
+            print(f"emotrack train: {e}", file=sys.stderr)
+            return 2
+        print(format_table(report["test"]))
+        return 0
     if args.teachers:
         cfg = StudentConfig.quick() if args.quick else StudentConfig()
         cfg = replace(cfg, seed=args.seed, threads=args.threads)

@@ -1,8 +1,9 @@
-"""The accurate whole-song model's training side: the runtime's numpy front end against
-librosa (what the teacher pass used), the shipped teachers' graph against the torch port,
-and the whole path on a tiny scale: teacher pass, `train-song --teacher-features`,
-`export-song` (both parity gates and the end-to-end check), then `analyze` and `index`
-with the exported model."""
+"""The accurate models' training side: the runtime's numpy front end against librosa (what
+the teacher pass used), the shipped teachers' graph against the torch port, and the whole
+paths on a tiny scale from one teacher pass: `train-song --teacher-features`, `export-song`
+(both parity gates and the end-to-end check), `analyze` and `index` with the exported
+song model; and `train --accurate`, `export` (parity gate, end-to-end check, card), then
+`analyze --model` with the exported dynamic model."""
 
 from __future__ import annotations
 
@@ -89,3 +90,20 @@ def test_accurate_song_pipeline_tiny(tmp_path):
     with sqlite3.connect(db) as con:
         rows = con.execute("SELECT model, static_method FROM songs").fetchall()
     assert len(rows) == 2 and all(m.endswith("+ emotrack-song-accurate 1") for m, _ in rows), rows
+
+    # the accurate dynamic model from the same teacher pass
+    acc = tmp_path / "accurate"
+    tr = run("train", "--accurate", "--quick", *data, "--out", str(acc), env=env)
+    rep = json.loads((acc / "report.json").read_text())
+    assert rep["kind"] == "accurate" and len(rep["settings"]) == 1 and "| accurate |" in tr.stdout
+    assert set(rep["test"]) == {"accurate", "teacher head"} and "soundtracks" in rep["levels"]["accurate"]
+    exp2 = tmp_path / "export-accurate"
+    run("export", "--run", str(acc), "--out", str(exp2), env=env)
+    card = json.loads((exp2 / "emotrack-accurate.card.json").read_text())
+    assert card["kind"] == "accurate" and card["parity"]["torch_vs_onnx"] <= 1e-4
+    assert card["parity"]["swapped_state_effect"] > 1e-6 and (exp2 / "musicnn-teachers.onnx").exists()
+    assert len(card["end_to_end"]["clips"]) >= 2 and card["end_to_end"]["max_abs_difference"] <= 1e-3
+    assert "# Accurate dynamic model (opt-in): emotrack-accurate 1" in (exp2 / "MODEL_CARD.md").read_text()
+    a = run("analyze", "--model", str(exp2 / "emotrack-accurate.onnx"), str(audio[0]), env=env)
+    recs = [json.loads(line) for line in a.stdout.splitlines()]
+    assert len(recs) > 10 and all(-1 <= r["valence"] <= 1 and r["arousal_std"] > 0 for r in recs)
