@@ -31,7 +31,7 @@ import numpy as np
 from ..assets import ACCURATE_MODEL, asset_path
 from .audio import StreamingResampler
 from .config import FEATURES, FeatureConfig
-from .graph import ModelMismatchError, StepOutput, open_checked
+from .graph import RecurrentGraph, StepOutput
 from .teacher import SAMPLE_RATE, TeacherModel, TeacherStream
 
 KIND = "dynamic-accurate"
@@ -51,52 +51,28 @@ class AccurateState:
     teachers: TeacherStream
 
 
-class AccurateModel:
+class AccurateModel(RecurrentGraph):
     """The teachers' graph and the LSTM head's graph, driven as one model."""
 
     REQUIRED_INPUTS = ("features", "h", "c")
-    REQUIRED_OUTPUTS = ("valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out")
+    KIND, WHAT = KIND, "an accurate dynamic model"
     takes = "audio"
 
     def __init__(self, path: str | Path | None = None, teachers: str | Path | TeacherModel | None = None,
                  features: FeatureConfig = FEATURES, threads: int = 1):
-        self.path = Path(path or default_accurate_path())
-        self.session, self.meta = open_checked(self.path, features, threads, "emotrack export")
-        if self.meta.get("kind") != KIND:
-            raise ModelMismatchError(f"{self.path}: not an accurate dynamic model (kind {self.meta.get('kind')!r})")
-        ins = {i.name for i in self.session.get_inputs()}
-        outs = {o.name for o in self.session.get_outputs()}
-        missing = [n for n in self.REQUIRED_INPUTS if n not in ins] + [n for n in self.REQUIRED_OUTPUTS if n not in outs]
-        if missing:
-            raise ModelMismatchError(f"{self.path}: graph lacks {missing}; re-export the model")
-        self.features = features
+        super().__init__(path or default_accurate_path(), features, threads)
         if isinstance(teachers, TeacherModel):
             self.teachers = teachers
         else:  # the teachers' graph ships beside the head (the export writes both)
             beside = self.path.parent / str(self.meta.get("teachers_file", ""))
             self.teachers = TeacherModel(teachers or (beside if beside.is_file() else None), threads=threads)
-        self.hidden_size = int(self.meta["hidden_size"])
-        self.num_layers = int(self.meta.get("num_layers", 1))
-        self.descriptor_names: list[str] = list(self.meta.get("descriptors") or []) if "descriptors" in outs else []
-        typical = self.meta.get("descriptor_typical") or [0.5] * len(self.descriptor_names)
-        self.descriptor_typical = np.asarray(typical, dtype=np.float32)
-        self._outputs = list(self.REQUIRED_OUTPUTS) + (["descriptors"] if self.descriptor_names else [])
-
-    @property
-    def name(self) -> str:
-        return str(self.meta.get("name", self.path.stem))
-
-    @property
-    def version(self) -> str:
-        return str(self.meta.get("version", "0"))
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return (self.features.frame_samples,)
 
     def zero_state(self) -> AccurateState:
-        z = np.zeros((self.num_layers, 1, self.hidden_size), dtype=np.float32)
-        return AccurateState(z, z.copy(), StreamingResampler(self.features.sample_rate, SAMPLE_RATE),
+        return AccurateState(*self._zero_hc(), StreamingResampler(self.features.sample_rate, SAMPLE_RATE),
                              TeacherStream(self.teachers, self.features.frame_seconds, keep=False))
 
     def teacher_features(self, frames: np.ndarray, state: AccurateState) -> tuple[np.ndarray, AccurateState]:
@@ -124,9 +100,7 @@ class AccurateModel:
         """The head alone on teacher outputs (T, 500) -> (StepOutput, state with the new h, c)."""
         feats = np.asarray(feats, dtype=np.float32)
         if len(feats) == 0:
-            e = np.zeros(0, dtype=np.float32)
-            d = np.zeros((0, len(self.descriptor_names)), np.float32) if self.descriptor_names else None
-            return StepOutput(e, e, e, e, d), state
+            return self._empty(), state
         v, a, vs, as_, h, c, *d = self.session.run(self._outputs, {"features": feats[None], "h": state.h, "c": state.c})
         return (StepOutput(v[0], a[0], vs[0], as_[0], d[0][0] if d else None),
                 AccurateState(h, c, state.resampler, state.teachers))

@@ -79,3 +79,50 @@ def open_checked(path: Path, features: FeatureConfig, threads: int, made_by: str
             "Use an emotrack version that matches the model, or re-export the model."
         )
     return session, meta
+
+
+class RecurrentGraph:
+    """What the dynamic models share: the checked session, its required inputs and outputs,
+    the recurrent state's size, the optional named descriptors (with how likely each is on
+    typical audio), the name and version. Subclasses name ``REQUIRED_INPUTS`` and, where
+    the metadata must say which model it is, ``KIND`` (with ``WHAT`` for the message)."""
+
+    REQUIRED_INPUTS: tuple[str, ...] = ()
+    KIND: str | None = None
+    WHAT = "this kind of model"
+    REQUIRED_OUTPUTS = ("valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out")
+
+    def __init__(self, path: str | Path, features: FeatureConfig, threads: int, made_by: str = "emotrack export"):
+        self.path = Path(path)
+        self.session, self.meta = open_checked(self.path, features, threads, made_by)
+        self.features = features
+        if self.KIND is not None and self.meta.get("kind") != self.KIND:
+            raise ModelMismatchError(f"{self.path}: not {self.WHAT} (kind {self.meta.get('kind')!r})")
+        ins = {i.name for i in self.session.get_inputs()}
+        outs = {o.name for o in self.session.get_outputs()}
+        missing = [n for n in self.REQUIRED_INPUTS if n not in ins] + [n for n in self.REQUIRED_OUTPUTS if n not in outs]
+        if missing:
+            raise ModelMismatchError(f"{self.path}: graph lacks {missing}; re-export the model")
+        self.hidden_size = int(self.meta["hidden_size"])
+        self.num_layers = int(self.meta.get("num_layers", 1))
+        self.descriptor_names: list[str] = list(self.meta.get("descriptors") or []) if "descriptors" in outs else []
+        typical = self.meta.get("descriptor_typical") or [0.5] * len(self.descriptor_names)
+        self.descriptor_typical = np.asarray(typical, dtype=np.float32)
+        self._outputs = list(self.REQUIRED_OUTPUTS) + (["descriptors"] if self.descriptor_names else [])
+
+    @property
+    def name(self) -> str:
+        return str(self.meta.get("name", self.path.stem))
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "0"))
+
+    def _zero_hc(self) -> tuple[np.ndarray, np.ndarray]:
+        z = np.zeros((self.num_layers, 1, self.hidden_size), dtype=np.float32)
+        return z, z.copy()
+
+    def _empty(self) -> StepOutput:
+        e = np.zeros(0, dtype=np.float32)
+        d = np.zeros((0, len(self.descriptor_names)), np.float32) if self.descriptor_names else None
+        return StepOutput(e, e, e, e, d)

@@ -24,6 +24,7 @@ from .graph import (
     ModelError,
     ModelFileMissing,
     ModelMismatchError,
+    RecurrentGraph,
     StepOutput,
     open_checked,
 )
@@ -33,48 +34,22 @@ __all__ = ["METADATA_KEY", "AccurateModel", "EmotionModel", "ModelError", "Model
            "StepOutput", "load_model", "open_checked"]
 
 
-class EmotionModel:
+class EmotionModel(RecurrentGraph):
     """The VAE-LSTM graph: ``mel, h, c -> valence, arousal, their stds, h', c'``. It holds no
     stream state: :meth:`run` takes the state and returns the next one."""
 
     REQUIRED_INPUTS = ("mel", "h", "c")
-    REQUIRED_OUTPUTS = ("valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out")
     takes = "mel"  # what run() is given: log-mel frames (the accurate model takes the frames' audio)
 
     def __init__(self, path: str | Path, features: FeatureConfig = FEATURES, threads: int = 1):
-        self.path = Path(path)
-        self.session, self.meta = open_checked(self.path, features, threads, "emotrack export")
-        self.features = features
-        ins = {i.name for i in self.session.get_inputs()}
-        outs = {o.name for o in self.session.get_outputs()}
-        missing = [n for n in self.REQUIRED_INPUTS if n not in ins] + [
-            n for n in self.REQUIRED_OUTPUTS if n not in outs
-        ]
-        if missing:
-            raise ModelMismatchError(f"{self.path}: graph lacks {missing}; re-export the model")
-        self.hidden_size = int(self.meta["hidden_size"])
-        self.num_layers = int(self.meta.get("num_layers", 1))
-        # optional: named perceptual descriptors (distilled tags), with how likely each is on typical audio
-        self.descriptor_names: list[str] = list(self.meta.get("descriptors") or []) if "descriptors" in outs else []
-        typical = self.meta.get("descriptor_typical") or [0.5] * len(self.descriptor_names)
-        self.descriptor_typical = np.asarray(typical, dtype=np.float32)
-        self._outputs = list(self.REQUIRED_OUTPUTS) + (["descriptors"] if self.descriptor_names else [])
-
-    @property
-    def name(self) -> str:
-        return str(self.meta.get("name", self.path.stem))
-
-    @property
-    def version(self) -> str:
-        return str(self.meta.get("version", "0"))
+        super().__init__(path, features, threads)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
         return self.features.frame_shape
 
     def zero_state(self) -> tuple[np.ndarray, np.ndarray]:
-        z = np.zeros((self.num_layers, 1, self.hidden_size), dtype=np.float32)
-        return z, z.copy()
+        return self._zero_hc()
 
     def run(self, mel: np.ndarray, state: tuple[np.ndarray, np.ndarray]):
         """Pure function: (T, n_mels, n_t) frames from ``state`` -> (StepOutput, new state)."""
@@ -84,9 +59,7 @@ class EmotionModel:
         if mel.shape[1:] != self.features.frame_shape:
             raise ValueError(f"expected mel frames of shape {self.features.frame_shape}, got {mel.shape[1:]}")
         if len(mel) == 0:
-            e = np.zeros(0, dtype=np.float32)
-            d = np.zeros((0, len(self.descriptor_names)), np.float32) if self.descriptor_names else None
-            return StepOutput(e, e, e, e, d), state
+            return self._empty(), state
         v, a, vs, as_, h, c, *d = self.session.run(self._outputs, {"mel": mel[None], "h": state[0], "c": state[1]})
         return StepOutput(v[0], a[0], vs[0], as_[0], d[0][0] if d else None), (h, c)
 
