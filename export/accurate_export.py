@@ -169,13 +169,14 @@ def export_accurate_run(args, run: Path, out: Path) -> int:
     except ExportParityError as e:
         print(f"emotrack export: {e}", file=sys.stderr)
         return 1
-    onnx_test, e2e = evaluate_accurate(path, run_clips(report))
+    clips = run_clips(report)
+    onnx_test, e2e = evaluate_accurate(path, clips)
     if not e2e["max_abs_difference"] <= END_TO_END_TOL:
         print(f"emotrack export: the runtime's path from audio files does not reproduce the training features "
               f"({e2e})", file=sys.stderr)
         return 1
     teachers = out / TEACHERS_MODEL
-    default_test = evaluate_model(default_model_path(), [c for c in run_clips(report) if c.dataset != "debian"])
+    default_test = evaluate_model(default_model_path(), [c for c in clips if c.dataset != "debian"])
     card = {"name": name, "version": version, "kind": "accurate", "onnx": path.name,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "teachers_onnx": teachers.name,
             "teachers_sha256": hashlib.sha256(teachers.read_bytes()).hexdigest(), "run": str(run), "parity": parity,

@@ -447,12 +447,13 @@ def head_loss(head: StudentHead, batch, cfg: StudentConfig):
         X = F.dropout(X, cfg.head_dropout)
     mean, std, _, h = head(X)
     labelled = mean + head.offset_for(ds)[:, None, :]
-    terms = {"labels": seq_loss(labelled, std, TV, TA, S, W, V),
-             "pseudo": _gauss_nll(mean, std, P), "tags": _masked_mse(head.tags(h), TG),
-             "embed": _masked_mse(head.embed(h), EM)}
-    total = (terms["labels"] + cfg.lambda_pseudo * terms["pseudo"] + cfg.lambda_tags * terms["tags"]
-             + cfg.lambda_embed * terms["embed"])
-    return total, terms
+    terms = {"labels": seq_loss(labelled, std, TV, TA, S, W, V), "pseudo": _gauss_nll(mean, std, P)}
+    if cfg.lambda_tags:  # off for the accurate model, whose input already is the teachers' outputs
+        terms["tags"] = _masked_mse(head.tags(h), TG)
+    if cfg.lambda_embed:
+        terms["embed"] = _masked_mse(head.embed(h), EM)
+    weights = {"labels": 1.0, "pseudo": cfg.lambda_pseudo, "tags": cfg.lambda_tags, "embed": cfg.lambda_embed}
+    return sum(weights[k] * v for k, v in terms.items()), terms
 
 
 @torch.no_grad()

@@ -25,24 +25,9 @@ def _sources(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    if args.accurate and args.teachers:
-        print("emotrack train: --accurate and --teachers train different models; give one", file=sys.stderr)
-        return 2
-    if args.accurate:  # the real recordings by default: the model is for them
-        args.datasets = args.datasets or list(REAL_SETS)
-    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
     if args.accurate:
-        cfg = base_config(args.seed, args.threads, args.quick)
-        if args.leave_out:
-            clips, cfg = leave_out(clips, cfg, args.leave_out)
-        try:
-            report = run_accurate(clips, Path(args.out), cfg, SETTINGS[:1] if args.quick else SETTINGS,
-                                  jobs=args.jobs, sources=_sources(args))
-        except ValueError as e:
-            print(f"emotrack train: {e}", file=sys.stderr)
-            return 2
-        print(format_table(report["test"]))
-        return 0
+        return _train_accurate(args)
+    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
     if args.teachers:
         cfg = StudentConfig.quick() if args.quick else StudentConfig()
         cfg = replace(cfg, seed=args.seed, threads=args.threads)
@@ -55,5 +40,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.no_baselines:
         cfg = TrainConfig(**{**cfg.__dict__, "baselines": False})
     report = run_training(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
+    print(format_table(report["test"]))
+    return 0
+
+
+def _train_accurate(args: argparse.Namespace) -> int:
+    if args.teachers:
+        print("emotrack train: --accurate and --teachers train different models; give one", file=sys.stderr)
+        return 2
+    args.datasets = args.datasets or list(REAL_SETS)  # the real recordings by default: the model is for them
+    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
+    cfg = base_config(args.seed, args.threads, args.quick)
+    if args.leave_out:
+        clips, cfg = leave_out(clips, cfg, args.leave_out)
+    try:
+        report = run_accurate(clips, Path(args.out), cfg, SETTINGS[:1] if args.quick else SETTINGS,
+                              jobs=args.jobs, sources=_sources(args))
+    except ValueError as e:
+        print(f"emotrack train: {e}", file=sys.stderr)
+        return 2
     print(format_table(report["test"]))
     return 0

@@ -7,8 +7,9 @@ causal ~3 s window that ends at each frame through the two pretrained taggers
 outputs to an LSTM (``emotrack-accurate.onnx``, made by ``emotrack export`` from a
 ``train --accurate`` run): ``features (1,T,500), h, c -> valence, arousal, their stds,
 descriptors, h_out, c_out``. The descriptors are the teachers' own tag probabilities, not
-a student's guess at them. A step costs one teacher window (~30 ms on one core) instead of
-~0.2 ms; the card says how much closer to the labels it is.
+a student's guess at them. A step costs one teacher window (35 ms median on one core,
+``emotrack bench --model accurate``) instead of 0.7 ms; the card says how much closer to
+the labels it is.
 
 It has the interface of :class:`~emotrack.realtime.core.model.EmotionModel`, except that
 it takes the frames' audio (``takes == "audio"``: (T, 11025) samples at 22,050 Hz) instead
@@ -59,8 +60,8 @@ class AccurateModel(RecurrentGraph):
     takes = "audio"
 
     def __init__(self, path: str | Path | None = None, teachers: str | Path | TeacherModel | None = None,
-                 features: FeatureConfig = FEATURES, threads: int = 1):
-        super().__init__(path or default_accurate_path(), features, threads)
+                 features: FeatureConfig = FEATURES, threads: int = 1, opened: tuple | None = None):
+        super().__init__(path or default_accurate_path(), features, threads, opened)
         if isinstance(teachers, TeacherModel):
             self.teachers = teachers
         else:  # the teachers' graph ships beside the head (the export writes both)
@@ -101,6 +102,5 @@ class AccurateModel(RecurrentGraph):
         feats = np.asarray(feats, dtype=np.float32)
         if len(feats) == 0:
             return self._empty(), state
-        v, a, vs, as_, h, c, *d = self.session.run(self._outputs, {"features": feats[None], "h": state.h, "c": state.c})
-        return (StepOutput(v[0], a[0], vs[0], as_[0], d[0][0] if d else None),
-                AccurateState(h, c, state.resampler, state.teachers))
+        out, h, c = self._step({"features": feats[None], "h": state.h, "c": state.c})
+        return out, AccurateState(h, c, state.resampler, state.teachers)

@@ -92,9 +92,10 @@ class RecurrentGraph:
     WHAT = "this kind of model"
     REQUIRED_OUTPUTS = ("valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out")
 
-    def __init__(self, path: str | Path, features: FeatureConfig, threads: int, made_by: str = "emotrack export"):
+    def __init__(self, path: str | Path, features: FeatureConfig, threads: int, opened: tuple | None = None):
         self.path = Path(path)
-        self.session, self.meta = open_checked(self.path, features, threads, made_by)
+        # ``opened``: the (session, meta) of ``open_checked`` on this path, where the caller already has them
+        self.session, self.meta = opened or open_checked(self.path, features, threads, "emotrack export")
         self.features = features
         if self.KIND is not None and self.meta.get("kind") != self.KIND:
             raise ModelMismatchError(f"{self.path}: not {self.WHAT} (kind {self.meta.get('kind')!r})")
@@ -121,6 +122,11 @@ class RecurrentGraph:
     def _zero_hc(self) -> tuple[np.ndarray, np.ndarray]:
         z = np.zeros((self.num_layers, 1, self.hidden_size), dtype=np.float32)
         return z, z.copy()
+
+    def _step(self, feeds: dict) -> tuple[StepOutput, np.ndarray, np.ndarray]:
+        """One run of the graph on a batch of one sequence: its outputs and the new (h, c)."""
+        v, a, vs, as_, h, c, *d = self.session.run(self._outputs, feeds)
+        return StepOutput(v[0], a[0], vs[0], as_[0], d[0][0] if d else None), h, c
 
     def _empty(self) -> StepOutput:
         e = np.zeros(0, dtype=np.float32)

@@ -41,8 +41,9 @@ class EmotionModel(RecurrentGraph):
     REQUIRED_INPUTS = ("mel", "h", "c")
     takes = "mel"  # what run() is given: log-mel frames (the accurate model takes the frames' audio)
 
-    def __init__(self, path: str | Path, features: FeatureConfig = FEATURES, threads: int = 1):
-        super().__init__(path, features, threads)
+    def __init__(self, path: str | Path, features: FeatureConfig = FEATURES, threads: int = 1,
+                 opened: tuple | None = None):
+        super().__init__(path, features, threads, opened)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -60,8 +61,8 @@ class EmotionModel(RecurrentGraph):
             raise ValueError(f"expected mel frames of shape {self.features.frame_shape}, got {mel.shape[1:]}")
         if len(mel) == 0:
             return self._empty(), state
-        v, a, vs, as_, h, c, *d = self.session.run(self._outputs, {"mel": mel[None], "h": state[0], "c": state[1]})
-        return StepOutput(v[0], a[0], vs[0], as_[0], d[0][0] if d else None), (h, c)
+        out, h, c = self._step({"mel": mel[None], "h": state[0], "c": state[1]})
+        return out, (h, c)
 
 
 def load_model(path: str | Path | None = None, threads: int = 1,
@@ -80,8 +81,7 @@ def load_model(path: str | Path | None = None, threads: int = 1,
     path = path or os.environ.get("EMOTRACK_MODEL") or default_model_path()
     if str(path) == "accurate":
         return AccurateModel(threads=threads)
-    if Path(path) != default_model_path() and Path(path).is_file():  # the shipped default is a VAE-LSTM
-        _, meta = open_checked(Path(path), FEATURES, threads, "emotrack export")
-        if meta.get("kind") == ACCURATE_KIND:
-            return AccurateModel(path, threads=threads)
-    return EmotionModel(path, threads=threads)
+    opened = open_checked(Path(path), FEATURES, threads, "emotrack export")  # its metadata tells the kind
+    if opened[1].get("kind") == ACCURATE_KIND:
+        return AccurateModel(path, threads=threads, opened=opened)
+    return EmotionModel(path, threads=threads, opened=opened)
