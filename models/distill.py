@@ -71,21 +71,17 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from emotrack.realtime.core.config import FEATURES
 from torch import nn
 from torch.nn import functional as F
 
 from . import teacher_head
 from .data import Clip
-from .debian import scan as scan_debian
-from .debian import summary as debian_summary
 from .evaluate import evaluate_predictions
 from .nets import FrameVAE, NetConfig
-from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, build_seqs, log, shift_gain
-from .student_eval import levels
+from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, log, shift_gain
 from .teacher_pass import KEYS, has_targets
 from .teachers import LABELS
-from .train import BestEpoch, data_summary, json_default, seq_loss
+from .train import BestEpoch, seq_loss
 
 # the descriptors the student exports: (teacher, tag)
 DESCRIPTORS = (("MTT_musicnn", "soft"), ("MTT_musicnn", "loud"), ("MTT_musicnn", "quiet"), ("MTT_musicnn", "fast"),
@@ -116,6 +112,10 @@ class StudentConfig:
     frame_epochs: int = 10
     frames_per_epoch: int = 200_000
     lambda_frame: float = 0.1
+    # stage 1: the squared error of a linear map of the code against the pseudo-labels'
+    # valence and arousal (standardised on the training frames), so the code keeps what
+    # carries emotion even where it is a small part of the teachers' outputs (0: off)
+    lambda_frame_va: float = 0.0
     # stage 1b: more epochs from stage 1's encoder with the distillation weighing more (0: none;
     # measured with 3 epochs at 0.5 over three seeds, docs/training.md: not better on test)
     frame_epochs_2: int = 0
@@ -136,6 +136,9 @@ class StudentConfig:
     threads: int = 2
     head_sets: tuple[str, ...] = ("soundtracks", "panda4q")  # the teacher head's training sets
     leave_out: str | None = None  # a dataset trained without (its test split is still evaluated)
+    # the pseudo-labels' teacher: "ridge" (the ridge teacher head) or "accurate" (the accurate
+    # model's LSTM head on the teachers' outputs, trained in the run; ``emotrack.models.student``)
+    pseudo_source: str = "ridge"
     # the epoch kept is the best on these sets' validation clips: the real recordings the
     # model is for (rendered piano and GEMS placements would pull the choice elsewhere)
     select_sets: tuple[str, ...] = ("soundtracks", "panda4q", "emotify")
@@ -229,31 +232,39 @@ def _key_span(key: str) -> tuple[int, int]:
 
 # ---------------------------------------------------------------------- stage 1: the frame encoder
 class FrameStudent(nn.Module):
-    """The VAE and a linear map of its code to the teachers' standardised outputs."""
+    """The VAE, a linear map of its code to the teachers' standardised outputs and one to the
+    pseudo-labels' valence and arousal (standardised with ``va_mu``/``va_sd``, set by
+    ``train_frames`` from the training frames)."""
 
     def __init__(self, net: NetConfig):
         super().__init__()
         self.vae = FrameVAE(net)
         self.to_teacher = nn.Linear(net.latent_dim, EMB_DIM + TAG_DIM)
+        self.to_va = nn.Linear(net.latent_dim, 2)
+        self.register_buffer("va_mu", torch.zeros(2))
+        self.register_buffer("va_sd", torch.ones(2))
 
-    def losses(self, x, target, has):
+    def losses(self, x, target, has, va, has_va):
         xh, mu, logvar = self.vae(x)
         rec = ((xh - x) ** 2).flatten(1).sum(1).mean()
         kl = (-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).mean()
-        if has.any():
-            d = ((self.to_teacher(mu[has]) - target[has]) ** 2).sum(1).mean()
-        else:
-            d = torch.zeros((), dtype=x.dtype)
-        return rec, kl, d
+        zero = torch.zeros((), dtype=x.dtype)
+        d = ((self.to_teacher(mu[has]) - target[has]) ** 2).sum(1).mean() if has.any() else zero
+        dva = ((self.to_va(mu[has_va]) - va[has_va]) ** 2).sum(1).mean() if has_va.any() else zero
+        return rec, kl, d, dva
 
 
-def _frame_pool(seqs: list[Seq], targets: dict[str, Targets]):
+def frame_pool(seqs: list[Seq], targets: dict[str, Targets]):
+    """Every frame of ``seqs``: log-mel (N, ...), the teachers' standardised outputs (N, 500) and
+    the pseudo-labels (N, 2), NaN rows where there are none."""
     mel = np.concatenate([s.mel for s in seqs])
     tgt = np.concatenate([np.concatenate([targets[s.key].emb, targets[s.key].tags], 1) for s in seqs])
-    return mel, tgt
+    va = np.concatenate([targets[s.key].pseudo for s in seqs]).astype(np.float32)
+    return mel, tgt, va
 
 
-STAGE1_SETTINGS = ("frames_per_epoch", "lambda_frame", "batch_frames", "lr", "seed", "head_sets", "leave_out")
+STAGE1_SETTINGS = ("frames_per_epoch", "lambda_frame", "lambda_frame_va", "pseudo_source", "batch_frames", "lr", "seed",
+                   "head_sets", "leave_out")
 
 
 def stage1_key(key: str) -> str:
@@ -270,11 +281,16 @@ def train_frames(model: FrameStudent, train: list[Seq], val: list[Seq], targets:
     that finds one (same settings) goes on from it: a stop loses at most one epoch. ``after``:
     the key of the stage this one goes on from (stage 1b after stage 1), part of its own key."""
     rng = np.random.default_rng(cfg.seed)
-    mel, tgt = _frame_pool(train, targets)
-    vmel, vtgt = _frame_pool(val, targets) if val else (mel[:2048], tgt[:2048])
+    mel, tgt, va = frame_pool(train, targets)
+    vmel, vtgt, vva = frame_pool(val, targets) if val else (mel[:2048], tgt[:2048], va[:2048])
     if len(vmel) > 6000:
         sel = rng.choice(len(vmel), 6000, replace=False)
-        vmel, vtgt = vmel[sel], vtgt[sel]
+        vmel, vtgt, vva = vmel[sel], vtgt[sel], vva[sel]
+    if after is None:  # stage 1b keeps stage 1's scale
+        ok = np.isfinite(va).all(1)
+        if ok.sum() > 1:
+            model.va_mu.copy_(torch.from_numpy(va[ok].mean(0)))
+            model.va_sd.copy_(torch.from_numpy(va[ok].std(0) + 1e-3))
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     beta = model.vae.cfg.beta
     history, start = [], 0
@@ -293,7 +309,7 @@ def train_frames(model: FrameStudent, train: list[Seq], val: list[Seq], targets:
         t0 = time.time()
         idx = rng.choice(len(mel), min(cfg.frames_per_epoch, len(mel)), replace=False)
         gains = rng.choice(GAINS_DB, len(idx))
-        tot = np.zeros(3)
+        tot = np.zeros(4)
         for b in range(0, len(idx), cfg.batch_frames):
             sl = idx[b:b + cfg.batch_frames]
             x = torch.from_numpy(np.stack([shift_gain(mel[i], g) for i, g in
@@ -301,17 +317,19 @@ def train_frames(model: FrameStudent, train: list[Seq], val: list[Seq], targets:
             y = torch.from_numpy(tgt[sl])
             has = torch.isfinite(y).all(1)
             y = torch.nan_to_num(y)
-            rec, kl, d = model.losses(x, y, has)
-            loss = rec + beta * kl + cfg.lambda_frame * d
+            v = (torch.from_numpy(va[sl]) - model.va_mu) / model.va_sd
+            has_v = torch.isfinite(v).all(1)
+            rec, kl, d, dva = model.losses(x, y, has, torch.nan_to_num(v), has_v)
+            loss = rec + beta * kl + cfg.lambda_frame * d + cfg.lambda_frame_va * dva
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += np.array([rec.item(), kl.item(), d.item()]) * len(sl)
-        ev = eval_frames(model, vmel, vtgt)
+            tot += np.array([rec.item(), kl.item(), d.item(), dva.item()]) * len(sl)
+        ev = eval_frames(model, vmel, vtgt, vva)
         history.append({"epoch": ep + 1, "train": (tot / len(idx)).tolist(), **ev, "seconds": time.time() - t0})
         log(f"student frames epoch {ep + 1}: recon {tot[0] / len(idx):.2f} kl {tot[1] / len(idx):.2f} "
-            f"distill {tot[2] / len(idx):.1f} | val mse {ev['mse']:.4f} distill R2 {ev['distill_r2']:.3f} "
-            f"({time.time() - t0:.0f} s)")
+            f"distill {tot[2] / len(idx):.1f} va {tot[3] / len(idx):.2f} | val mse {ev['mse']:.4f} "
+            f"distill R2 {ev['distill_r2']:.3f} va R2 {ev['va_r2']:.3f} ({time.time() - t0:.0f} s)")
         if checkpoint is not None:
             tmp = checkpoint.with_suffix(".tmp")
             torch.save({"key": key, "model": model.state_dict(), "opt": opt.state_dict(), "history": history,
@@ -321,14 +339,16 @@ def train_frames(model: FrameStudent, train: list[Seq], val: list[Seq], targets:
 
 
 @torch.no_grad()
-def eval_frames(model: FrameStudent, mel: np.ndarray, tgt: np.ndarray) -> dict:
-    """Held-out reconstruction MSE per value, KL, and the R^2 of the code's linear map to
-    the teachers' outputs (1 - residual / total variance, over the standardised dims)."""
+def eval_frames(model: FrameStudent, mel: np.ndarray, tgt: np.ndarray, va: np.ndarray) -> dict:
+    """Held-out reconstruction MSE per value, KL, the R^2 of the code's linear map to the
+    teachers' outputs (1 - residual / total variance, over the standardised dims) and that of
+    its map to the pseudo-labels (over their two dims, around their mean on these frames)."""
     model.eval()
-    se, kl, n, res, tot = 0.0, 0.0, 0, 0.0, 0.0
+    se, kl, n, res, tot, vres, vs = 0.0, 0.0, 0, 0.0, 0.0, [], []
     for b in range(0, len(mel), 1024):
         x = torch.from_numpy(mel[b:b + 1024].astype(np.float32))
         y = torch.from_numpy(tgt[b:b + 1024])
+        v = torch.from_numpy(va[b:b + 1024])
         mu, logvar = model.vae.encode(x)
         se += float(((model.vae.decoder(mu) - x) ** 2).sum())
         kl += float((-0.5 * (1 + logvar - mu**2 - logvar.exp()).sum(1)).sum())
@@ -337,7 +357,16 @@ def eval_frames(model: FrameStudent, mel: np.ndarray, tgt: np.ndarray) -> dict:
         if has.any():
             res += float(((model.to_teacher(mu[has]) - y[has]) ** 2).sum())
             tot += float((y[has] ** 2).sum())
-    return {"mse": se / (n * x[0].numel()), "kl": kl / n, "distill_r2": 1 - res / tot if tot else float("nan")}
+        has_v = torch.isfinite(v).all(1)
+        if has_v.any():
+            vres.append((model.to_va(mu[has_v]) * model.va_sd + model.va_mu).numpy())
+            vs.append(v[has_v].numpy())
+    out = {"mse": se / (n * x[0].numel()), "kl": kl / n, "distill_r2": 1 - res / tot if tot else float("nan"),
+           "va_r2": float("nan")}
+    if vs:
+        p, y = np.concatenate(vres), np.concatenate(vs)
+        out["va_r2"] = float(1 - ((p - y) ** 2).sum() / max(((y - y.mean(0)) ** 2).sum(), 1e-12))
+    return out
 
 
 @torch.no_grad()
@@ -615,78 +644,3 @@ def leave_out(clips: list[Clip], cfg: StudentConfig, dataset: str) -> tuple[list
     kept = [c for c in clips if c.dataset != dataset or c.split == "test"]
     sets = tuple(d for d in cfg.head_sets if d != dataset)
     return kept, replace(cfg, head_sets=sets, leave_out=dataset)
-
-
-
-# ---------------------------------------------------------------------- the whole run
-def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, jobs: int = 2,
-                sources: dict | None = None) -> dict:
-    """Train the student (both stages) and its teacher head; write ``student.pt`` and
-    ``report.json`` (held-out metrics of the student and of the teacher head) to ``out``."""
-    cfg = cfg or StudentConfig()
-    net = student_net(cfg)
-    torch.manual_seed(cfg.seed)
-    torch.set_num_threads(cfg.threads)
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    seqs = build_seqs(clips, jobs=jobs)
-    split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
-    for k, v in split.items():
-        log(f"{k}: {len(v)} clips, {sum(len(s.mel) for s in v) / 7200:.2f} h")
-    missing = sum(not has_targets(s.clip) for s in seqs)
-    if missing:
-        log(f"{missing} clips have no teacher targets (run `emotrack teacher-pass` first); they train the VAE only")
-    scaler = TeacherScaler(split["train"])
-    th, targets = head_and_targets(seqs, split, cfg.head_sets, scaler)
-    report: dict = {"student_config": asdict(cfg), "net_config": net.to_dict(), "features": FEATURES.to_dict(),
-                    "sources": sources, "teacher_head": {k: th[k] for k in ("alpha", "sets", "val_score", "offsets")},
-                    "data": data_summary(seqs)}
-    debian_root = ((sources or {}).get("roots") or {}).get("debian")
-    if debian_root:
-        report["debian"] = debian_summary(scan_debian(debian_root))
-    fs = FrameStudent(net)
-    report["frames"] = train_frames(fs, split["train"], split["val"], targets, cfg, out / "frames.pt")
-    if cfg.frame_epochs_2:
-        more = train_frames(fs, split["train"], split["val"], targets, cfg.stage_1b(), out / "frames-1b.pt",
-                            after=report["frames"]["key"])
-        report["frames"]["history"] += [{"stage": "1b", **e} for e in more["history"]]
-    report["frames"]["test"] = eval_frames(fs, *_frame_pool(split["test"], targets)) if split["test"] else {}
-    for p in fs.parameters():
-        p.requires_grad_(False)
-    encode_codes(fs.vae, seqs)
-    datasets = sorted({s.clip.dataset for s in seqs})
-    head, report["head"] = train_heads(net, datasets, split["train"], split["val"], targets, cfg)
-    net = head.cfg  # merged heads: one LSTM of their summed width
-    report["net_config"] = net.to_dict()
-    report["calibration"] = calibrate(head, split["val"])
-    torch.save({"net_config": net.to_dict(), "features": FEATURES.to_dict(), "vae": fs.vae.state_dict(),
-                "head": head.state_dict(), "offset_sets": head.offset_sets, "datasets": datasets,
-                "teacher_mu": scaler.mu, "teacher_sd": scaler.sd, "descriptors": descriptor_names(),
-                "descriptor_index": descriptor_index(), "descriptor_typical": scaler.typical.tolist(),
-                "teacher_head": th}, out / "student.pt")
-    preds = {"student": predict_head(head, split["test"]), "teacher head": teacher_head.predictions(th, split["test"])}
-    report["test"] = {k: evaluate_predictions(split["test"], p) for k, p in preds.items()}
-    report["levels"] = {k: levels(split["test"], p) for k, p in preds.items()}
-    report["descriptor_agreement"] = descriptor_agreement(head, split["test"], targets, scaler)
-    report["train_seconds"] = time.time() - t0
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=json_default))
-    log(f"student done in {report['train_seconds'] / 60:.1f} min -> {out}")
-    return report
-
-
-def descriptor_agreement(head: StudentHead, seqs: list[Seq], targets: dict, scaler: TeacherScaler) -> dict:
-    """Per descriptor, the Pearson r between the student's and the teachers' tag logits over
-    the held-out frames the teachers were run on (pooled over clips)."""
-    idx = descriptor_index()
-    ps, ts = [], []
-    for s in seqs:
-        t = targets[s.key].tags
-        ok = np.isfinite(t).all(1)
-        if ok.any():
-            ps.append(predict_tags(head, s)[ok][:, idx])
-            ts.append(t[ok][:, idx])
-    if not ps:
-        return {}
-    p, t = np.concatenate(ps), np.concatenate(ts)
-    return {n: float(np.corrcoef(p[:, i], t[:, i])[0, 1]) for i, n in enumerate(descriptor_names())}

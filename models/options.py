@@ -34,6 +34,12 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--leave-out", metavar="DATASET",
                    help="with --teachers or --accurate: train without this dataset (its test split is still evaluated)")
     t.add_argument("--threads", type=int, default=2, help="torch threads")
+    t.add_argument("--pseudo", choices=["ridge", "accurate"],
+                   help="with --teachers: the pseudo-labels' teacher, the ridge head on the teachers' outputs or "
+                        "the accurate model's LSTM head trained in the run (default: the shipped recipe's)")
+    t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                   help="with --teachers: change one setting of the student's recipe (a StudentConfig field, "
+                        "the value as JSON, e.g. --set frame_epochs=3 --set lambda_frame_va=5); repeatable")
 
 
 def add_teacher_pass_arguments(tp: argparse.ArgumentParser) -> None:

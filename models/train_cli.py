@@ -1,11 +1,13 @@
 """``emotrack train``: the VAE-LSTM and its baselines (``train.run_training``), or, with
-``--teachers``, the student taught by the musicnn teachers (``distill.run_student``), or,
+``--teachers``, the student taught by the musicnn teachers (``student.run_student``), or,
 with ``--accurate``, the opt-in accurate dynamic model's head on the teachers' outputs
 (``accurate.run_accurate``). Main thread; torch."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -13,8 +15,9 @@ from pathlib import Path
 from .accurate import REAL_SETS, SETTINGS, base_config, run_accurate
 from .cli import load_clips, roots_of
 from .data import default_data_root
-from .distill import StudentConfig, leave_out, run_student
+from .distill import StudentConfig, leave_out
 from .evaluate import format_table
+from .student import run_student
 from .train import TrainConfig, run_training
 
 
@@ -31,6 +34,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.teachers:
         cfg = StudentConfig.quick() if args.quick else StudentConfig()
         cfg = replace(cfg, seed=args.seed, threads=args.threads)
+        if args.pseudo:
+            cfg = replace(cfg, pseudo_source=args.pseudo)
+        try:
+            cfg = with_settings(cfg, args.set)
+        except ValueError as e:
+            print(f"emotrack train: {e}", file=sys.stderr)
+            return 2
         if args.leave_out:
             clips, cfg = leave_out(clips, cfg, args.leave_out)
         report = run_student(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
@@ -42,6 +52,28 @@ def cmd_train(args: argparse.Namespace) -> int:
     report = run_training(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
     print(format_table(report["test"]))
     return 0
+
+
+def with_settings(cfg: StudentConfig, items: list[str]) -> StudentConfig:
+    """``cfg`` with each ``FIELD=VALUE`` applied (VALUE read as JSON, else as a string; a
+    list becomes a tuple); an unknown field or a value of the wrong kind is a ValueError."""
+    fields = {f.name: f for f in dataclasses.fields(StudentConfig)}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or name not in fields:
+            raise ValueError(f"--set {item!r}: expected FIELD=VALUE with FIELD one of {', '.join(fields)}")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text
+        value = tuple(value) if isinstance(value, list) else value
+        old = getattr(cfg, name)
+        ok = (old is None or value is None or isinstance(value, type(old))
+              or (isinstance(old, float) and isinstance(value, int) and not isinstance(value, bool)))
+        if not ok:
+            raise ValueError(f"--set {item!r}: {name} takes {type(old).__name__} values, not {value!r}")
+        cfg = replace(cfg, **{name: float(value) if isinstance(old, float) else value})
+    return cfg
 
 
 def _train_accurate(args: argparse.Namespace) -> int:

@@ -5,7 +5,8 @@ stage-1 encoder (``RUN/frames.pt``), without retraining stage 1.
         '{}' '{"head_ema": 0.99}' '{"lambda_pseudo": 2.0}'
 
 Each argument is a JSON object of ``StudentConfig`` fields that differ from the defaults
-(``head_sets`` refits the teacher head, and so the pseudo-labels, on those sets).
+(``head_sets`` refits the teacher head, and so the pseudo-labels, on those sets;
+``pseudo_source`` "accurate" trains the accurate head in the sweep and takes its answers).
 One line per setting goes to ``--out`` (appended; a setting already there is skipped, so a
 stopped sweep resumes): the validation metrics the choice is made on, and the test metrics
 for the record. The codes of every clip are cached next to the run (``RUN/codes.npz``).
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from emotrack.models import distill
+from emotrack.models import distill, student
 from emotrack.models.cli import load_clips
 from emotrack.models.evaluate import evaluate_predictions
 from emotrack.models.seqs import build_seqs, log
@@ -62,7 +63,7 @@ def main() -> int:
     seqs = build_seqs(load_clips(args.data, args.datasets, roots, args.limit), jobs=1)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     scaler = distill.TeacherScaler(split["train"])
-    _, targets = distill.head_and_targets(seqs, split, base.head_sets, scaler)
+    _, targets, _, _ = student.student_targets(seqs, split, base, scaler)
     cache = args.run / ("codes.npz" if not ft else f"codes-ft{ft['epochs']}-{ft['lambda_frame']}.npz")
     if cache.exists():
         z = np.load(cache)
@@ -86,8 +87,8 @@ def main() -> int:
             continue
         cfg = replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in setting.items()})
         tg = targets
-        if cfg.head_sets != base.head_sets:  # another teacher head: its pseudo-labels change
-            _, tg = distill.head_and_targets(seqs, split, cfg.head_sets, scaler)
+        if (cfg.head_sets, cfg.pseudo_source) != (base.head_sets, base.pseudo_source):  # other pseudo-labels
+            _, tg, _, _ = student.student_targets(seqs, split, cfg, scaler)
         net = distill.student_net(cfg)
         torch.manual_seed(cfg.seed)
         t0 = time.time()

@@ -1,14 +1,27 @@
-"""The student's stage-2 pieces that need no data: merging an ensemble of heads into the one
-LSTM the runtime knows, and what a saved stage-1 encoder is keyed on."""
+"""The student's pieces that need no data: merging an ensemble of heads into the one LSTM the
+runtime knows, what a saved stage-1 encoder is keyed on, stage 1's map to the pseudo-labels,
+the causal fill of the pseudo-label teacher's inputs and ``train --set``."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, replace
 
+import numpy as np
 import pytest
 import torch
-from emotrack.models.distill import StudentConfig, StudentHead, merge_heads, stage1_key, student_net
+from emotrack.models.accurate import hold_last
+from emotrack.models.distill import (
+    FrameStudent,
+    StudentConfig,
+    StudentHead,
+    eval_frames,
+    merge_heads,
+    stage1_key,
+    student_net,
+)
+from emotrack.models.train_cli import with_settings
+from emotrack.realtime.core.config import FEATURES
 
 SETS = ["emotify", "panda4q", "soundtracks"]
 
@@ -64,5 +77,43 @@ def test_stage1_checkpoint_is_kept_across_stage2_settings_and_lstm_width():
     same = [key(replace(cfg, head_ema=0.99, head_ensemble=3, lambda_pseudo=2.0), net),
             key(cfg, replace(net, lstm_hidden=256))]
     assert all(stage1_key(k) == stage1_key(key(cfg, net)) for k in same)
-    different = [key(replace(cfg, lambda_frame=0.2), net), key(cfg, replace(net, latent_dim=32))]
+    different = [key(replace(cfg, lambda_frame=0.2), net), key(cfg, replace(net, latent_dim=32)),
+                 key(replace(cfg, lambda_frame_va=5.0), net), key(replace(cfg, pseudo_source="accurate"), net)]
     assert all(stage1_key(k) != stage1_key(key(cfg, net)) for k in different)
+
+
+def test_hold_last_fills_gaps_from_the_past_only():
+    z = np.array([[np.nan, np.nan], [1, 2], [np.nan, np.nan], [np.nan, np.nan], [5, 6], [np.nan, np.nan]], np.float32)
+    out = hold_last(z)
+    # before the first window: the training mean (0 after standardising); then the last window seen
+    np.testing.assert_array_equal(out, [[0, 0], [1, 2], [1, 2], [1, 2], [5, 6], [5, 6]])
+    full = np.arange(6, dtype=np.float32).reshape(3, 2)
+    np.testing.assert_array_equal(hold_last(full), full)
+    assert hold_last(z[:1]).tolist() == [[0.0, 0.0]]
+
+
+@torch.no_grad()
+def test_stage1_va_map_is_scored_in_label_units_and_skips_frames_without_labels():
+    torch.manual_seed(0)
+    fs = FrameStudent(replace(student_net(), latent_dim=4, channels=(4, 4, 4), enc_hidden=16)).eval()
+    mel = np.random.default_rng(0).standard_normal((40, *FEATURES.frame_shape)).astype(np.float32)
+    mu = fs.vae.encode(torch.from_numpy(mel))[0]
+    fs.va_mu.copy_(torch.tensor([0.2, -0.1]))
+    fs.va_sd.copy_(torch.tensor([0.5, 0.3]))
+    va = (fs.to_va(mu) * fs.va_sd + fs.va_mu).numpy()  # labels the map predicts exactly
+    va[::4] = np.nan  # frames with no pseudo-label are left out, not counted as errors
+    tgt = np.full((40, 500), np.nan, np.float32)
+    assert eval_frames(fs, mel, tgt, va)["va_r2"] == pytest.approx(1.0, abs=1e-5)
+    noisy = va + np.random.default_rng(1).standard_normal(va.shape).astype(np.float32)
+    assert eval_frames(fs, mel, tgt, noisy)["va_r2"] < 0.9
+
+
+def test_train_set_changes_a_field_and_refuses_what_it_cannot_read():
+    cfg = with_settings(StudentConfig(), ["frame_epochs=3", "lambda_frame_va=5", "pseudo_source=accurate",
+                                          'head_sets=["soundtracks"]', "lstm_hidden=64"])
+    assert (cfg.frame_epochs, cfg.lambda_frame_va, cfg.pseudo_source, cfg.head_sets, cfg.lstm_hidden) == (
+        3, 5.0, "accurate", ("soundtracks",), 64)
+    assert isinstance(cfg.lambda_frame_va, float)
+    for bad, says in (("nope=1", "FIELD one of"), ("frame_epochs=x", "takes int"), ("frame_epochs", "FIELD=VALUE")):
+        with pytest.raises(ValueError, match=says):
+            with_settings(StudentConfig(), [bad])

@@ -80,11 +80,18 @@ def test_whole_pipeline_tiny(tmp_path):
     assert f"{done['clips']} of {done['clips']} clips cached; 0 to do" in again.stdout, again.stdout
 
     runs = []
-    for seed in (0, 1):
+    for seed, pseudo, va in ((0, "accurate", "5"), (1, "ridge", "0")):
         out = tmp_path / f"s{seed}"
         run("train", "--teachers", "--quick", *data, "--seed", str(seed), "--threads", "1", "--jobs", "1",
-            "--out", str(out), env=env)
+            "--pseudo", pseudo, "--set", f"lambda_frame_va={va}", "--out", str(out), env=env)
         runs.append(str(out))
+    # the accurate head taught seed 0's pseudo-labels and is reported beside the ridge head; seed 1 had the ridge's
+    reports = [json.loads((tmp_path / f"s{seed}" / "report.json").read_text()) for seed in (0, 1)]
+    assert reports[0]["student_config"]["pseudo_source"] == "accurate"
+    assert reports[0]["student_config"]["lambda_frame_va"] == 5.0 and "va_r2" in reports[0]["frames"]["test"]
+    assert reports[0]["pseudo_teacher"]["sets"] == ["soundtracks", "panda4q"]
+    assert {"student", "teacher head", "accurate head"} == set(reports[0]["test"])
+    assert "pseudo_teacher" not in reports[1] and {"student", "teacher head"} == set(reports[1]["test"])
     # the sweep of stage-2 settings from a finished run's encoder (scripts/sweep_head.py), and its resumption
     sweep = tmp_path / "sweep.jsonl"
     cmd = [sys.executable, str(ROOT / "scripts" / "sweep_head.py"), "--run", runs[0], "--out", str(sweep),
