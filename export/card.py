@@ -350,6 +350,7 @@ def write_student_card(out_dir: Path, name: str, version: str, onnx_path: Path, 
             "features": report["features"], "net_config": report["net_config"],
             "student_config": report["student_config"], "data": report["data"], "debian": report.get("debian"),
             "sources": report.get("sources"), "teacher_head": report["teacher_head"],
+            "pseudo_teacher": report.get("pseudo_teacher"),
             "calibration": report.get("calibration"), "offsets": report["head"].get("offsets"),
             "frames_heldout": report["frames"].get("test"), "onnx_test": onnx_eval, "summary": summary,
             "parity": parity, "bench": bench, "train_seconds": report.get("train_seconds"),
@@ -378,14 +379,16 @@ def goals_table(card: dict) -> list[str]:
             lines.append(f"| {what} ≥ {thr:.2f} | not measured (no test clips) | — |")
             continue
         lines.append(f"| {what} ≥ {thr:.2f} | {v:.3f} (teacher head {_f3(t)}) | {'yes' if v >= thr else 'no'} |")
-    for ds in REAL:
-        for dim in ("valence", "arousal"):
-            key = f"{ds} {dim} r"
-            a, b = _g(st, key), _g(th, key)
-            if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
-                continue
-            lines.append(f"| {ds} {dim} r within 0.05 of the teacher head | {a:.3f} vs {b:.3f} ({a - b:+.3f}) | "
-                         f"{'yes' if a >= b - 0.05 else 'no'} |")
+    uppers = [("teacher head", th)] + ([("accurate head", s["accurate_head"])] if s.get("accurate_head") else [])
+    for name, up in uppers:
+        for ds in REAL:
+            for dim in ("valence", "arousal"):
+                key = f"{ds} {dim} r"
+                a, b = _g(st, key), _g(up, key)
+                if a is None or b is None or not (math.isfinite(a) and math.isfinite(b)):
+                    continue
+                lines.append(f"| {ds} {dim} r within 0.05 of the {name} | {a:.3f} vs {b:.3f} ({a - b:+.3f}) | "
+                             f"{'yes' if a >= b - 0.05 else 'no'} |")
     lodo = s.get("lodo", {}).get("soundtracks", {}).get("student", {})
     for dim, thr in (("valence", 0.50), ("arousal", 0.75)):
         v = lodo.get(f"soundtracks {dim} r")
@@ -454,14 +457,18 @@ def _heldout_section(card: dict) -> list[str]:
               "time for VGMIDI (per-measure labels). Student: mean ± sd over three training seeds (the teacher head is "
               "fit the same way in each, hence its sd of 0). "
               "The teacher head is the upper bound: ridge regression on the teachers' own outputs, run offline. "
-              "'previous model' is emotrack-vae-lstm 1 (the VAE-LSTM shipped before, kept in "
+              + ("The accurate head is the other upper bound and the teacher of the student's pseudo-labels: the "
+                 "teachers' outputs with the student's kind of head (a stateful LSTM), trained in each run on the "
+                 "real recordings' training clips, run offline. " if s.get("accurate_head") else "")
+              + "'previous model' is emotrack-vae-lstm 1 (the VAE-LSTM shipped before, kept in "
               "`docs/model/`), 'ridge' the ridge baseline on per-frame mel statistics, both on the same songs.", ""]
-    names = ["student", "teacher_head", *(s.get("baselines") or {})]
+    heads = ["student", "teacher_head"] + (["accurate_head"] if s.get("accurate_head") else [])
+    names = [*heads, *(s.get("baselines") or {})]
     lines.append("| metric | " + " | ".join(n.replace("_", " ") for n in names) + " | student − teacher |")
     lines.append("|---|" + "---|" * (len(names) + 1))
     for k in sorted(s["student"]):
-        cells = [_pmv(s["student"].get(k)), _pmv(s["teacher_head"].get(k))]
-        cells += [_pmv((s.get("baselines") or {})[b].get(k)) for b in names[2:]]
+        cells = [_pmv(s[h].get(k)) for h in heads]
+        cells += [_pmv((s.get("baselines") or {})[b].get(k)) for b in names[len(heads):]]
         a, b = _g(s["student"], k), _g(s["teacher_head"], k)
         gap = f"{a - b:+.3f}" if a is not None and b is not None and math.isfinite(a - b) else "—"
         lines.append(f"| {k} | " + " | ".join(cells) + f" | {gap} |")
@@ -474,11 +481,12 @@ def _lodo_section(card: dict) -> list[str]:
     if s.get("lodo"):
         lines += ["", "### Leave one dataset out", "",
                   "Trained without that dataset's audio and labels (its songs are music the student never heard), "
-                  "then tested on its test split; the teacher head likewise fit without it. One seed.", "",
-                  "| left out | metric | student | teacher head |", "|---|---|---|---|"]
+                  "then tested on its test split; the teacher heads likewise fit without it. One seed.", "",
+                  "| left out | metric | student | teacher head | accurate head |", "|---|---|---|---|---|"]
         for ds, r in s["lodo"].items():
             for k in sorted(r["student"]):
-                lines.append(f"| {ds} | {k[len(ds) + 1:]} | {_pmv(r['student'][k])} | {_pmv(r['teacher head'].get(k))} |")
+                lines.append(f"| {ds} | {k[len(ds) + 1:]} | {_pmv(r['student'][k])} | "
+                             f"{_pmv(r['teacher head'].get(k))} | {_pmv(r.get('accurate head', {}).get(k))} |")
     return lines
 
 
@@ -566,13 +574,18 @@ def _training_section(card: dict) -> list[str]:
               "Two stages (`emotrack.models.distill`, whose docstring gives every loss):",
               f"1. the frame encoder: VAE reconstruction + KL + {cfg['lambda_frame']} × the squared error of a linear "
               "map of the code against the teachers' standardised outputs on the ~3 s window ending at the frame "
-              f"(both penultimate layers and tag logits, 500 numbers); {cfg['frame_epochs']} epochs of "
+              f"(both penultimate layers and tag logits, 500 numbers)"
+              + (f" + {cfg['lambda_frame_va']:g} × that of a second map against the pseudo-labels' valence and "
+                 "arousal (standardised)" if cfg.get("lambda_frame_va") else "")
+              + f"; {cfg['frame_epochs']} epochs of "
               f"{cfg['frames_per_epoch']:,} frames with ±6 dB gain augmentation"
               + (f", then {cfg['frame_epochs_2']} more with the distillation at {cfg['lambda_frame_2']} (stage 1b);"
                  if cfg.get("frame_epochs_2") else ";"),
               "2. the LSTM on the frozen codes: our labels (Gaussian NLL; signs for the quadrant sets) with a learned "
-              f"offset per continuous-label set, + {cfg['lambda_pseudo']} × the NLL of the teacher head's smoothed "
-              f"answer on every frame of every clip (pseudo-labels, unlabelled audio included), + {cfg['lambda_tags']} "
+              f"offset per continuous-label set, + {cfg['lambda_pseudo']} × the NLL of "
+              + ("the accurate head's answer" if cfg.get("pseudo_source") == "accurate" else
+                 "the teacher head's smoothed answer")
+              + f" on every frame of every clip (pseudo-labels, unlabelled audio included), + {cfg['lambda_tags']} "
               f"× the teachers' tag logits, + {cfg['lambda_embed']} × their penultimate layers, from the LSTM state; "
               + (f"the weights kept are a moving average (decay {cfg['head_ema']} per batch); " if cfg.get("head_ema")
                  else "")
@@ -580,6 +593,15 @@ def _training_section(card: dict) -> list[str]:
               + f"the epoch kept is the best on the validation clips of {', '.join(cfg['select_sets'])}.",
               f"The teacher head: ridge regression (α {card['teacher_head']['alpha']:g}, chosen on validation) fit on "
               f"the training clips of {', '.join(card['teacher_head']['sets'])}."]
+    pt = card.get("pseudo_teacher")
+    if pt:
+        lines.append(f"The accurate head (the pseudo-labels' teacher): a stateful LSTM of {pt['setting']['lstm_hidden']} "
+                     f"units on the teachers' standardised outputs (input dropout {pt['setting']['head_dropout']}, its own "
+                     f"pseudo-labels the ridge head's at {pt['setting']['lambda_pseudo']}), trained in the run on the "
+                     f"training clips of {', '.join(pt['sets'])} with our labels and per-set offsets, the epoch chosen on "
+                     f"their validation clips (mean r {pt['best_val_mean_r']:.3f}, {pt['epochs']} epochs, "
+                     f"{pt['seconds'] / 60:.1f} min), then run from a zero state over every clip; on the stride-2 sets "
+                     "a frame without a teacher window holds the last one.")
     tp = card.get("teacher_pass")
     if tp:
         lines.append(f"The one-time teacher pass: {tp['audio_hours']:.1f} h of audio in {tp['seconds'] / 60:.0f} min "

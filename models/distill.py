@@ -272,7 +272,11 @@ def stage1_key(key: str) -> str:
     settings (or more frame epochs) goes on from the saved encoder instead of starting over."""
     cfg, net, n, *after = json.loads(key)  # after: stage 1's own key, for stage 1b
     net = {k: v for k, v in net.items() if not k.startswith("lstm_")}  # the LSTM is stage 2's
-    return json.dumps([{k: cfg.get(k) for k in STAGE1_SETTINGS}, net, n, *after], sort_keys=True)
+    kept = {k: cfg.get(k) for k in STAGE1_SETTINGS}
+    if not kept.get("lambda_frame_va"):  # without the map to them, stage 1 does not see the pseudo-labels
+        kept.pop("lambda_frame_va", None)
+        kept.pop("pseudo_source", None)
+    return json.dumps([kept, net, n, *after], sort_keys=True)
 
 
 def train_frames(model: FrameStudent, train: list[Seq], val: list[Seq], targets: dict, cfg: StudentConfig,

@@ -7,7 +7,9 @@ thread; torch-free: it reads ``report.json`` files and runs ONNX models).
   test split, by a student that never heard that dataset, and by the teacher head fit
   without it;
 - the teacher upper bound: the teacher head (ridge on the teachers' outputs, run offline)
-  on the same songs, and the student's distance from it;
+  on the same songs, and the student's distance from it; where the run's pseudo-labels came
+  from the accurate head (the teachers' outputs with the student's kind of LSTM head), that
+  head too (``accurate_head``);
 - the previous shipped model and the ridge baseline on mel statistics, on the same songs;
 - levels: each set's bias (mean prediction - mean label over its test songs), and the
   movement within songs (sd of the trajectory over a song's frames after the warm-up,
@@ -108,6 +110,7 @@ def summary(seed_runs: list[str | Path], lodo_runs: list[str | Path], baselines:
     seeds = load_reports(seed_runs)
     out = {"seed_runs": [str(r) for r in seed_runs], "student": over_seeds(seeds, "student"),
            "teacher_head": over_seeds(seeds, "teacher head"),
+           "accurate_head": over_seeds([r for r in seeds if "accurate head" in r["test"]], "accurate head"),
            "levels": [r.get("levels", {}) for r in seeds], "descriptors": _descriptors(seeds),
            "train_minutes": [round(train_seconds(r) / 60, 1) for r in seeds]}
     out["lodo"] = {}
@@ -115,8 +118,8 @@ def summary(seed_runs: list[str | Path], lodo_runs: list[str | Path], baselines:
         ds = rep["sources"]["leave_out"]
         out["lodo"][ds] = {"run": str(path), "student": {k: v for k, v in headline(rep["test"]["student"]).items()
                                                          if k.startswith(ds)},
-                           "teacher head": {k: v for k, v in headline(rep["test"]["teacher head"]).items()
-                                            if k.startswith(ds)}}
+                           **{m: {k: v for k, v in headline(rep["test"][m]).items() if k.startswith(ds)}
+                              for m in ("teacher head", "accurate head") if m in rep["test"]}}
     if baselines:
         out["baselines"] = {name: headline(m) for name, m in baselines.items()}
     return out
@@ -148,22 +151,24 @@ def format_summary(s: dict) -> str:
     """Markdown tables of a ``summary``: the goals' metrics per model, leave-one-dataset-out,
     levels, and the descriptors' agreement with the teachers."""
     base = s.get("baselines", {})
-    names = ["student", "teacher_head", *base]
+    heads = ["student", "teacher_head"] + (["accurate_head"] if s.get("accurate_head") else [])
+    names = [*heads, *base]
     keys = sorted(s["student"])
-    lines = [f"Test splits; student and teacher head: mean ± sd over {len(s['seed_runs'])} seeds.", "",
-             "| metric | " + " | ".join(n.replace("_", " ") for n in names) + " | student − teacher |",
+    lines = [f"Test splits; {', '.join(h.replace('_', ' ') for h in heads)}: mean ± sd over {len(s['seed_runs'])} seeds.",
+             "", "| metric | " + " | ".join(n.replace("_", " ") for n in names) + " | student − teacher |",
              "|---|" + "---|" * (len(names) + 1)]
     for k in keys:
-        row = [_pm(s["student"].get(k)), _pm(s["teacher_head"].get(k))] + [_pm(base[b].get(k)) for b in base]
+        row = [_pm(s[h].get(k)) for h in heads] + [_pm(base[b].get(k)) for b in base]
         st, th = s["student"].get(k), s["teacher_head"].get(k)
         gap = f"{st[0] - th[0]:+.3f}" if st and th else "—"
         lines.append(f"| {k} | " + " | ".join(row) + f" | {gap} |")
     if s.get("lodo"):
         lines += ["", "Leave one dataset out (trained without that dataset's audio and labels; its test split):", "",
-                  "| left out | metric | student | teacher head |", "|---|---|---|---|"]
+                  "| left out | metric | student | teacher head | accurate head |", "|---|---|---|---|---|"]
         for ds, r in s["lodo"].items():
             for k in sorted(r["student"]):
-                lines.append(f"| {ds} | {k[len(ds) + 1:]} | {_pm(r['student'][k])} | {_pm(r['teacher head'].get(k))} |")
+                lines.append(f"| {ds} | {k[len(ds) + 1:]} | {_pm(r['student'][k])} | "
+                             f"{_pm(r['teacher head'].get(k))} | {_pm(r.get('accurate head', {}).get(k))} |")
     lev = [x.get("student", {}) for x in s.get("levels", []) if x]
     if lev:
         lines += ["", "Levels (student, mean over seeds): bias = mean prediction − mean label over the test songs; "

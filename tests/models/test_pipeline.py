@@ -123,6 +123,8 @@ def test_whole_pipeline_tiny(tmp_path):
     assert max(gate.values()) <= 1e-4 and card["parity"]["swapped_state_effect"] > 1e-6
     md = (exp / "MODEL_CARD.md").read_text()
     assert "tinygame-music" in md and "Leave" not in md.split("## Held-out results")[0]
+    assert "| metric | student | teacher head | accurate head |" in md  # the other upper bound, beside the ridge
+    assert "The accurate head (the pseudo-labels' teacher)" in md
 
     onnx = exp / "emotrack-vae-lstm.onnx"
     names = EmotionModel(onnx).descriptor_names
