@@ -64,7 +64,8 @@ SETTINGS = ({"lstm_hidden": 64, "head_dropout": 0.2, "lambda_pseudo": 1.0},
 
 
 def base_config(seed: int = 0, threads: int = 2, quick: bool = False) -> StudentConfig:
-    cfg = StudentConfig(seed=seed, threads=threads, lambda_tags=0.0, lambda_embed=0.0, head_epochs=60, patience=12)
+    cfg = StudentConfig(seed=seed, threads=threads, lambda_tags=0.0, lambda_embed=0.0, head_epochs=60, patience=12,
+                        pseudo_source="ridge", lambda_frame_va=0.0)  # its pseudo-labels are the ridge head's
     if quick:
         cfg = replace(cfg, head_epochs=2, batch_seqs=8, patience=2)
     return cfg

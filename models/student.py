@@ -52,6 +52,7 @@ from .distill import (
     student_net,
     train_frames,
     train_heads,
+    train_joint,
 )
 from .evaluate import evaluate_predictions
 from .seqs import Seq, build_seqs, log
@@ -126,6 +127,11 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     encode_codes(fs.vae, seqs)
     datasets = sorted({s.clip.dataset for s in seqs})
     head, report["head"] = train_heads(net, datasets, split["train"], split["val"], targets, cfg)
+    if cfg.joint_epochs:
+        report["joint"] = train_joint(fs.vae, head, split["train"], split["val"], targets, cfg)
+        encode_codes(fs.vae, seqs)
+        report["frames"]["test_after_joint"] = (eval_frames(fs, *frame_pool(split["test"], targets))
+                                                if split["test"] else {})
     net = head.cfg  # merged heads: one LSTM of their summed width
     report["net_config"] = net.to_dict()
     report["calibration"] = calibrate(head, split["val"])

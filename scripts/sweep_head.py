@@ -80,6 +80,8 @@ def main() -> int:
         distill.encode_codes(fs.vae, seqs)
         np.savez(cache, **{s.key: s.codes["student"] for s in seqs})
     datasets = sorted({s.clip.dataset for s in seqs})
+    if ft and any(json.loads(t).get("joint_epochs") for t in args.settings):
+        ap.error("--finetune and joint_epochs together are not supported (stage 3 starts from RUN/frames.pt)")
     for text in args.settings:
         setting = json.loads(text)
         if json.dumps(setting, sort_keys=True) in done:
@@ -93,11 +95,22 @@ def main() -> int:
         torch.manual_seed(cfg.seed)
         t0 = time.time()
         head, rep = distill.train_heads(net, datasets, split["train"], split["val"], tg, cfg)
+        saved = None
+        if cfg.joint_epochs:  # stage 3 from the run's encoder and this head; the codes come back after
+            saved = {s.key: s.codes["student"] for s in seqs}
+            fs = distill.FrameStudent(distill.student_net(base))
+            fs.load_state_dict(torch.load(args.run / "frames.pt", map_location="cpu", weights_only=False)["model"])
+            rep = {**distill.train_joint(fs.vae, head, split["train"], split["val"], tg, cfg),
+                   "stage2_val_mean_r": rep["best_val_mean_r"], "history": rep["history"]}
+            distill.encode_codes(fs.vae, split["test"])
         row = {"setting": setting, "finetune": ft, "seed": args.seed, "best_val_mean_r": rep["best_val_mean_r"],
                "epochs": [len(r["history"]) for r in rep.get("members", [rep])], "seconds": round(time.time() - t0),
                "val": summary(evaluate_predictions(split["val"], distill.predict_head(head, split["val"]))),
                "test": summary(evaluate_predictions(split["test"], distill.predict_head(head, split["test"]))),
                "config": asdict(cfg)}
+        if saved is not None:
+            for s in seqs:
+                s.codes["student"] = saved[s.key]
         tag = re.sub(r"[^A-Za-z0-9_.=+-]+", "-", "_".join(f"{k}={v}" for k, v in sorted(setting.items()))) or "defaults"
         torch.save(head.state_dict(), args.out.with_name(f"{args.out.stem}.{tag}.pt"))
         with args.out.open("a") as f:

@@ -92,17 +92,19 @@ def test_whole_pipeline_tiny(tmp_path):
     assert reports[0]["pseudo_teacher"]["sets"] == ["soundtracks", "panda4q"]
     assert {"student", "teacher head", "accurate head"} == set(reports[0]["test"])
     assert "pseudo_teacher" not in reports[1] and {"student", "teacher head"} == set(reports[1]["test"])
+    assert all(len(r["joint"]["history"]) == 1 for r in reports)  # --quick runs stage 3 too
     # the sweep of stage-2 settings from a finished run's encoder (scripts/sweep_head.py), and its resumption
     sweep = tmp_path / "sweep.jsonl"
     cmd = [sys.executable, str(ROOT / "scripts" / "sweep_head.py"), "--run", runs[0], "--out", str(sweep),
            "--datasets", "soundtracks", "panda4q", "--limit", "1", "--debian-root", str(deb),
            "--finetune", '{"epochs": 1, "lambda_frame": 0.5}', '{"head_epochs": 2}',
-           '{"head_epochs": 2, "head_ensemble": 2}']
+           '{"head_epochs": 2, "head_ensemble": 2}', '{"head_epochs": 2, "pseudo_source": "ridge"}']
     for _ in range(2):
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-3000:]
     rows = [json.loads(line) for line in sweep.read_text().splitlines()]
-    assert [x["setting"] for x in rows] == [{"head_epochs": 2}, {"head_epochs": 2, "head_ensemble": 2}]  # once each
+    assert [x["setting"] for x in rows] == [{"head_epochs": 2}, {"head_epochs": 2, "head_ensemble": 2},
+                                            {"head_epochs": 2, "pseudo_source": "ridge"}]  # once each
     assert rows[1]["epochs"] == [2, 2] and {"soundtracks", "panda4q"} <= set(rows[0]["val"]) | set(rows[0]["test"])
     assert all(x["finetune"] == {"epochs": 1, "lambda_frame": 0.5} for x in rows) and "done" in r.stdout
 
