@@ -567,6 +567,34 @@ def train_heads(net: NetConfig, datasets: list[str], train: list[Seq], val: list
                   "offsets": {d: head.offsets[i].tolist() for i, d in enumerate(head.offset_sets)}}
 
 
+def _epoch(trained: nn.Module, head: StudentHead, order: list[Seq], targets: dict, rng, cfg: StudentConfig, opt,
+           after=None, **batch_kw) -> dict[str, float]:
+    """One epoch of stage 2's loss over ``order`` in shuffled batches of ``cfg.batch_seqs``
+    sequences, stepping ``opt`` on the parameters of ``trained`` (clipped to norm 1; ``after()``
+    after each step); returns each term's mean over the batches."""
+    batches = [order[i:i + cfg.batch_seqs] for i in range(0, len(order), cfg.batch_seqs)]
+    rng.shuffle(batches)
+    sums: dict[str, float] = {}
+    for b in batches:
+        total, terms = head_loss(head, _batch(b, targets, rng, True, **batch_kw), cfg)
+        opt.zero_grad()
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
+        opt.step()
+        if after is not None:
+            after()
+        for k, v in terms.items():
+            sums[k] = sums.get(k, 0.0) + v.item() / len(batches)
+    return sums
+
+
+def _record(history: list[dict], stage: str, sums: dict[str, float], val_r: float, t0: float) -> None:
+    """An epoch's losses, validation score and time: into ``history`` and the log."""
+    history.append({"epoch": len(history) + 1, **sums, "val_mean_r": val_r, "seconds": time.time() - t0})
+    log(f"student {stage} epoch {len(history)}: " + " ".join(f"{k} {v:.3f}" for k, v in sums.items())
+        + f" | val mean r {val_r:.4f} ({time.time() - t0:.0f} s)")
+
+
 def train_head(head: StudentHead, train: list[Seq], val: list[Seq], targets: dict, cfg: StudentConfig,
                member: int = 0) -> dict:
     rng = np.random.default_rng(cfg.seed + 1 + 7919 * member)
@@ -574,28 +602,18 @@ def train_head(head: StudentHead, train: list[Seq], val: list[Seq], targets: dic
     keep, history = BestEpoch(cfg.patience), []
     order = sorted(train, key=lambda s: len(s.mel))
     avg = copy.deepcopy(head) if cfg.head_ema else head  # the weights that are scored and kept
-    for ep in range(cfg.head_epochs):
+    for _ in range(cfg.head_epochs):
         head.train()
         t0 = time.time()
-        batches = [order[i:i + cfg.batch_seqs] for i in range(0, len(order), cfg.batch_seqs)]
-        rng.shuffle(batches)
-        sums: dict[str, float] = {}
-        for b in batches:
-            total, terms = head_loss(head, _batch(b, targets, rng, True), cfg)
-            opt.zero_grad()
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(head.parameters(), 1.0)
-            opt.step()
-            if cfg.head_ema:
-                with torch.no_grad():
-                    for pa, p in zip(avg.parameters(), head.parameters(), strict=True):
-                        pa.lerp_(p, 1.0 - cfg.head_ema)
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.item() / len(batches)
+        after = None
+        if cfg.head_ema:
+            @torch.no_grad()
+            def after():
+                for pa, p in zip(avg.parameters(), head.parameters(), strict=True):
+                    pa.lerp_(p, 1.0 - cfg.head_ema)
+        sums = _epoch(head, head, order, targets, rng, cfg, opt, after)
         vs = _val_score(avg, val, cfg.select_sets)
-        history.append({"epoch": ep + 1, **sums, "val_mean_r": vs, "seconds": time.time() - t0})
-        log(f"student head epoch {ep + 1}: " + " ".join(f"{k} {v:.3f}" for k, v in sums.items())
-            + f" | val mean r {vs:.4f} ({time.time() - t0:.0f} s)")
+        _record(history, "head", sums, vs, t0)
         if keep.update(vs, avg):
             break
     keep.restore(head)
@@ -652,26 +670,14 @@ def train_joint(vae: FrameVAE, head: StudentHead, train: list[Seq], val: list[Se
     keep.update(_val_score(head, val, cfg.select_sets), both)
     log(f"student joint: start val mean r {keep.best:.4f}")
     order = sorted(train, key=lambda s: len(s.mel))
-    for ep in range(cfg.joint_epochs):
+    for _ in range(cfg.joint_epochs):
         both.train()
         t0 = time.time()
-        batches = [order[i:i + cfg.batch_seqs] for i in range(0, len(order), cfg.batch_seqs)]
-        rng.shuffle(batches)
-        sums: dict[str, float] = {}
-        for b in batches:
-            total, terms = head_loss(head, _batch(b, targets, rng, True, cfg.joint_len, encoder=enc), cfg)
-            opt.zero_grad()
-            total.backward()
-            torch.nn.utils.clip_grad_norm_(both.parameters(), 1.0)
-            opt.step()
-            for k, v in terms.items():
-                sums[k] = sums.get(k, 0.0) + v.item() / len(batches)
+        sums = _epoch(both, head, order, targets, rng, cfg, opt, max_len=cfg.joint_len, encoder=enc)
         both.eval()
         encode_codes(vae, val)
         vs = _val_score(head, val, cfg.select_sets)
-        history.append({"epoch": ep + 1, **sums, "val_mean_r": vs, "seconds": time.time() - t0})
-        log(f"student joint epoch {ep + 1}: " + " ".join(f"{k} {v:.3f}" for k, v in sums.items())
-            + f" | val mean r {vs:.4f} ({time.time() - t0:.0f} s)")
+        _record(history, "joint", sums, vs, t0)
         if keep.update(vs, both):
             break
     keep.restore(both)
