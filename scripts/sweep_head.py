@@ -3,11 +3,13 @@ stage-1 encoder (``RUN/frames.pt``), without retraining stage 1.
 
     python scripts/sweep_head.py --run runs/student-s0 --seed 0 --out sweep-s0.jsonl \
         '{}' '{"head_ema": 0.99}' '{"lambda_pseudo": 2.0}'
+    python scripts/sweep_head.py --run runs/lodo-soundtracks --leave-out soundtracks --out lodo.jsonl \
+        '{"pseudo_source": "ridge"}'
 
 Each argument is a JSON object of ``StudentConfig`` fields that differ from the defaults
-(``head_sets`` refits the teacher head, and so the pseudo-labels, on those sets;
-``pseudo_source`` "accurate" trains the accurate head in the sweep and takes its answers).
-One line per setting goes to ``--out`` (appended; a setting already there is skipped, so a
+(``head_sets`` refits the ridge teacher head on those sets; ``pseudo_source`` "ridge" takes
+its smoothed answers as pseudo-labels, "accurate" trains the accurate head in the sweep and
+takes its; ``joint_epochs`` adds stage 3). One line per setting goes to ``--out`` (appended; a setting already there is skipped, so a
 stopped sweep resumes): the validation metrics the choice is made on, and the test metrics
 for the record. The codes of every clip are cached next to the run (``RUN/codes.npz``).
 """
@@ -49,6 +51,7 @@ def main() -> int:
     ap.add_argument("--data", help="the shared data folder (default: as `emotrack train`)")
     ap.add_argument("--datasets", nargs="+", help="default: every dataset, as `emotrack train`")
     ap.add_argument("--limit", type=int, help="at most this many clips per dataset and split (a quick check)")
+    ap.add_argument("--leave-out", metavar="DATASET", help="as `emotrack train --leave-out`: for a leave-one-out run")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--finetune", help='JSON {"epochs": E, "lambda_frame": L}: more stage-1 epochs first')
@@ -60,7 +63,10 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     base = replace(distill.StudentConfig(), seed=args.seed, threads=args.threads)
     roots = {"debian": args.debian_root} if Path(args.debian_root, "root").is_dir() else {}
-    seqs = build_seqs(load_clips(args.data, args.datasets, roots, args.limit), jobs=1)
+    clips = load_clips(args.data, args.datasets, roots, args.limit)
+    if args.leave_out:
+        clips, base = distill.leave_out(clips, base, args.leave_out)
+    seqs = build_seqs(clips, jobs=1)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     scaler = distill.TeacherScaler(split["train"])
     _, targets, _, _ = student.student_targets(seqs, split, base, scaler)
@@ -88,6 +94,8 @@ def main() -> int:
             log(f"{setting}: done")
             continue
         cfg = replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in setting.items()})
+        if args.leave_out and "head_sets" in setting:  # the left-out set stays out of the teacher head
+            cfg = replace(cfg, head_sets=tuple(d for d in cfg.head_sets if d != args.leave_out))
         tg = targets
         if (cfg.head_sets, cfg.pseudo_source) != (base.head_sets, base.pseudo_source):  # other pseudo-labels
             _, tg, _, _ = student.student_targets(seqs, split, cfg, scaler)
