@@ -107,6 +107,15 @@ def test_whole_pipeline_tiny(tmp_path):
                                             {"head_epochs": 2, "pseudo_source": "ridge"}]  # once each
     assert rows[1]["epochs"] == [2, 2] and {"soundtracks", "panda4q"} <= set(rows[0]["val"]) | set(rows[0]["test"])
     assert all(x["finetune"] == {"epochs": 1, "lambda_frame": 0.5} for x in rows) and "done" in r.stdout
+    # a leave-one-out sweep: the left-out set is only in the test rows, its songs never trained or selected
+    lodo = tmp_path / "lodo.jsonl"
+    lodo_cmd = [str(lodo) if a == str(sweep) else a for a in cmd[:cmd.index("--finetune")]]
+    r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", '{"head_epochs": 2}'],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    row = json.loads(lodo.read_text())
+    assert row["config"]["leave_out"] == "soundtracks" and "soundtracks" not in row["config"]["head_sets"]
+    assert "soundtracks" not in row["val"] and "soundtracks" in row["test"]
 
     report = json.loads((tmp_path / "s0" / "report.json").read_text())
     assert report["data"]["debian"]["kind"] == "unlabelled" and "calibration" in report
