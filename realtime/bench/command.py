@@ -33,7 +33,8 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--live", action="store_true", help="end-to-end latency of `emotrack live` to a WebSocket client")
     b.add_argument("--live-seconds", type=float, default=60.0)
     b.add_argument("--idle", action="store_true", help="--live without the busy-loop on the other core")
-    b.add_argument("--memory", action="store_true", help="resident memory of `live --no-gui` over an hour of audio")
+    b.add_argument("--memory", action="store_true",
+                   help="resident memory of `live --no-gui` (with --model's model) over an hour of audio")
     b.add_argument("--memory-seconds", type=float, default=3600.0)
     b.add_argument("--startup", action="store_true", help="time of `emotrack --help`, and its imports (-X importtime)")
     b.add_argument("--load", action="store_true",
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
             f"= {a['x_realtime']:.0f}x real time")
     if args.live or args.memory or args.startup:
         run_live_bench(res, live=args.live, memory=args.memory, startup=args.startup, live_seconds=args.live_seconds,
-                       idle=args.idle, memory_seconds=args.memory_seconds, say=say)
+                       idle=args.idle, memory_seconds=args.memory_seconds, say=say, model=args.model)
     if args.library:
         res["library"] = bench_library(args.library_songs)
         say(describe_library(res["library"]))

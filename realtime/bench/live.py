@@ -119,7 +119,9 @@ def rss_kb(pid: int) -> int | None:
     return None
 
 
-def bench_memory(audio_seconds: float) -> dict:
+def bench_memory(audio_seconds: float, model: str | None = None) -> dict:
+    """RSS of ``live --no-gui --fast`` (with ``--model model`` when given) over ``audio_seconds``
+    of the looped demo, with a WebSocket client and ``--record``."""
     with tempfile.TemporaryDirectory() as td:
         path = Path(td) / "hour.flac"
         write_looped_demo(path, audio_seconds)
@@ -127,7 +129,8 @@ def bench_memory(audio_seconds: float) -> dict:
         rec = Path(td) / "rec.jsonl"
         t0 = time.perf_counter()
         proc = subprocess.Popen(EMOTRACK + ["live", "--no-gui", "--quiet", "--input", str(path), "--fast",
-                                            "--ws", f"127.0.0.1:{port}", "--record", str(rec)],
+                                            "--ws", f"127.0.0.1:{port}", "--record", str(rec),
+                                            *(["--model", model] if model else [])],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         client = _Client(f"ws://127.0.0.1:{port}")
         client.start()
@@ -148,7 +151,8 @@ def bench_memory(audio_seconds: float) -> dict:
     # growth: the last tenth against the second tenth (after start-up allocations)
     early = float(np.median(rss[k // 10: 2 * k // 10])) if k >= 10 else float(rss[0])
     late = float(np.median(rss[-max(1, k // 10):]))
-    return {"audio_seconds": audio_seconds, "wall_seconds": round(wall, 1), "predictions_recorded": rows,
+    return {"model": model or "default", "audio_seconds": audio_seconds, "wall_seconds": round(wall, 1),
+            "predictions_recorded": rows,
             "frames_received": client.frames, "rss_max_mb": round(float(rss.max()), 1),
             "rss_early_mb": round(early, 1), "rss_late_mb": round(late, 1),
             "growth_mb": round(late - early, 1), "samples": k}
@@ -176,7 +180,7 @@ def bench_startup(runs: int = 5) -> dict:
 
 
 def run_live_bench(res: dict, live: bool, memory: bool, startup: bool, live_seconds: float = 60.0,
-                   idle: bool = False, memory_seconds: float = 3600.0, say=print) -> None:
+                   idle: bool = False, memory_seconds: float = 3600.0, say=print, model: str | None = None) -> None:
     if startup:
         res["startup"] = st = bench_startup()
         say(f"emotrack --help: {st['help_seconds_median'] * 1000:.0f} ms (median of 5); its imports "
@@ -192,9 +196,10 @@ def run_live_bench(res: dict, live: bool, memory: bool, startup: bool, live_seco
                 f"p99 {e['p99_ms']:.2f} ms (worker alone: median {w['median_ms']:.2f}, p99 {w['p99_ms']:.2f}); "
                 f"first prediction {f.get('e2e_ms', float('nan')):.1f} ms after its frame")
     if memory:
-        m = bench_memory(memory_seconds)
+        m = bench_memory(memory_seconds, model)
         res["memory"] = m
-        say(f"memory: {m['audio_seconds'] / 3600:.2f} h of audio through live --no-gui --fast in "
+        say(f"memory: {m['audio_seconds'] / 3600:.2f} h of audio through live --no-gui --fast"
+            + (f" --model {model}" if model else "") + " in "
             f"{m['wall_seconds']:.0f} s ({m['predictions_recorded']} predictions recorded, "
             f"{m['frames_received']} received): RSS max {m['rss_max_mb']:.0f} MB, "
             f"{m['rss_early_mb']:.0f} MB early vs {m['rss_late_mb']:.0f} MB late "

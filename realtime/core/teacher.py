@@ -95,7 +95,10 @@ class TeacherModel:
     """``patches (B, 187, 96) -> features (B, 500)``: both teachers' tag logits and penultimate
     layers, in the order of ``meta["feature_names"]``."""
 
-    BATCH = 8  # windows per call: the timbral convolutions of a window take ~14 MB
+    # windows per call: onnxruntime's arena keeps what the largest call needed, ~110 MB per
+    # window (measured peak RSS of a bare session: 187 MB at 1, 959 MB at 8), and a call of
+    # one window is no slower per window than a call of eight
+    BATCH = 1
 
     def __init__(self, path: str | Path | None = None, threads: int = 1):
         self.path = Path(path or default_teachers_path())
