@@ -604,8 +604,11 @@ def _training_section(card: dict) -> list[str]:
                      "a frame without a teacher window holds the last one.")
     tp = card.get("teacher_pass")
     if tp:
-        lines.append(f"The one-time teacher pass: {tp['audio_hours']:.1f} h of audio in {tp['seconds'] / 60:.0f} min "
-                     f"with {tp['jobs']} processes on 2 cores (`emotrack teacher-pass`, cached).")
+        tot = tp.get("total") or {**tp, "passes": 1}
+        lines.append(f"The one-time teacher pass: {tot['audio_hours']:.1f} h of audio in {tot['seconds'] / 60:.0f} min "
+                     f"with {tp['jobs']} processes on 2 cores (`emotrack teacher-pass`, cached"
+                     + (f"; {tot['passes']} runs that each went on with the clips not yet cached" if tot["passes"] > 1
+                        else "") + ").")
     if card.get("train_minutes"):
         st1, st2 = card["train_minutes"]
         lines.append(f"Training one seed (its epochs' own times; two runs side by side on the 2 cores, one thread "
@@ -642,10 +645,11 @@ def _export_section(card: dict) -> list[str]:
     lines: list[str] = []
     p = card["parity"]
     tp = card.get("teacher_pass") or {}
+    jobs, tp = tp.get("jobs", 1), tp.get("total") or tp
     step = (card.get("bench") or {}).get("step_ms")
     cost = (f"{_ms(step, 'median'):.2f} ms per step" if step else "a fraction of a ms per step")
     if tp.get("audio_hours"):  # the teacher pass's own rate: both teachers, per 0.5 s frame, one core
-        cost += (f", against {1000 * tp['seconds'] * tp.get('jobs', 1) / (tp['audio_hours'] * 7200):.0f} ms per "
+        cost += (f", against {1000 * tp['seconds'] * jobs / (tp['audio_hours'] * 7200):.0f} ms per "
                  "frame for the two teachers in the teacher pass")
     lines += ["", "## Export", "",
               f"Parity gate (torch vs onnxruntime from a random non-zero state, whole sequence vs frame by frame): "

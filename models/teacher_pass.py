@@ -40,6 +40,7 @@ RECIPE = "v1"  # bump when the targets change (teachers, windows, resampling)
 STRIDE = {"debian": 2, "emopia": 2}
 ORDER = ("soundtracks", "panda4q", "emotify", "vgmidi", "deam", "pmemo", "emomusic", "debian", "emopia")
 KEYS = tuple(f"{t}_{k}" for t in TEACHERS for k in ("logits", "penultimate"))
+PASS_KEYS = ("done", "audio_hours", "seconds", "jobs", "finished")  # one pass's record in pass.json
 
 
 def targets_path(clip: Clip) -> Path:
@@ -129,8 +130,15 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print) -> dict:
                     f"({audio_s / max(el, 1e-9):.0f}x real time); ~{el / done * (len(todo) - done) / 60:.0f} min left")
     res = {"clips": len(clips), "done": done, "audio_hours": audio_s / 3600, "seconds": time.time() - t0,
            "jobs": jobs, "errors": errors, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
-    if done:  # what the last pass that did work took: the model card reports it
-        (cache_dir() / "teacher" / RECIPE / "pass.json").write_text(json.dumps(res, indent=1))
+    if done:  # the model card reports what the passes that filled the cache took, together
+        path = cache_dir() / "teacher" / RECIPE / "pass.json"
+        prev = json.loads(path.read_text()) if path.exists() else {}
+        passes = prev.get("passes") or ([{k: prev.get(k) for k in PASS_KEYS}] if prev else [])
+        res["passes"] = passes = [*passes, {k: res[k] for k in PASS_KEYS}]
+        res["total"] = {"done": sum(p["done"] or 0 for p in passes),
+                        "audio_hours": sum(p["audio_hours"] or 0.0 for p in passes),
+                        "seconds": sum(p["seconds"] or 0.0 for p in passes), "passes": len(passes)}
+        path.write_text(json.dumps(res, indent=1))
     return res
 
 

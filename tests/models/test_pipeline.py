@@ -78,6 +78,8 @@ def test_whole_pipeline_tiny(tmp_path):
     assert by_name["fast.ogg"]["version"] == "1.2-3"
     again = run("teacher-pass", *data, "--jobs", "1", env=env)  # everything cached: nothing to do
     assert f"{done['clips']} of {done['clips']} clips cached; 0 to do" in again.stdout, again.stdout
+    after = json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text())
+    assert after == done and done["total"]["passes"] == 1 and done["total"]["done"] == done["done"]  # nothing added
 
     runs = []
     for seed, pseudo, va in ((0, "accurate", "5"), (1, "ridge", "0")):
