@@ -178,8 +178,9 @@ def pseudo_teacher(seqs, split: dict, scaler: TeacherScaler, targets: dict, cfg:
     if not train or not val:
         raise ValueError(f"the accurate pseudo-label teacher needs training and validation clips of {real} "
                          "with teacher outputs (run `emotrack teacher-pass`)")
-    c = replace(cfg, **PSEUDO_SETTING, lambda_tags=0.0, lambda_embed=0.0, head_epochs=60 if cfg.head_epochs > 2 else 2,
-                patience=12 if cfg.patience > 2 else 2, head_ema=0.0, head_ensemble=1)
+    quick = cfg.head_epochs <= 2  # a --quick run keeps its tiny epochs
+    c = replace(cfg, **PSEUDO_SETTING, lambda_tags=0.0, lambda_embed=0.0, head_epochs=2 if quick else 60,
+                patience=2 if quick else 12, head_ema=0.0, head_ensemble=1)  # as base_config
     saved = {s.key: s.codes.pop("student", None) for s in seqs}
     try:
         attach_inputs(train + val, scaler)
