@@ -3,7 +3,10 @@
 # a file and can be stopped at any time (a run that stops loses at most one epoch).
 #
 #   bash scripts/debian-music.sh              # once: Debian's free music (opt-in, ~3 GB)
-#   bash scripts/train-student.sh [RUNS]      # default RUNS=runs
+#   bash scripts/train-student.sh [RUNS] [TRAIN ARGS...]   # default RUNS=runs
+#
+# TRAIN ARGS go to every `emotrack train --teachers` run, to train another recipe the same way,
+# e.g. `bash scripts/train-student.sh runs-acc --pseudo accurate --set lambda_frame_va=5`.
 #
 # 1. the teachers at every frame of every clip (cached in ~/.cache/emotrack/teacher)
 # 2. the student with seeds 0, 1, 2 (RUNS/student-s0..2), two at a time on one thread each
@@ -13,6 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs}
+shift $(( $# > 0 ? 1 : 0 ))
+EXTRA=("$@")
 DEBIAN=${EMOTRACK_DEBIAN:-${EMOTRACK_CACHE:-$HOME/.cache/emotrack}/debian-music}
 EMO=.venv/bin/emotrack
 mkdir -p "$RUNS"
@@ -27,7 +32,7 @@ train() {  # NAME ARGS...
   if [ -f "$RUNS/$name/report.json" ]; then echo "$name: done"; return; fi
   mkdir -p "$RUNS/$name"
   echo "$name -> $RUNS/$name/train.log"
-  OMP_NUM_THREADS=1 $EMO train --teachers "${roots[@]}" --threads 1 --jobs 1 --out "$RUNS/$name" "$@" \
+  OMP_NUM_THREADS=1 $EMO train --teachers "${roots[@]}" --threads 1 --jobs 1 --out "$RUNS/$name" "$@" "${EXTRA[@]}" \
     >"$RUNS/$name/train.log" 2>&1
 }
 
