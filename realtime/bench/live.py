@@ -49,6 +49,7 @@ class _Client(threading.Thread):
     def __init__(self, url: str):
         super().__init__(daemon=True)
         self.url, self.e2e, self.worker, self.frames, self.first = url, [], [], 0, None
+        self.last_seq: int | None = None
         self.connected = threading.Event()
         self.stop = threading.Event()
 
@@ -68,6 +69,7 @@ class _Client(threading.Thread):
                         if m.get("type") != "frame":
                             continue
                         self.frames += 1
+                        self.last_seq = m["seq"]
                         e2e = m["latency_ms"] + (now - m["wall"]) * 1000
                         if m["seq"] == 0:
                             self.first = {"worker_ms": m["latency_ms"], "e2e_ms": e2e}
@@ -153,7 +155,8 @@ def bench_memory(audio_seconds: float, model: str | None = None) -> dict:
     late = float(np.median(rss[-max(1, k // 10):]))
     return {"model": model or "default", "audio_seconds": audio_seconds, "wall_seconds": round(wall, 1),
             "predictions_recorded": rows,
-            "frames_received": client.frames, "rss_max_mb": round(float(rss.max()), 1),
+            "frames_received": client.frames, "last_seq_received": client.last_seq,
+            "rss_max_mb": round(float(rss.max()), 1),
             "rss_early_mb": round(early, 1), "rss_late_mb": round(late, 1),
             "growth_mb": round(late - early, 1), "samples": k}
 
