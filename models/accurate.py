@@ -76,11 +76,12 @@ def accurate_net(hidden: int) -> NetConfig:
     return NetConfig(latent_dim=500, lstm_hidden=hidden, lstm_layers=1)
 
 
-def attach_inputs(seqs, scaler: TeacherScaler) -> None:
-    """Each clip's standardised teacher outputs as the head's input, ``codes["student"]`` (1, T, 500)."""
+def attach_inputs(seqs, scaler: TeacherScaler, hold: bool = False) -> None:
+    """Each clip's standardised teacher outputs as the head's input, ``codes["student"]`` (1, T, 500);
+    a frame without a window takes the training mean, or with ``hold`` the last frame that has one."""
     for s in seqs:
         z = scaler.apply(teacher_head.teacher_features(s.clip, len(s.mel)))
-        s.codes["student"] = np.nan_to_num(z, nan=0.0)[None]  # a frame without a window: the training mean
+        s.codes["student"] = (hold_last(z) if hold else np.nan_to_num(z, nan=0.0))[None]
 
 
 def run_accurate(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, settings=SETTINGS,
@@ -191,7 +192,7 @@ def pseudo_teacher(seqs, split: dict, scaler: TeacherScaler, targets: dict, cfg:
         for s in seqs:
             if not has_targets(s.clip):
                 continue
-            s.codes["student"] = hold_last(scaler.apply(teacher_head.teacher_features(s.clip, len(s.mel))))[None]
+            attach_inputs([s], scaler, hold=True)
             preds[s.key] = predict_head(head, [s])[s.key][:, :2]
             del s.codes["student"]
     finally:

@@ -229,6 +229,13 @@ class TeacherScaler:
         return ((x - self.mu) / self.sd).astype(np.float32)
 
 
+def before_min_t(pseudo: np.ndarray) -> np.ndarray:
+    """Pseudo-labels (T, 2) with the frames before ``MIN_T`` set to NaN (not learned from:
+    their window still holds the silence before the stream), in place; returned."""
+    pseudo[0.5 * np.arange(1, len(pseudo) + 1) < MIN_T] = np.nan
+    return pseudo
+
+
 def targets_of(seq: Seq, scaler: TeacherScaler, head: dict) -> Targets:
     """The standardised teacher outputs of a clip (400 penultimate, then 100 logits, in the
     order of ``KEYS``: MSD pen, MSD logits, MTT pen, MTT logits re-ordered below)."""
@@ -241,8 +248,7 @@ def targets_of(seq: Seq, scaler: TeacherScaler, head: dict) -> Targets:
     cols = {k: slice(*_key_span(k)) for k in KEYS}
     emb = np.concatenate([z[:, cols["MSD_musicnn_penultimate"]], z[:, cols["MTT_musicnn_penultimate"]]], 1)
     tags = np.concatenate([z[:, cols["MSD_musicnn_logits"]], z[:, cols["MTT_musicnn_logits"]]], 1)
-    pseudo = teacher_head.predict(head, seq.clip, T)
-    pseudo[0.5 * np.arange(1, T + 1) < MIN_T] = np.nan
+    pseudo = before_min_t(teacher_head.predict(head, seq.clip, T))
     return Targets(emb, tags, pseudo)
 
 
@@ -481,7 +487,6 @@ def _batch(seqs: list[Seq], targets: dict, rng, train: bool, max_len: int = MAX_
             a[:WARMUP] = np.nan
         if encoder is not None:
             mels.append(shift_gain(s.mel[st:en], GAINS_DB[gi]).astype(np.float32))
-            xs.append(np.zeros((en - st, 1), np.float32))  # a placeholder of the right length
         else:
             xs.append(frame_codes(s, gi)[st:en])
         tv.append(v)
@@ -490,8 +495,8 @@ def _batch(seqs: list[Seq], targets: dict, rng, train: bool, max_len: int = MAX_
         tg.append(t.tags[st:en])
         em.append(t.emb[st:en])
         ds.append(s.clip.dataset)
-    L = max(len(x) for x in xs)
-    B = len(xs)
+    L = max(len(v) for v in tv)
+    B = len(tv)
 
     def pad(arrs, dim, fill=np.nan):
         out = np.full((B, L, dim) if dim else (B, L), fill, np.float32)
@@ -500,8 +505,8 @@ def _batch(seqs: list[Seq], targets: dict, rng, train: bool, max_len: int = MAX_
         return torch.from_numpy(out)
 
     valid = torch.zeros((B, L), dtype=torch.bool)
-    for i, x in enumerate(xs):
-        valid[i, :len(x)] = True
+    for i, v in enumerate(tv):
+        valid[i, :len(v)] = True
     if encoder is not None:
         codes = encoder(torch.from_numpy(np.concatenate(mels)))
         X = codes.new_zeros((B, L, codes.shape[1]))

@@ -34,12 +34,12 @@ from .data import Clip
 from .debian import scan as scan_debian
 from .debian import summary as debian_summary
 from .distill import (
-    MIN_T,
     FrameStudent,
     StudentConfig,
     StudentHead,
     Targets,
     TeacherScaler,
+    before_min_t,
     calibrate,
     descriptor_index,
     descriptor_names,
@@ -73,17 +73,11 @@ def student_targets(seqs: list[Seq], split: dict[str, list[Seq]], cfg: StudentCo
     if cfg.pseudo_source == "ridge":
         return th, targets, None, None
     _, rep, preds = pseudo_teacher(seqs, split, scaler, targets, cfg)
-    t_of = 0.5 * np.arange(1, max(len(s.mel) for s in seqs) + 1)
     new = {}
     for s in seqs:
         t = targets[s.key]
         p = preds.get(s.key)
-        if p is None:
-            new[s.key] = t
-            continue
-        p = p.astype(np.float32).copy()
-        p[t_of[: len(p)] < MIN_T] = np.nan
-        new[s.key] = Targets(t.emb, t.tags, p)
+        new[s.key] = t if p is None else Targets(t.emb, t.tags, before_min_t(p.astype(np.float32)))
     return th, new, preds, rep
 
 
