@@ -81,6 +81,14 @@ trained with three seeds and the three leave-one-out runs: validation 0.670-0.68
 against 0.581, one run each), but the test splits lower on most numbers and within the
 seeds' spread (Soundtracks 0.623/0.800 against 0.649/0.820, Panda quadrant 0.684 against
 0.699; docs/training.md), so both stay off by default.
+
+Three more stage-2 fields were measured from those encoders (paired sweeps, docs/training.md,
+"Why the student falls short on music it has not heard"): ``lambda_labels`` (the weight of
+``labels``; 0 trains on the pseudo-labels, tags and embeddings alone, and did about as well),
+``label_sets`` (the sets whose labels count; all by default) and ``head_gains_db`` (the gains
+whose codes stage 2 draws from; ``(0.0,)`` raised arousal on every test split in all six runs
+but doubled how far 6 dB less input lowers it, and validation did not separate the two). All
+stay at the shipped recipe's values.
 """
 
 from __future__ import annotations
@@ -144,9 +152,16 @@ class StudentConfig:
     frame_epochs_2: int = 0
     lambda_frame_2: float = 0.5
     head_epochs: int = 40
+    lambda_labels: float = 1.0  # stage 2: the weight of the labels' loss
+    # stage 2: the datasets whose labels are learned from (None: all); the others still give
+    # pseudo-labels, tags and embeddings
+    label_sets: tuple[str, ...] | None = None
     lambda_pseudo: float = 1.0
     lambda_tags: float = 0.5
     lambda_embed: float = 0.5
+    # stage 2: the gains (dB, of GAINS_DB) whose codes the LSTM is trained on; (0.0,) trains on the
+    # codes of the audio as recorded, so the head may learn its level (measured, docs/training.md)
+    head_gains_db: tuple[float, ...] = GAINS_DB
     head_dropout: float = 0.0  # dropout on the codes fed to the LSTM while training stage 2
     head_ema: float = 0.0  # >0: the head evaluated and kept is an exponential moving average of its weights
     lstm_hidden: int | None = None  # None: student_net()'s width
@@ -163,6 +178,9 @@ class StudentConfig:
     threads: int = 2
     head_sets: tuple[str, ...] = ("soundtracks", "panda4q")  # the teacher head's training sets
     leave_out: str | None = None  # a dataset trained without (its test split is still evaluated)
+    # with leave_out: its training and validation audio stays, without labels (teacher targets
+    # and pseudo-labels only): the student hears that kind of music, never its ratings
+    keep_audio: bool = False
     # the pseudo-labels' teacher: "ridge" (the ridge teacher head) or "accurate" (the accurate
     # model's LSTM head on the teachers' outputs, trained in the run; ``emotrack.models.student``)
     pseudo_source: str = "ridge"
@@ -297,7 +315,7 @@ def frame_pool(seqs: list[Seq], targets: dict[str, Targets]):
 
 
 STAGE1_SETTINGS = ("frames_per_epoch", "lambda_frame", "lambda_frame_va", "pseudo_source", "batch_frames", "lr", "seed",
-                   "head_sets", "leave_out")
+                   "head_sets", "leave_out", "keep_audio")
 
 
 def stage1_key(key: str) -> str:
@@ -306,6 +324,8 @@ def stage1_key(key: str) -> str:
     cfg, net, n, *after = json.loads(key)  # after: stage 1's own key, for stage 1b
     net = {k: v for k, v in net.items() if not k.startswith("lstm_")}  # the LSTM is stage 2's
     kept = {k: cfg.get(k) for k in STAGE1_SETTINGS}
+    if not kept.get("keep_audio"):  # as keys written before the option
+        kept.pop("keep_audio", None)
     if not kept.get("lambda_frame_va"):  # without the map to them, stage 1 does not see the pseudo-labels
         kept.pop("lambda_frame_va", None)
         kept.pop("pseudo_source", None)
@@ -469,16 +489,17 @@ def frame_codes(s: Seq, gain: int) -> np.ndarray:
     return c[gain] if len(c) > 1 else c[0]
 
 
-def _batch(seqs: list[Seq], targets: dict, rng, train: bool, max_len: int = MAX_LEN, encoder=None):
+def _batch(seqs: list[Seq], targets: dict, rng, train: bool, max_len: int = MAX_LEN, encoder=None,
+           gains: tuple[float, ...] = GAINS_DB):
     """One batch of sequences (a random crop of at most ``max_len`` frames and a random gain
-    each while training). With ``encoder`` (stage 3) the codes are computed from the mel
+    of ``gains`` each while training). With ``encoder`` (stage 3) the codes are computed from the mel
     frames by it, inside autograd, instead of read from the frozen codes."""
     xs, tv, ta, ps, tg, em, ds, mels = [], [], [], [], [], [], [], []
     for s in seqs:
         T = len(s.mel)
         st = int(rng.integers(0, T - max_len + 1)) if train and T > max_len else 0
         en = min(T, st + max_len) if train else T
-        gi = int(rng.integers(len(GAINS_DB))) if train else GAINS_DB.index(0.0)
+        gi = _gain_index(rng, gains) if train else GAINS_DB.index(0.0)
         t = targets[s.key]
         v, a = s.v[st:en], s.a[st:en]
         if st > 0 and s.clip.kind == "static":
@@ -518,18 +539,29 @@ def _batch(seqs: list[Seq], targets: dict, rng, train: bool, max_len: int = MAX_
     return X, pad(tv, 0), pad(ta, 0), sign, w, valid, pad(ps, 2), pad(tg, TAG_DIM), pad(em, EMB_DIM), ds
 
 
+def _gain_index(rng, gains: tuple[float, ...]) -> int:
+    if tuple(gains) == GAINS_DB:  # the draw of the shipped recipe, unchanged
+        return int(rng.integers(len(GAINS_DB)))
+    bad = [g for g in gains if g not in GAINS_DB]
+    if bad or not gains:
+        raise ValueError(f"head_gains_db {tuple(gains)}: choose among the cached gains {GAINS_DB}")
+    return GAINS_DB.index(gains[int(rng.integers(len(gains)))])
+
+
 def head_loss(head: StudentHead, batch, cfg: StudentConfig):
     X, TV, TA, S, W, V, P, TG, EM, ds = batch
     if cfg.head_dropout and head.training:
         X = F.dropout(X, cfg.head_dropout)
     mean, std, _, h = head(X)
     labelled = mean + head.offset_for(ds)[:, None, :]
+    if cfg.label_sets is not None:
+        W = W * torch.tensor([d in cfg.label_sets for d in ds], dtype=W.dtype)
     terms = {"labels": seq_loss(labelled, std, TV, TA, S, W, V), "pseudo": _gauss_nll(mean, std, P)}
     if cfg.lambda_tags:  # off for the accurate model, whose input already is the teachers' outputs
         terms["tags"] = _masked_mse(head.tags(h), TG)
     if cfg.lambda_embed:
         terms["embed"] = _masked_mse(head.embed(h), EM)
-    weights = {"labels": 1.0, "pseudo": cfg.lambda_pseudo, "tags": cfg.lambda_tags, "embed": cfg.lambda_embed}
+    weights = {"labels": cfg.lambda_labels, "pseudo": cfg.lambda_pseudo, "tags": cfg.lambda_tags, "embed": cfg.lambda_embed}
     return sum(weights[k] * v for k, v in terms.items()), terms
 
 
@@ -588,7 +620,7 @@ def _epoch(trained: nn.Module, head: StudentHead, order: list[Seq], targets: dic
     rng.shuffle(batches)
     sums: dict[str, float] = {}
     for b in batches:
-        total, terms = head_loss(head, _batch(b, targets, rng, True, **batch_kw), cfg)
+        total, terms = head_loss(head, _batch(b, targets, rng, True, gains=cfg.head_gains_db, **batch_kw), cfg)
         opt.zero_grad()
         total.backward()
         torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
@@ -738,12 +770,17 @@ def calibrate(head: StudentHead, val: list[Seq], target: float = 0.6827) -> dict
             "val_within_1std_after": within_one_std(val, preds, scale).tolist()}
 
 
-def leave_out(clips: list[Clip], cfg: StudentConfig, dataset: str) -> tuple[list[Clip], StudentConfig]:
+def leave_out(clips: list[Clip], cfg: StudentConfig, dataset: str,
+              keep_audio: bool = False) -> tuple[list[Clip], StudentConfig]:
     """Leave-one-dataset-out: every training and validation clip of ``dataset`` goes (its audio
     too, so the test songs are music the student has never heard); its test split stays, to
-    be evaluated; the teacher head is fit without it."""
+    be evaluated; the teacher head is fit without it. ``keep_audio``: its training and
+    validation clips stay as unlabelled audio instead (the teachers' outputs and the
+    pseudo-labels teach on them; its labels never do)."""
     if dataset not in {c.dataset for c in clips}:
         raise ValueError(f"--leave-out {dataset}: not among the datasets of this run")
-    kept = [c for c in clips if c.dataset != dataset or c.split == "test"]
+    kept = [c if c.dataset != dataset or c.split == "test" else
+            replace(c, valence=None, arousal=None, quadrant=None, dyn_t=None, dyn_v=None, dyn_a=None)
+            for c in clips if keep_audio or c.dataset != dataset or c.split == "test"]
     sets = tuple(d for d in cfg.head_sets if d != dataset)
-    return kept, replace(cfg, head_sets=sets, leave_out=dataset)
+    return kept, replace(cfg, head_sets=sets, leave_out=dataset, keep_audio=keep_audio)

@@ -33,6 +33,9 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", type=int, default=0, help="with --teachers or --accurate: the training seed")
     t.add_argument("--leave-out", metavar="DATASET",
                    help="with --teachers or --accurate: train without this dataset (its test split is still evaluated)")
+    t.add_argument("--keep-audio", action="store_true",
+                   help="with --teachers --leave-out: keep the left-out set's training and validation audio, without "
+                        "its labels (the teachers and pseudo-labels teach on it; its ratings never do)")
     t.add_argument("--threads", type=int, default=2, help="torch threads")
     t.add_argument("--pseudo", choices=["ridge", "accurate"],
                    help="with --teachers: the pseudo-labels' teacher, the ridge head on the teachers' outputs or "

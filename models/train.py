@@ -339,12 +339,19 @@ def _test_frames(test: list[Seq]) -> np.ndarray:
 
 
 def data_summary(seqs: list[Seq]) -> dict:
-    """Per dataset: its kind and [clips, hours] of each split (a run's report)."""
+    """Per dataset: its kind and [clips, hours] of each split (a run's report). A labelled set
+    some of whose clips are kept without labels (``--keep-audio``) is named by its labels'
+    kind, and ``unlabelled_clips`` counts the others."""
     out: dict = {}
     for s in seqs:
         d = out.setdefault(s.clip.dataset, {"kind": s.clip.kind, "train": [0, 0.0], "val": [0, 0.0], "test": [0, 0.0]})
         d[s.clip.split][0] += 1
         d[s.clip.split][1] += len(s.mel) / 7200
+    for name, d in out.items():
+        kinds = [s.clip.kind for s in seqs if s.clip.dataset == name]
+        labelled = [k for k in kinds if k != "unlabelled"]
+        if labelled and len(labelled) < len(kinds):
+            d["kind"], d["unlabelled_clips"] = labelled[0], len(kinds) - len(labelled)
     return out
 
 

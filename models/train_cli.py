@@ -28,6 +28,10 @@ def _sources(args: argparse.Namespace) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.keep_audio and not (args.teachers and args.leave_out):
+        print("emotrack train: --keep-audio keeps the audio of the left-out set when training the student; "
+              "give --teachers --leave-out DATASET with it", file=sys.stderr)
+        return 2
     if args.accurate:
         return _train_accurate(args)
     clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
@@ -42,7 +46,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             print(f"emotrack train: {e}", file=sys.stderr)
             return 2
         if args.leave_out:
-            clips, cfg = leave_out(clips, cfg, args.leave_out)
+            clips, cfg = leave_out(clips, cfg, args.leave_out, keep_audio=args.keep_audio)
         report = run_student(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
         print(format_table(report["test"]))
         return 0

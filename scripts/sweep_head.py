@@ -9,9 +9,11 @@ stage-1 encoder (``RUN/frames.pt``), without retraining stage 1.
 Each argument is a JSON object of ``StudentConfig`` fields that differ from the defaults
 (``head_sets`` refits the ridge teacher head on those sets; ``pseudo_source`` "ridge" takes
 its smoothed answers as pseudo-labels, "accurate" trains the accurate head in the sweep and
-takes its; ``joint_epochs`` adds stage 3). One line per setting goes to ``--out`` (appended; a setting already there is skipped, so a
-stopped sweep resumes): the validation metrics the choice is made on, and the test metrics
-for the record. The codes of every clip are cached next to the run (``RUN/codes.npz``).
+takes its; ``joint_epochs`` adds stage 3). One line per setting goes to ``--out`` (appended;
+a setting already there is skipped, so a stopped sweep resumes): the validation metrics the
+choice is made on, the test metrics for the record, and how far the test predictions move
+when the audio is 6 dB quieter or louder (``level_shift``). The codes of every clip are
+cached next to the run (``RUN/codes.npz``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ import torch
 from emotrack.models import distill, student
 from emotrack.models.cli import load_clips
 from emotrack.models.evaluate import evaluate_predictions
-from emotrack.models.seqs import build_seqs, log
+from emotrack.models.seqs import GAINS_DB, build_seqs, log
 
 
 def summary(res: dict) -> dict:
@@ -40,6 +42,25 @@ def summary(res: dict) -> dict:
                        "v_r": m["valence"]["r"]["mean"], "a_r": m["arousal"]["r"]["mean"]}
         else:
             out[ds] = {"v_r": m["valence"]["r"]["mean"], "a_r": m["arousal"]["r"]["mean"]}
+    return out
+
+
+def level_shift(head, seqs) -> dict:
+    """How far the test predictions move when the audio is 6 dB quieter or louder: the mean
+    over clips of the mean change (from 3 s on) of valence and arousal, against 0 dB."""
+    base = distill.predict_head(head, seqs)
+    saved = {s.key: s.codes["student"] for s in seqs}
+    out = {}
+    try:
+        for g in (-6.0, 6.0):
+            for s in seqs:
+                s.codes["student"] = saved[s.key][[GAINS_DB.index(g)]]
+            p = distill.predict_head(head, seqs)
+            out[f"{g:+g} dB"] = {d: float(np.mean([np.mean(p[k][6:, i] - base[k][6:, i]) for k in base if len(base[k]) > 6]))
+                                 for i, d in ((0, "valence"), (1, "arousal"))}
+    finally:
+        for s in seqs:
+            s.codes["student"] = saved[s.key]
     return out
 
 
@@ -116,6 +137,8 @@ def main() -> int:
                "val": summary(evaluate_predictions(split["val"], distill.predict_head(head, split["val"]))),
                "test": summary(evaluate_predictions(split["test"], distill.predict_head(head, split["test"]))),
                "config": asdict(cfg)}
+        if all(len(s.codes["student"]) == len(GAINS_DB) for s in split["test"]):
+            row["level_shift"] = level_shift(head, split["test"])
         if saved is not None:
             for s in seqs:
                 s.codes["student"] = saved[s.key]

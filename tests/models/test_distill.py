@@ -1,21 +1,28 @@
 """The student's pieces that need no data: merging an ensemble of heads into the one LSTM the
 runtime knows, what a saved stage-1 encoder is keyed on, stage 1's map to the pseudo-labels,
-the causal fill of the pseudo-label teacher's inputs and ``train --set``."""
+the causal fill of the pseudo-label teacher's inputs, the weighting of stage 2's label loss,
+leave-one-out with and without the left-out set's audio, and ``train --set``."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from dataclasses import asdict, replace
 
 import numpy as np
 import pytest
 import torch
 from emotrack.models.accurate import hold_last
+from emotrack.models.data import Clip
 from emotrack.models.distill import (
     FrameStudent,
     StudentConfig,
     StudentHead,
+    _gain_index,
     eval_frames,
+    head_loss,
+    leave_out,
     merge_heads,
     stage1_key,
     student_net,
@@ -75,7 +82,8 @@ def test_stage1_checkpoint_is_kept_across_stage2_settings_and_lstm_width():
 
     cfg, net = replace(StudentConfig(), lambda_frame_va=0.0, pseudo_source="ridge"), student_net()
     same = [key(replace(cfg, head_ema=0.99, head_ensemble=3, lambda_pseudo=2.0, joint_epochs=3), net),
-            key(cfg, replace(net, lstm_hidden=256)), key(replace(cfg, pseudo_source="accurate"), net)]
+            key(cfg, replace(net, lstm_hidden=256)), key(replace(cfg, pseudo_source="accurate"), net),
+            key(replace(cfg, lambda_labels=0.0, label_sets=("soundtracks",)), net)]
     assert all(stage1_key(k) == stage1_key(key(cfg, net)) for k in same)
     different = [key(replace(cfg, lambda_frame=0.2), net), key(cfg, replace(net, latent_dim=32)),
                  key(replace(cfg, lambda_frame_va=5.0), net)]
@@ -119,3 +127,70 @@ def test_train_set_changes_a_field_and_refuses_what_it_cannot_read():
     for bad, says in (("nope=1", "FIELD one of"), ("frame_epochs=x", "takes int"), ("frame_epochs", "FIELD=VALUE")):
         with pytest.raises(ValueError, match=says):
             with_settings(StudentConfig(), [bad])
+
+
+@torch.no_grad()
+def test_stage2_labels_weigh_lambda_labels_and_only_count_for_label_sets():
+    head = _heads(1)[0]
+    rng = np.random.default_rng(0)
+    B, L = 3, 10
+    tv = torch.from_numpy(rng.uniform(-1, 1, (B, L)).astype(np.float32))
+    ta = torch.from_numpy(rng.uniform(-1, 1, (B, L)).astype(np.float32))
+    pseudo = torch.from_numpy(rng.uniform(-1, 1, (B, L, 2)).astype(np.float32))
+    nan = lambda d: torch.full((B, L, d), float("nan"))  # noqa: E731
+    batch = (torch.randn(B, L, 6), tv, ta, torch.zeros(B, 2), torch.ones(B), torch.ones(B, L, dtype=torch.bool),
+             pseudo, nan(100), nan(400), ["soundtracks", "soundtracks", "emotify"])
+    base = StudentConfig(lambda_tags=0.0, lambda_embed=0.0)
+    total, terms = head_loss(head, batch, base)
+    assert float(terms["labels"]) != 0.0
+    assert float(total) == pytest.approx(float(terms["labels"] + terms["pseudo"]), rel=1e-6)
+    half, _ = head_loss(head, batch, replace(base, lambda_labels=0.5))
+    assert float(half) == pytest.approx(float(0.5 * terms["labels"] + terms["pseudo"]), rel=1e-6)
+    # a set left out of label_sets adds nothing to the label loss; the others' frames are averaged alone
+    _, only_st = head_loss(head, batch, replace(base, label_sets=("soundtracks",)))
+    st_batch = tuple(x[:2] if isinstance(x, (torch.Tensor, list)) else x for x in batch)
+    _, st_alone = head_loss(head, st_batch, base)
+    assert float(only_st["labels"]) == pytest.approx(float(st_alone["labels"]), rel=1e-5)
+    _, none = head_loss(head, batch, replace(base, label_sets=()))
+    assert float(none["labels"]) == 0.0 and float(none["pseudo"]) == pytest.approx(float(terms["pseudo"]), rel=1e-6)
+
+
+def test_leave_out_drops_the_set_or_keeps_its_audio_without_labels():
+    clips = [Clip("soundtracks", str(i), str(i), sp, valence=0.5, arousal=-0.2)
+             for i, sp in enumerate(("train", "val", "test"))]
+    clips += [Clip("panda4q", "p", "p", "train", quadrant=1)]
+    cfg = StudentConfig()
+    kept, c = leave_out(clips, cfg, "soundtracks")
+    assert [k.key for k in kept] == ["soundtracks/2", "panda4q/p"]
+    assert c.leave_out == "soundtracks" and "soundtracks" not in c.head_sets and not c.keep_audio
+    kept, c = leave_out(clips, cfg, "soundtracks", keep_audio=True)
+    assert [(k.key, k.kind) for k in kept] == [("soundtracks/0", "unlabelled"), ("soundtracks/1", "unlabelled"),
+                                              ("soundtracks/2", "static"), ("panda4q/p", "quadrant")]
+    assert c.keep_audio and "soundtracks" not in c.head_sets
+    assert kept[2].valence == 0.5  # the test split keeps its labels: it is what gets scored
+    # the saved encoder of a run without the left-out audio is not taken for one with it
+    key = lambda cf: stage1_key(json.dumps([asdict(cf), {}, 100]))  # noqa: E731
+    assert key(leave_out(clips, cfg, "soundtracks")[1]) != key(c)
+    with pytest.raises(ValueError, match="not among the datasets"):
+        leave_out(clips, cfg, "emotify")
+
+
+@pytest.mark.parametrize("args", [["--keep-audio"], ["--teachers", "--keep-audio"], ["--leave-out", "soundtracks",
+                                                                                     "--keep-audio"]])
+def test_keep_audio_needs_a_student_leave_one_out_run(args, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "emotrack.realtime.cli", "train", *args, "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "--teachers --leave-out DATASET" in r.stderr and not (tmp_path / "x").exists()
+
+
+def test_stage2_gain_draw_keeps_the_shipped_draw_and_refuses_uncached_gains():
+    from emotrack.models.seqs import GAINS_DB
+    a, b = np.random.default_rng(3), np.random.default_rng(3)
+    assert [_gain_index(a, GAINS_DB) for _ in range(50)] == [int(b.integers(len(GAINS_DB))) for _ in range(50)]
+    rng = np.random.default_rng(0)
+    assert {_gain_index(rng, (0.0,)) for _ in range(20)} == {GAINS_DB.index(0.0)}
+    assert {_gain_index(rng, (-6.0, 6.0)) for _ in range(50)} == {GAINS_DB.index(-6.0), GAINS_DB.index(6.0)}
+    for bad in ((3.0,), ()):
+        with pytest.raises(ValueError, match="cached gains"):
+            _gain_index(rng, bad)

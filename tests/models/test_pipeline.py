@@ -95,6 +95,15 @@ def test_whole_pipeline_tiny(tmp_path):
     assert {"student", "teacher head", "accurate head"} == set(reports[0]["test"])
     assert "pseudo_teacher" not in reports[1] and {"student", "teacher head"} == set(reports[1]["test"])
     assert all(len(r["joint"]["history"]) == 1 for r in reports)  # --quick runs stage 3 too
+    # leave Soundtracks out but keep its audio, unlabelled: its training clips teach through the teachers only
+    keep = tmp_path / "keep"
+    run("train", "--teachers", "--quick", *data, "--threads", "1", "--jobs", "1", "--pseudo", "ridge",
+        "--leave-out", "soundtracks", "--keep-audio", "--set", 'label_sets=["panda4q"]', "--out", str(keep), env=env)
+    kept = json.loads((keep / "report.json").read_text())
+    st = kept["data"]["soundtracks"]
+    assert kept["student_config"]["keep_audio"] and st["kind"] == "static" and st["train"][0] >= 1
+    assert st["unlabelled_clips"] == st["train"][0] + st["val"][0] and "soundtracks" in kept["test"]["student"]
+    assert "soundtracks" not in kept["teacher_head"]["sets"]
     # the sweep of stage-2 settings from a finished run's encoder (scripts/sweep_head.py), and its resumption
     sweep = tmp_path / "sweep.jsonl"
     cmd = [sys.executable, str(ROOT / "scripts" / "sweep_head.py"), "--run", runs[0], "--out", str(sweep),
@@ -112,12 +121,24 @@ def test_whole_pipeline_tiny(tmp_path):
     # a leave-one-out sweep: the left-out set is only in the test rows, its songs never trained or selected
     lodo = tmp_path / "lodo.jsonl"
     lodo_cmd = [str(lodo) if a == str(sweep) else a for a in cmd[:cmd.index("--finetune")]]
-    r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", '{"head_epochs": 2}'],
+    r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", '{"head_epochs": 2}',
+                        '{"head_epochs": 2, "head_gains_db": [0.0], "lambda_labels": 0.5}'],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
-    row = json.loads(lodo.read_text())
-    assert row["config"]["leave_out"] == "soundtracks" and "soundtracks" not in row["config"]["head_sets"]
-    assert "soundtracks" not in row["val"] and "soundtracks" in row["test"]
+    lodo_rows = [json.loads(line) for line in lodo.read_text().splitlines()]
+    for row in lodo_rows:
+        assert row["config"]["leave_out"] == "soundtracks" and "soundtracks" not in row["config"]["head_sets"]
+        assert "soundtracks" not in row["val"] and "soundtracks" in row["test"]
+        # how far 6 dB less or more input moves the test predictions, measured for every head
+        assert all(np.isfinite(row["level_shift"][g][d]) for g in ("-6 dB", "+6 dB") for d in ("valence", "arousal"))
+    assert lodo_rows[1]["config"]["head_gains_db"] == [0.0]
+    # the context probe reads the codes the sweep cached
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_context.py"), "--run", runs[0], "--datasets",
+                        "soundtracks", "panda4q", "--limit", "1", "--debian-root", str(deb), "--ks", "1", "2"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = [line for line in r.stdout.splitlines() if line.startswith("| code") or line.startswith("| log-mel")]
+    assert len(table) == 4 and all(len(line.split("|")) == 7 for line in table), r.stdout
 
     report = json.loads((tmp_path / "s0" / "report.json").read_text())
     assert report["data"]["debian"]["kind"] == "unlabelled" and "calibration" in report
