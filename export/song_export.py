@@ -165,7 +165,8 @@ def cmd_export_song(args) -> int:
     except ExportParityError as e:
         print(f"emotrack export-song: {e}", file=sys.stderr)
         return 1
-    card = {"name": args.name, "onnx": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+    card = {"name": args.name, "version": args.model_version, "kind": "song", "onnx": path.name,
+            "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "run": str(run), "parity": parity, "report": report, "onnx_test": evaluate_song_onnx(path, run_clips(report))}
     (out / f"{args.name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
     write_markdown(out)
