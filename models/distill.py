@@ -566,10 +566,11 @@ def head_loss(head: StudentHead, batch, cfg: StudentConfig):
 
 
 @torch.no_grad()
-def predict_head(head: StudentHead, seqs: list[Seq]) -> dict[str, np.ndarray]:
-    """{key: (T, 4)} valence, arousal, stds from a zero state, no offsets (as at run time)."""
+def predict_head(head: StudentHead, seqs: list[Seq], gain_db: float = 0.0) -> dict[str, np.ndarray]:
+    """{key: (T, 4)} valence, arousal, stds from a zero state, no offsets (as at run time), on
+    the codes of the audio at ``gain_db`` (one of ``GAINS_DB``)."""
     head.eval()
-    g0 = GAINS_DB.index(0.0)
+    g0 = GAINS_DB.index(gain_db)
     out = {}
     for s in seqs:
         mean, std, _, _ = head(torch.from_numpy(frame_codes(s, g0))[None])

@@ -343,15 +343,18 @@ def data_summary(seqs: list[Seq]) -> dict:
     some of whose clips are kept without labels (``--keep-audio``) is named by its labels'
     kind, and ``unlabelled_clips`` counts the others."""
     out: dict = {}
+    unlabelled: dict[str, int] = {}
     for s in seqs:
         d = out.setdefault(s.clip.dataset, {"kind": s.clip.kind, "train": [0, 0.0], "val": [0, 0.0], "test": [0, 0.0]})
         d[s.clip.split][0] += 1
         d[s.clip.split][1] += len(s.mel) / 7200
+        if s.clip.kind == "unlabelled":
+            unlabelled[s.clip.dataset] = unlabelled.get(s.clip.dataset, 0) + 1
+        elif d["kind"] == "unlabelled":  # the labels' kind names the set
+            d["kind"] = s.clip.kind
     for name, d in out.items():
-        kinds = [s.clip.kind for s in seqs if s.clip.dataset == name]
-        labelled = [k for k in kinds if k != "unlabelled"]
-        if labelled and len(labelled) < len(kinds):
-            d["kind"], d["unlabelled_clips"] = labelled[0], len(kinds) - len(labelled)
+        if d["kind"] != "unlabelled" and unlabelled.get(name):
+            d["unlabelled_clips"] = unlabelled[name]
     return out
 
 

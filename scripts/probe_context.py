@@ -22,6 +22,9 @@ import numpy as np
 from emotrack.models import distill, student
 from emotrack.models.cli import load_clips
 from emotrack.models.seqs import build_seqs, log
+from sklearn.linear_model import Ridge
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 
 def stack(x: np.ndarray, k: int) -> np.ndarray:
@@ -31,10 +34,8 @@ def stack(x: np.ndarray, k: int) -> np.ndarray:
 
 
 def ridge(x: np.ndarray, y: np.ndarray, alpha: float = 10.0):
-    mu, sd = x.mean(0), x.std(0) + 1e-6
-    xs = (x - mu) / sd
-    w = np.linalg.solve(xs.T @ xs + alpha * np.eye(x.shape[1]), xs.T @ (y - y.mean(0)))
-    return lambda xn: ((xn - mu) / sd) @ w + y.mean(0)
+    """Ridge on standardised inputs: its predict function."""
+    return make_pipeline(StandardScaler(), Ridge(alpha=alpha)).fit(x, y).predict
 
 
 def r2(p: np.ndarray, y: np.ndarray) -> float:
