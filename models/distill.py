@@ -165,6 +165,9 @@ class StudentConfig:
     head_dropout: float = 0.0  # dropout on the codes fed to the LSTM while training stage 2
     head_ema: float = 0.0  # >0: the head evaluated and kept is an exponential moving average of its weights
     lstm_hidden: int | None = None  # None: student_net()'s width
+    # the encoder's width (None: student_net()'s): its three conv layers' channels and its hidden layer
+    channels: tuple[int, int, int] | None = None
+    enc_hidden: int | None = None
     head_ensemble: int = 1  # heads trained (seeds apart) on the same codes and merged into one LSTM
     # stage 3: the encoder and the head trained together on the stage-2 loss (0 epochs: none)
     joint_epochs: int = 0
@@ -202,9 +205,15 @@ class StudentConfig:
 def student_net(cfg: StudentConfig | None = None) -> NetConfig:
     """Wider than the first VAE-LSTM (16/32/64 channels, a 32-d code, 64 LSTM units): the
     code has to carry what the teachers hear; one step still takes well under 1 ms.
-    ``cfg.lstm_hidden``, when set, replaces the LSTM's width."""
+    ``cfg.lstm_hidden``, ``cfg.channels`` and ``cfg.enc_hidden``, when set, replace those widths."""
     net = NetConfig(latent_dim=64, channels=(32, 64, 96), enc_hidden=384, lstm_hidden=160, lstm_layers=1)
-    return replace(net, lstm_hidden=cfg.lstm_hidden) if cfg is not None and cfg.lstm_hidden else net
+    if cfg is None:
+        return net
+    if cfg.channels is not None and (len(cfg.channels) != 3 or not all(isinstance(c, int) and c > 0
+                                                                        for c in cfg.channels)):
+        raise ValueError(f"channels={list(cfg.channels)}: give the three conv layers' widths, e.g. [48, 96, 128]")
+    wider = {"lstm_hidden": cfg.lstm_hidden, "channels": cfg.channels, "enc_hidden": cfg.enc_hidden}
+    return replace(net, **{k: v for k, v in wider.items() if v})
 
 
 def head_and_targets(seqs: list[Seq], split: dict[str, list[Seq]], sets: tuple[str, ...],

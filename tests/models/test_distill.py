@@ -1,10 +1,12 @@
 """The student's pieces that need no data: merging an ensemble of heads into the one LSTM the
 runtime knows, what a saved stage-1 encoder is keyed on, stage 1's map to the pseudo-labels,
 the causal fill of the pseudo-label teacher's inputs, the weighting of stage 2's label loss,
-leave-one-out with and without the left-out set's audio, and ``train --set``."""
+leave-one-out with and without the left-out set's audio, ``train --set`` (the encoder's width
+among its fields), and the agreement table of ``scripts/probe_mimic.py``."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -29,6 +31,8 @@ from emotrack.models.distill import (
 )
 from emotrack.models.train_cli import with_settings
 from emotrack.realtime.core.config import FEATURES
+
+from ..conftest import ROOT
 
 SETS = ["emotify", "panda4q", "soundtracks"]
 
@@ -129,6 +133,23 @@ def test_train_set_changes_a_field_and_refuses_what_it_cannot_read():
             with_settings(StudentConfig(), [bad])
 
 
+def test_encoder_width_is_set_by_the_config_and_is_stage1s():
+    wide = with_settings(StudentConfig(), ["channels=[48, 96, 128]", "enc_hidden=512"])
+    net = student_net(wide)
+    assert (net.channels, net.enc_hidden) == ((48, 96, 128), 512)
+    assert (net.latent_dim, net.lstm_hidden) == (student_net().latent_dim, student_net().lstm_hidden)
+    assert FrameStudent(net).vae.encoder.conv[4].out_channels == 128
+
+    def key(cfg):
+        return json.dumps([asdict(cfg), student_net(cfg).to_dict(), 1000], sort_keys=True, default=str)
+
+    # a wider encoder is a new stage 1, not a resumed one
+    assert stage1_key(key(wide)) != stage1_key(key(StudentConfig()))
+    for bad in ([48, 96], [48, 0, 128]):
+        with pytest.raises(ValueError, match="three conv layers"):
+            student_net(replace(StudentConfig(), channels=tuple(bad)))
+
+
 @torch.no_grad()
 def test_stage2_labels_weigh_lambda_labels_and_only_count_for_label_sets():
     head = _heads(1)[0]
@@ -194,3 +215,34 @@ def test_stage2_gain_draw_keeps_the_shipped_draw_and_refuses_uncached_gains():
     for bad in ((3.0,), ()):
         with pytest.raises(ValueError, match="cached gains"):
             _gain_index(rng, bad)
+
+
+def _probe_mimic():
+    spec = importlib.util.spec_from_file_location("probe_mimic", ROOT / "scripts" / "probe_mimic.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_probe_mimic_agreement_tells_a_close_student_from_one_that_follows_the_ratings():
+    rng = np.random.default_rng(0)
+    T, n = 30, 40
+    level = rng.standard_normal((n, 2))  # each clip's teacher level
+    teacher = {f"c{i}": level[i] + 0.3 * rng.standard_normal((T, 2)) for i in range(n)}
+    for i in range(n):
+        teacher[f"c{i}"][:6] = np.nan  # before 3 s: no pseudo-label, not counted
+    ratings = {f"c{i}": tuple(-level[i]) for i in range(n)}  # a teacher exactly wrong about the ratings
+    close = {k: np.nan_to_num(v, nan=99.0) + 0.05 * rng.standard_normal((T, 2)) for k, v in teacher.items()}
+    rated = {k: np.tile(np.array(ratings[k]), (T, 1)) + 0.1 * rng.standard_normal((T, 2)) for k in teacher}
+    a = _probe_mimic().agreement(teacher, close, ratings)
+    b = _probe_mimic().agreement(teacher, rated, ratings)
+    assert a["clips"] == b["clips"] == n
+    for d in ("valence", "arousal"):
+        # the NaN frames are left out: the close student's value 99 there never enters a mean
+        assert a[d]["student~teacher"] > 0.99 and a[d]["within-clip student~teacher"] > 0.9
+        assert a[d]["teacher~ratings"] < -0.99  # the clip means carry 0.3/sqrt(24) of noise: not exactly -1
+        assert a[d]["student~ratings"] < -0.99
+        assert b[d]["student~teacher"] < -0.95 and b[d]["student~ratings"] > 0.95
+        assert abs(b[d]["within-clip student~teacher"]) < 0.3  # noise against noise within a clip
+    few = _probe_mimic().agreement({k: teacher[k] for k in ("c0", "c1")}, close, ratings)
+    assert few["clips"] == 2 and np.isnan(few["valence"]["student~teacher"])  # r of two clips is not reported

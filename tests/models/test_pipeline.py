@@ -104,6 +104,14 @@ def test_whole_pipeline_tiny(tmp_path):
     assert kept["student_config"]["keep_audio"] and st["kind"] == "static" and st["train"][0] >= 1
     assert st["unlabelled_clips"] == st["train"][0] + st["val"][0] and "soundtracks" in kept["test"]["student"]
     assert "soundtracks" not in kept["teacher_head"]["sets"]
+    # how closely that student follows its teacher on the film clips, the unlabelled ones too (probe_mimic.py)
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_mimic.py"), "--run", str(keep), "--json",
+                        "--threads", "1"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    probe = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [p["split"] for p in probe] == ["train", "val", "test"] and all(p["clips"] == 1 for p in probe)
+    assert set(probe[0]["arousal"]) == {"student~teacher", "teacher~ratings", "student~ratings",
+                                        "within-clip student~teacher"}
     # the sweep of stage-2 settings from a finished run's encoder (scripts/sweep_head.py), and its resumption
     sweep = tmp_path / "sweep.jsonl"
     cmd = [sys.executable, str(ROOT / "scripts" / "sweep_head.py"), "--run", runs[0], "--out", str(sweep),
