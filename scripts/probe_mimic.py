@@ -13,14 +13,15 @@ what the teacher hears (its code or its head cannot carry it).
 The run's own clips, settings and leave-one-out (from its report.json) are rebuilt, and its
 teacher (the ridge head, or the accurate head retrained as in the run: deterministic, about
 a minute on 2 cores) gives the pseudo-labels; the ratings are the dataset's, also for clips
-the run kept as unlabelled audio (``--keep-audio``). Needs the teacher cache of the run.
+the run kept as unlabelled audio (``--keep-audio``). Torch runs on the run's own thread count,
+so the accurate head retrained here is the run's own. Needs the teacher cache of the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-from dataclasses import fields, replace
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -44,19 +45,19 @@ def corr(a, b) -> float:
     return float(np.corrcoef(a, b)[0, 1])
 
 
-def probe(run: Path, dataset: str, threads: int = 2) -> list[dict]:
+def probe(run: Path, dataset: str, jobs: int = 2) -> list[dict]:
     report = json.loads((run / "report.json").read_text())
     src = report["sources"]
     clips = load_clips(src.get("data"), src.get("datasets"), src.get("roots") or {}, src.get("limit"))
-    cfg = replace(config_of(report), threads=threads)
+    cfg = config_of(report)  # its own thread count too: the accurate head is then the run's, to the bit
     kept = clips
     if cfg.leave_out:
         kept, cfg = distill.leave_out(clips, cfg, cfg.leave_out, cfg.keep_audio)
     rated = {c.key: c for c in clips if c.dataset == dataset and c.valence is not None}
     if not rated:
         raise SystemExit(f"{dataset}: no clips with valence and arousal ratings in this run's data")
-    torch.set_num_threads(threads)
-    seqs = build_seqs(kept, jobs=threads)
+    torch.set_num_threads(cfg.threads)
+    seqs = build_seqs(kept, jobs=jobs)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     torch.manual_seed(cfg.seed)
     _, targets, _, _ = student.student_targets(seqs, split, cfg, distill.TeacherScaler(split["train"]))
@@ -110,10 +111,10 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, type=Path, help="a student run (report.json, student.pt)")
     ap.add_argument("--dataset", default="soundtracks", help="a dataset with valence and arousal ratings per clip")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--jobs", type=int, default=2, help="processes reading the clips' features")
     ap.add_argument("--json", action="store_true", help="one JSON object per split instead of the table")
     args = ap.parse_args()
-    rows = probe(args.run, args.dataset, args.threads)
+    rows = probe(args.run, args.dataset, args.jobs)
     if args.json:
         for r in rows:
             print(json.dumps(r))

@@ -106,7 +106,7 @@ def test_whole_pipeline_tiny(tmp_path):
     assert "soundtracks" not in kept["teacher_head"]["sets"]
     # how closely that student follows its teacher on the film clips, the unlabelled ones too (probe_mimic.py)
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_mimic.py"), "--run", str(keep), "--json",
-                        "--threads", "1"], env=env, capture_output=True, text=True, timeout=300)
+                        "--jobs", "1"], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     probe = [json.loads(line) for line in r.stdout.splitlines()]
     assert [p["split"] for p in probe] == ["train", "val", "test"] and all(p["clips"] == 1 for p in probe)
