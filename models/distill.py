@@ -209,9 +209,15 @@ def student_net(cfg: StudentConfig | None = None) -> NetConfig:
     net = NetConfig(latent_dim=64, channels=(32, 64, 96), enc_hidden=384, lstm_hidden=160, lstm_layers=1)
     if cfg is None:
         return net
-    if cfg.channels is not None and (len(cfg.channels) != 3 or not all(isinstance(c, int) and c > 0
-                                                                        for c in cfg.channels)):
-        raise ValueError(f"channels={list(cfg.channels)}: give the three conv layers' widths, e.g. [48, 96, 128]")
+    def whole(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+    if cfg.channels is not None and not (isinstance(cfg.channels, tuple) and len(cfg.channels) == 3
+                                         and all(map(whole, cfg.channels))):
+        raise ValueError(f"channels={cfg.channels!r}: give the three conv layers' widths, e.g. [48, 96, 128]")
+    for name in ("lstm_hidden", "enc_hidden"):
+        if getattr(cfg, name) is not None and not whole(getattr(cfg, name)):
+            raise ValueError(f"{name}={getattr(cfg, name)!r}: give a positive whole number of units")
     wider = {"lstm_hidden": cfg.lstm_hidden, "channels": cfg.channels, "enc_hidden": cfg.enc_hidden}
     return replace(net, **{k: v for k, v in wider.items() if v})
 

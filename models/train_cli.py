@@ -15,7 +15,7 @@ from pathlib import Path
 from .accurate import REAL_SETS, SETTINGS, base_config, run_accurate
 from .cli import load_clips, roots_of
 from .data import default_data_root
-from .distill import StudentConfig, leave_out
+from .distill import StudentConfig, leave_out, student_net
 from .evaluate import format_table
 from .student import run_student
 from .train import TrainConfig, run_training
@@ -34,7 +34,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 2
     if args.accurate:
         return _train_accurate(args)
-    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
     if args.teachers:
         cfg = StudentConfig.quick() if args.quick else StudentConfig()
         cfg = replace(cfg, seed=args.seed, threads=args.threads)
@@ -42,14 +41,17 @@ def cmd_train(args: argparse.Namespace) -> int:
             cfg = replace(cfg, pseudo_source=args.pseudo)
         try:
             cfg = with_settings(cfg, args.set)
+            student_net(cfg)  # widths it cannot build are refused here, before the data is read
         except ValueError as e:
             print(f"emotrack train: {e}", file=sys.stderr)
             return 2
+        clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
         if args.leave_out:
             clips, cfg = leave_out(clips, cfg, args.leave_out, keep_audio=args.keep_audio)
         report = run_student(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
         print(format_table(report["test"]))
         return 0
+    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
     cfg = TrainConfig.quick() if args.quick else TrainConfig()
     if args.no_baselines:
         cfg = TrainConfig(**{**cfg.__dict__, "baselines": False})

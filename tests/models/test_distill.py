@@ -145,9 +145,12 @@ def test_encoder_width_is_set_by_the_config_and_is_stage1s():
 
     # a wider encoder is a new stage 1, not a resumed one
     assert stage1_key(key(wide)) != stage1_key(key(StudentConfig()))
-    for bad in ([48, 96], [48, 0, 128]):
+    for bad in ((48, 96), (48, 0, 128), 48, (48.0, 96, 128)):
         with pytest.raises(ValueError, match="three conv layers"):
-            student_net(replace(StudentConfig(), channels=tuple(bad)))
+            student_net(replace(StudentConfig(), channels=bad))
+    for bad in (0, "wide", True):
+        with pytest.raises(ValueError, match="positive whole number"):
+            student_net(replace(StudentConfig(), enc_hidden=bad))
 
 
 @torch.no_grad()
@@ -194,6 +197,14 @@ def test_leave_out_drops_the_set_or_keeps_its_audio_without_labels():
     assert key(leave_out(clips, cfg, "soundtracks")[1]) != key(c)
     with pytest.raises(ValueError, match="not among the datasets"):
         leave_out(clips, cfg, "emotify")
+
+
+def test_train_refuses_an_encoder_width_it_cannot_build_before_reading_data(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "emotrack.realtime.cli", "train", "--teachers", "--set",
+                        "channels=[48, 96]", "--data", str(tmp_path / "no-data"), "--out", str(tmp_path / "x")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert "three conv layers' widths" in r.stderr and not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("args", [["--keep-audio"], ["--teachers", "--keep-audio"], ["--leave-out", "soundtracks",
