@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from emotrack.models import distill, student
 from emotrack.models.cli import load_clips
+from emotrack.models.evaluate import pearson
 from emotrack.models.nets import FrameVAE, NetConfig
 from emotrack.models.seqs import build_seqs
 
@@ -36,13 +37,6 @@ def config_of(report: dict) -> distill.StudentConfig:
     names = {f.name for f in fields(distill.StudentConfig)}
     cfg = {k: tuple(v) if isinstance(v, list) else v for k, v in report["student_config"].items() if k in names}
     return distill.StudentConfig(**cfg)
-
-
-def corr(a, b) -> float:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 3 or a.std() == 0 or b.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def probe(run: Path, dataset: str, jobs: int = 2) -> list[dict]:
@@ -98,10 +92,10 @@ def agreement(teacher: dict[str, np.ndarray], student: dict[str, np.ndarray],
             t_mean.append(p[ok, d].mean())
             s_mean.append(q.mean())
             lab.append(ratings[k][d])
-            within.append(corr(q, p[ok, d]))
+            within.append(pearson(q, p[ok, d]))
         out["clips"] = len(lab)
-        out[name] = {"student~teacher": corr(s_mean, t_mean), "teacher~ratings": corr(t_mean, lab),
-                     "student~ratings": corr(s_mean, lab),
+        out[name] = {"student~teacher": pearson(s_mean, t_mean), "teacher~ratings": pearson(t_mean, lab),
+                     "student~ratings": pearson(s_mean, lab),
                      "within-clip student~teacher": float(np.nanmean(within)) if np.isfinite(within).any()
                      else float("nan")}
     return out

@@ -49,10 +49,11 @@ def level_shift(head, seqs) -> dict:
     """How far the test predictions move when the audio is 6 dB quieter or louder: the mean
     over clips of the mean change (from 3 s on) of valence and arousal, against 0 dB."""
     base = distill.predict_head(head, seqs)
+    t0 = int(distill.MIN_T / 0.5)  # the first frame whose window is all music
     out = {}
     for g in (-6.0, 6.0):
         p = distill.predict_head(head, seqs, gain_db=g)
-        out[f"{g:+g} dB"] = {d: float(np.mean([np.mean(p[k][6:, i] - base[k][6:, i]) for k in base if len(base[k]) > 6]))
+        out[f"{g:+g} dB"] = {d: float(np.mean([np.mean(p[k][t0:, i] - base[k][t0:, i]) for k in base if len(base[k]) > t0]))
                              for i, d in ((0, "valence"), (1, "arousal"))}
     return out
 
