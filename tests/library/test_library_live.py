@@ -233,7 +233,10 @@ def test_more_like_now_finds_the_song_that_is_playing(demo_path, tmp_path):
         assert best["path"] == str(playing), m["results"][:3]
         a, b = best["segment"]
         t0, t1 = m["window"]
-        assert abs(a - (t0 - 0.5)) <= 2.5 and abs(b - t1) <= 2.5, (m["window"], best["segment"])
+        # the matched stretch lies where the live window is (give or take one 2 s block and a
+        # frame) and, as the segment DTW allows tempo changes of up to 2x, is at least half as long
+        assert t0 - 0.5 - 2.5 <= a < b <= t1 + 2.5, (m["window"], best["segment"])
+        assert b - a >= (t1 - t0) / 2 - 2.5 and abs(b - t1) <= 2.5, (m["window"], best["segment"])
     assert first["results"][0]["distance"] < 1e-3  # the same audio, the same 2 s blocks
     assert len(first["results"]) == 9 and first["results"][1]["distance"] > 0.01
 
