@@ -89,7 +89,7 @@ def _speed_section(card: dict) -> list[str]:
             f"step (the teachers' 3 s window, both taggers, the LSTM) takes median {s['median_ms']:.1f} ms, p99 "
             f"{s['p99_ms']:.1f} ms on one thread; `analyze` runs {a['x_realtime']:.0f}x real time (FLAC 44.1 kHz "
             f"stereo, decoding included). Live, that is {s['median_ms'] / 5:.0f} % of one core (a step every 500 ms); "
-            "the default VAE-LSTM's step takes 0.69 ms in the same benchmark (docs/benchmarks.md)."]
+            "the default VAE-LSTM's step takes under 1 ms in the same benchmark (docs/benchmarks.md)."]
 
 
 def render_accurate_markdown(card: dict) -> str:

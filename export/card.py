@@ -282,7 +282,9 @@ def render_accurate_song_markdown(card: dict) -> str:
              f"Test split, across songs (± bootstrap std over songs). '{SHIPPED_SONG}' is the exported model "
              "through the runtime on the cached teacher outputs; the rows below it are, on the same songs, the "
              "same SVR at the other window strides, the default song model and the mean of the dynamic "
-             "model's trajectory (both shipped, through the runtime).", "",
+             "model's trajectory (both as shipped when this model was exported, through the runtime; the rows "
+             "name the song model's version, and the default models' own sections above have their current "
+             "numbers).", "",
              format_report(merged, "test"),
              f"From the audio file through the whole runtime path (decoding, resampling, the numpy front end, "
              f"the teachers' graph) on {len(e2e['clips'])} test songs, the answer differs from the one on the "
@@ -338,9 +340,10 @@ REAL = ("soundtracks", "panda4q", "emotify")
 
 
 def write_student_card(out_dir: Path, name: str, version: str, onnx_path: Path, report: dict, onnx_eval: dict,
-                       summary: dict, parity: dict, bench: dict | None = None) -> None:
+                       summary: dict, parity: dict, bench: dict | None = None, previous: dict | None = None) -> None:
     """The card of a student (JSON + the Markdown section), from the run's report, the ONNX
-    file's own evaluation, the seeds/leave-one-out summary and the export's parity."""
+    file's own evaluation, the seeds/leave-one-out summary and the export's parity;
+    ``previous`` ({"name", "summary"}): the student shipped before, compared against."""
     out_dir = Path(out_dir)
     bench_path = out_dir / f"{name}.bench.json"
     if bench is None and bench_path.exists():
@@ -353,7 +356,7 @@ def write_student_card(out_dir: Path, name: str, version: str, onnx_path: Path, 
             "pseudo_teacher": report.get("pseudo_teacher"),
             "calibration": report.get("calibration"), "offsets": report["head"].get("offsets"),
             "frames_heldout": report["frames"].get("test"), "onnx_test": onnx_eval, "summary": summary,
-            "parity": parity, "bench": bench, "train_seconds": report.get("train_seconds"),
+            "parity": parity, "bench": bench, "previous": previous, "train_seconds": report.get("train_seconds"),
             "train_minutes": [sum(e["seconds"] for e in report[k]["history"]) / 60 for k in ("frames", "head")],
             "teacher_pass": json.loads(teacher_pass.read_text()) if teacher_pass.exists() else None}
     (out_dir / f"{name}.card.json").write_text(json.dumps(card, indent=1))
@@ -437,6 +440,7 @@ def render_student_markdown(card: dict) -> str:
     lines += _heldout_section(card)
     lines += _not_better_section(card)
     lines += _lodo_section(card)
+    lines += _previous_section(card)
     lines += _levels_section(card)
     lines += _calibration_section(card)
     lines += _descriptors_section(card)
@@ -460,7 +464,7 @@ def _heldout_section(card: dict) -> list[str]:
               + ("The accurate head is the other upper bound and the teacher of the student's pseudo-labels: the "
                  "teachers' outputs with the student's kind of head (a stateful LSTM), trained in each run on the "
                  "real recordings' training clips, run offline. " if s.get("accurate_head") else "")
-              + "'previous model' is emotrack-vae-lstm 1 (the VAE-LSTM shipped before, kept in "
+              + "'previous model' is emotrack-vae-lstm 1 (the VAE-LSTM from before the teachers, kept in "
               "`docs/model/`), 'ridge' the ridge baseline on per-frame mel statistics, both on the same songs.", ""]
     heads = ["student", "teacher_head"] + (["accurate_head"] if s.get("accurate_head") else [])
     names = [*heads, *(s.get("baselines") or {})]
@@ -487,6 +491,30 @@ def _lodo_section(card: dict) -> list[str]:
             for k in sorted(r["student"]):
                 lines.append(f"| {ds} | {k[len(ds) + 1:]} | {_pmv(r['student'][k])} | "
                              f"{_pmv(r['teacher head'].get(k))} | {_pmv(r.get('accurate head', {}).get(k))} |")
+    return lines
+
+
+def _previous_section(card: dict) -> list[str]:
+    """This student against the one shipped before, on the real recordings: the same metrics
+    of the same test songs, each from its own seeds' (or leave-one-out run's) summary."""
+    prev = card.get("previous")
+    if not prev:
+        return []
+    s, p, name = card["summary"], prev["summary"], prev["name"]
+    lines = ["", f"### Against {name}, shipped before", "",
+             f"The same test songs; {name}'s numbers are from its own three seeds and leave-one-out runs. A "
+             "difference smaller than the seeds' sd is noise.", "",
+             f"| metric | this model | {name} | difference |", "|---|---|---|---|"]
+    rows = [(k, s["student"].get(k), p.get("student", {}).get(k)) for k in sorted(s["student"])
+            if k.split()[0] in REAL and "CCC" not in k]
+    for ds in REAL:
+        for k, v in sorted((s.get("lodo", {}).get(ds) or {}).get("student", {}).items()):
+            if "CCC" not in k:
+                rows.append((f"left out: {k}", v, ((p.get("lodo") or {}).get(ds) or {}).get("student", {}).get(k)))
+    for k, a, b in rows:
+        ga, gb = (x[0] if isinstance(x, list | tuple) else x for x in (a, b))
+        diff = f"{ga - gb:+.3f}" if ga is not None and gb is not None and math.isfinite(ga - gb) else "—"
+        lines.append(f"| {k} | {_pmv(a)} | {_pmv(b)} | {diff} |")
     return lines
 
 
@@ -665,8 +693,12 @@ def _export_section(card: dict) -> list[str]:
               "", "## Reproduce", "", "```",
               "bash scripts/debian-music.sh                 # the unlabelled music (opt-in, ~3 GB download)",
               "bash scripts/train-student.sh runs           # teacher pass, 3 seeds, leave-one-out runs, summary",
-              "emotrack bench --memory --format json > assets/emotrack-vae-lstm.bench.json",
-              "emotrack export --run runs/student-s0 --summary runs/student-summary.json",
+              "emotrack export --run runs/student-s0 --out /tmp/new    # then bench that file:",
+              "emotrack bench --model /tmp/new/emotrack-vae-lstm.onnx --memory --format json "
+              "> assets/emotrack-vae-lstm.bench.json",
+              "emotrack export --run runs/student-s0 --summary runs/student-summary.json"
+              + (f" --previous-summary '{card['previous']['name']}' {card['previous'].get('path', 'FILE')}"
+                 if card.get("previous") else ""),
               "python tests/golden/regen.py", "```"]
     return lines
 

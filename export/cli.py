@@ -59,6 +59,9 @@ def export_student_run(args, run: Path) -> int:
     report = open_run(run, "student.pt", "export", "train --teachers")
     if report is None:
         return 2
+    if args.previous_summary and not Path(args.previous_summary[1]).exists():
+        print(f"emotrack export: --previous-summary: {args.previous_summary[1]} not found", file=sys.stderr)
+        return 2
     if not args.summary or not Path(args.summary).exists():
         print("emotrack export: a student's card needs --summary FILE, the output of `emotrack evaluate "
               "--student-runs RUN... --lodo-runs RUN... --format json` (scripts/train-student.sh writes it)",
@@ -74,6 +77,11 @@ def export_student_run(args, run: Path) -> int:
         return 1
     onnx_eval = evaluate_model(onnx_path, [c for c in run_clips(report) if c.dataset != "debian"], "test")
     summary = json.loads(Path(args.summary).read_text())
-    write_student_card(out, args.name, args.model_version, onnx_path, report, onnx_eval, summary, parity)
+    previous = None
+    if args.previous_summary:
+        label, path = args.previous_summary
+        previous = {"name": label, "path": path, "summary": json.loads(Path(path).read_text())}
+    write_student_card(out, args.name, args.model_version, onnx_path, report, onnx_eval, summary, parity,
+                       previous=previous)
     print(f"wrote {onnx_path} and {out}/{args.name}.card.json / MODEL_CARD.md")
     return 0

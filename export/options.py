@@ -11,10 +11,13 @@ def add_export_arguments(e: argparse.ArgumentParser) -> None:
                    help="the run folder written by `emotrack train` (a student's, or the first VAE-LSTM's)")
     e.add_argument("--out", default=None, help="output folder (default: the package's assets/)")
     e.add_argument("--name", default="emotrack-vae-lstm")
-    e.add_argument("--model-version", default="2")
+    e.add_argument("--model-version", default="3")
     e.add_argument("--summary", default="runs/student-summary.json",
                    help="for a student: the seeds' and leave-one-dataset-out summary (emotrack evaluate --student-runs "
                         "... --format json) the card is written from")
+    e.add_argument("--previous-summary", metavar="JSON", nargs=2, default=None,
+                   help="for a student: NAME FILE, the summary of the student shipped before (e.g. "
+                        "'emotrack-vae-lstm 2' docs/model/student-summary-v2.json); the card compares against it")
     e.add_argument("--accurate-runs", nargs="+", metavar="RUN", default=[],
                    help="for an accurate model (a `train --accurate` run): the other seeds' and the --leave-out runs, "
                         "whose test results the card shows beside the exported run's")
@@ -26,4 +29,4 @@ def add_export_song_arguments(es: argparse.ArgumentParser) -> None:
     es.add_argument("--run", default="runs/song", help="the run folder written by `emotrack train-song`")
     es.add_argument("--out", default=None, help="output folder (default: the package's assets/)")
     es.add_argument("--name", default="emotrack-song")
-    es.add_argument("--model-version", default="1")
+    es.add_argument("--model-version", default="2")

@@ -37,7 +37,7 @@ from .teacher_export import export_teachers
 PARITY_LENGTHS = SONG_PARITY_LENGTHS
 
 
-def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version: str = "1",
+def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version: str = "2",
                      extra_meta: dict | None = None) -> tuple[Path, dict]:
     """Write ``out`` and check parity; raise ExportParityError on a mismatch."""
 
@@ -178,9 +178,10 @@ def export_accurate_run(args, run: Path) -> int:
     report = json.loads((run / "report.json").read_text())
     out = out_dir(args)
     name = args.name if args.name != "emotrack-song" else "emotrack-song-accurate"
+    version = args.model_version if args.name != "emotrack-song" else "1"  # the default song model's numbering is its own
     path = out / f"{name}.onnx"
     try:
-        path, parity = export_accurate_song(run, path, name, args.model_version, {"trained_on": sorted(report["data"])})
+        path, parity = export_accurate_song(run, path, name, version, {"trained_on": sorted(report["data"])})
     except ExportParityError as e:
         print(f"emotrack export-song: {e}", file=sys.stderr)
         return 1
@@ -190,7 +191,7 @@ def export_accurate_run(args, run: Path) -> int:
               f"({end_to_end})", file=sys.stderr)
         return 1
     teachers = out / TEACHERS_MODEL
-    card = {"name": name, "version": args.model_version, "kind": "song-accurate", "onnx": path.name,
+    card = {"name": name, "version": version, "kind": "song-accurate", "onnx": path.name,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "teachers_onnx": teachers.name, "teachers_sha256": hashlib.sha256(teachers.read_bytes()).hexdigest(),
             "run": str(run), "parity": parity, "report": report, "onnx_test": onnx_test, "end_to_end": end_to_end}

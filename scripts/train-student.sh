@@ -6,13 +6,15 @@
 #   bash scripts/train-student.sh [RUNS] [TRAIN ARGS...]   # default RUNS=runs
 #
 # TRAIN ARGS go to every `emotrack train --teachers` run, to train another recipe the same way,
-# e.g. `bash scripts/train-student.sh runs-acc --pseudo accurate --set lambda_frame_va=5`.
+# e.g. emotrack-vae-lstm 2's recipe (the defaults are emotrack-vae-lstm 3's):
+# `bash scripts/train-student.sh runs-v2 --pseudo ridge --set lambda_frame_va=0 --set frame_epochs=10 \
+#    --set 'channels=[32,64,96]' --set enc_hidden=384`.
 #
 # 1. the teachers at every frame of every clip (cached in ~/.cache/emotrack/teacher)
 # 2. the student with seeds 0, 1, 2 (RUNS/student-s0..2), two at a time on one thread each
 # 3. leave-one-dataset-out runs for the three real-recording sets (RUNS/lodo-<set>)
 # 4. the summary the model card is written from (RUNS/student-summary.json)
-# Then: emotrack export --run RUNS/student-s0   (ONNX + parity gate + card)
+# Then: emotrack export --run RUNS/student-s0   (ONNX + parity gate + card; docs/training.md has every step)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs}

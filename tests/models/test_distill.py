@@ -134,17 +134,20 @@ def test_train_set_changes_a_field_and_refuses_what_it_cannot_read():
 
 
 def test_encoder_width_is_set_by_the_config_and_is_stage1s():
-    wide = with_settings(StudentConfig(), ["channels=[48, 96, 128]", "enc_hidden=512"])
-    net = student_net(wide)
-    assert (net.channels, net.enc_hidden) == ((48, 96, 128), 512)
+    assert (student_net().channels, student_net().enc_hidden) == ((48, 96, 128), 512)  # emotrack-vae-lstm 3's
+    narrow = with_settings(StudentConfig(), ["channels=[32, 64, 96]", "enc_hidden=384"])  # emotrack-vae-lstm 2's
+    net = student_net(narrow)
+    assert (net.channels, net.enc_hidden) == ((32, 64, 96), 384)
     assert (net.latent_dim, net.lstm_hidden) == (student_net().latent_dim, student_net().lstm_hidden)
-    assert FrameStudent(net).vae.encoder.conv[4].out_channels == 128
+    assert FrameStudent(net).vae.encoder.conv[4].out_channels == 96
 
     def key(cfg):
         return json.dumps([asdict(cfg), student_net(cfg).to_dict(), 1000], sort_keys=True, default=str)
 
-    # a wider encoder is a new stage 1, not a resumed one
-    assert stage1_key(key(wide)) != stage1_key(key(StudentConfig()))
+    # another width is a new stage 1, not a resumed one; the default width given explicitly is the same one
+    assert stage1_key(key(narrow)) != stage1_key(key(StudentConfig()))
+    same = with_settings(StudentConfig(), ["channels=[48, 96, 128]", "enc_hidden=512"])
+    assert stage1_key(key(same)) == stage1_key(key(StudentConfig()))
     for bad in ((48, 96), (48, 0, 128), 48, (48.0, 96, 128)):
         with pytest.raises(ValueError, match="three conv layers"):
             student_net(replace(StudentConfig(), channels=bad))

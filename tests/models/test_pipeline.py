@@ -7,6 +7,7 @@ torch-free runtime, whose frames carry descriptors that the protocol's schema ac
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import numpy as np
 import soundfile as sf
 from emotrack.realtime.core.model import EmotionModel
 
-from ..conftest import ROOT, needs_data, schema_validator
+from ..conftest import EMOTRACK, ROOT, needs_data, schema_validator
 from .test_training import run
 
 pytestmark = needs_data()
@@ -157,7 +158,17 @@ def test_whole_pipeline_tiny(tmp_path):
     assert "student" in json.loads(ev.stdout)
 
     exp = tmp_path / "export"
-    run("export", "--run", runs[0], "--summary", str(summary), "--out", str(exp), env=env)
+    prev = json.loads(ev.stdout)  # the student shipped before, 0.1 lower on one metric
+    key = next(k for k in sorted(prev["student"]) if k.split()[0] in ("soundtracks", "panda4q", "emotify")
+               and "CCC" not in k and math.isfinite(prev["student"][k][0]))  # one test clip a set: no r
+    prev["student"][key] = [prev["student"][key][0] - 0.1, prev["student"][key][1]]
+    (tmp_path / "previous.json").write_text(json.dumps(prev))
+    r = subprocess.run([*EMOTRACK, "export", "--run", runs[0], "--summary", str(summary), "--out", str(exp),
+                        "--previous-summary", "x 1", str(tmp_path / "nope.json")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "nope.json not found" in r.stderr
+    run("export", "--run", runs[0], "--summary", str(summary), "--out", str(exp), "--previous-summary",
+        "emotrack-vae-lstm 0", str(tmp_path / "previous.json"), env=env)
     card = json.loads((exp / "emotrack-vae-lstm.card.json").read_text())
     assert card["kind"] == "student"
     gate = {k: v for k, v in card["parity"].items() if k != "swapped_state_effect"}
@@ -167,6 +178,8 @@ def test_whole_pipeline_tiny(tmp_path):
     assert "tinygame-music" in md and "Leave" not in md.split("## Held-out results")[0]
     assert "| metric | student | teacher head | accurate head |" in md  # the other upper bound, beside the ridge
     assert "The accurate head (the pseudo-labels' teacher)" in md
+    against = md.split("### Against emotrack-vae-lstm 0, shipped before")[1].split("###")[0]
+    assert f"| {key} | " in against and " | +0.100 |" in against.split(f"| {key} | ")[1].splitlines()[0]
 
     onnx = exp / "emotrack-vae-lstm.onnx"
     names = EmotionModel(onnx).descriptor_names

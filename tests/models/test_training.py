@@ -155,7 +155,7 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
     run("export-song", "--run", str(song_run), "--out", str(exp), env=tiny_run["env"])
     card = json.loads((exp / "emotrack-song.card.json").read_text())
     assert card["parity"]["torch_vs_onnx"] < 1e-4 and card["parity"]["stats_vs_numpy"] < 1e-4
-    assert (card["name"], card["version"], card["kind"]) == ("emotrack-song", "1", "song")  # as the ONNX metadata
+    assert (card["name"], card["version"], card["kind"]) == ("emotrack-song", "2", "song")  # as the ONNX metadata
     assert set(card["onnx_test"]) == {"soundtracks", "panda4q"}
     md = (exp / "MODEL_CARD.md").read_text()
     assert md.index("# Model card: emotrack-vae-lstm") < md.index("# Whole-song model: emotrack-song")
@@ -168,7 +168,7 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
-    assert rec["song_model"] == "emotrack-song 1" and rec["trajectory"]["frames"] == DEMO_FRAMES
+    assert rec["song_model"] == "emotrack-song 2" and rec["trajectory"]["frames"] == DEMO_FRAMES
 
 
 def test_song_parity_gate_fails_a_wrong_graph(tiny_run):
