@@ -13,7 +13,7 @@ from pathlib import Path
 
 from emotrack.models.cache import cache_dir
 from emotrack.models.evaluate import format_table
-from emotrack.models.song import format_report
+from emotrack.models.song import blend_name, format_report
 
 from .accurate_card import render_accurate_markdown
 
@@ -192,6 +192,18 @@ SONG_PARITY_LENGTHS = (1, 2, 3, 10, 37, 90, 361)
 SHIPPED_SONG = "shipped (ONNX)"
 
 
+def _blend_sentence(r: dict) -> str:
+    w = r.get("trajectory_weight", 1.0)
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in (r.get("blend_val_score") or {}).items())
+    if w >= 1.0:
+        return (f" Mixing in the mean of the dynamic model's trajectory was tried on validation too (the head's "
+                f"share: {scores}) and is not used." if scores else "")
+    return (f" Its answer is mixed with the mean of the dynamic model's trajectory ({r['trajectory_model']}) over "
+            f"the song: {w:g} × the head + {1 - w:g} × the trajectory mean, the share chosen on the validation split "
+            f"by the same score (the head's share: {scores}). With another dynamic model (`--model accurate`, a "
+            "model of your own) the head answers alone.")
+
+
 def render_song_markdown(card: dict) -> str:
     r = card["report"]
     t = r["tnn"]
@@ -211,7 +223,8 @@ def render_song_markdown(card: dict) -> str:
              f"**Shipped: {method}**, the better of the two on the validation split"
              + (" (mean validation score " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()) + ")" if val else "")
              + ", chosen before looking at the test split. Outputs are clipped to [-1, 1]. All of it is one ONNX "
-             "graph from mel frames; `emotrack analyze --song` and `emotrack index` run it without torch.", "",
+             "graph from mel frames; `emotrack analyze --song` and `emotrack index` run it without torch."
+             + _blend_sentence(r), "",
              f"File: `{card['onnx']}` (sha256 `{card['sha256'][:16]}…`). Written by `emotrack export-song`.", "",
              "## Training data", "",
              "The training splits (the same fixed song-level splits as above) of: "
@@ -228,10 +241,12 @@ def render_song_markdown(card: dict) -> str:
              "teachers' features (musicnn, run offline).", ""]
     merged = {"test": {ds: {**card["onnx_test"].get(ds, {}), **m} for ds, m in r["test"].items()}}
     lines += [format_report(merged, "test")]
-    base = {"test": {ds: {k: v for k, v in m.items() if k != method and "upper bound" not in k}
+    shipped_rows = {method} | ({blend_name(method, r["trajectory_weight"])} if r.get("trajectory_weight", 1.0) < 1 else set())
+    base = {"test": {ds: {k: v for k, v in m.items() if k not in shipped_rows and "upper bound" not in k}
                      for ds, m in merged["test"].items()}}
     notes = not_better(base["test"], onnx_key)
-    lines += [f"### Where the shipped model ({method}) is not better than the other head or the trajectory mean", ""]
+    shown = blend_name(method, r["trajectory_weight"]) if r.get("trajectory_weight", 1.0) < 1 else method
+    lines += [f"### Where the shipped model ({shown}) is not better than the other head or the trajectory mean", ""]
     lines += [f"- {n}" for n in notes] if notes else ["- Nowhere: it is above them everywhere."]
     lines += ["", "Read with the bootstrap spreads: most test splits are small (32–175 songs).", "",
               "Validation split (the torch models):", "", format_report(r, "val"),

@@ -48,9 +48,11 @@ def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version:
     names_out = ["valence", "arousal", "embedding"]
     torch.onnx.export(net, (mel,), str(out), input_names=["mel"], output_names=names_out,
                       dynamic_axes={"mel": {0: "time"}}, opset_version=OPSET, dynamo=False)
+    ck = torch.load(Path(run) / "song.pt", map_location="cpu", weights_only=False)
     meta = {"name": name, "version": version, "kind": "song", "features": FEATURES.to_dict(),
             "outputs": names_out, "scale": "DEAM [-1, 1]", "embedding_dim": cfg.dim,
-            "method": "TNN-SVR on VAE-code statistics (mean, std, p10, p50, p90)"}
+            "method": f"{ck.get('method', 'TNN-SVR')} on VAE-code statistics (mean, std, p10, p50, p90)",
+            "trajectory_weight": float(ck.get("trajectory_weight", 1.0)), "trajectory_model": ck.get("trajectory_model")}
     finish_onnx(out, {**meta, **(extra_meta or {})})
     return out, parity_check(net, out)
 
@@ -85,8 +87,16 @@ def evaluate_song_onnx(path: Path, clips, split: str = "test") -> dict:
 
     sm = SongModel(path)
     clips = [c for c in clips if c.split == split and static_labels(c) is not None]
-    p = np.array([sm.predict(load_features(c)) for c in clips])
-    return evaluate_split(clips, {"shipped (ONNX)": p})
+    model = load_model()  # the dynamic model beside it: its trajectory mean is mixed in if the metadata says so
+    label, p = f"{model.name} {model.version}", []
+    for c in clips:
+        mel = load_features(c)
+        traj = np.zeros((0, 4))
+        if sm.trajectory_weight < 1.0:
+            o, _ = model.run(mel.astype(np.float32), model.zero_state())
+            traj = np.stack([o.valence, o.arousal], 1)
+        p.append(sm.blend(sm.predict(mel), traj, label))
+    return evaluate_split(clips, {"shipped (ONNX)": np.array(p)})
 
 
 def export_accurate_song(run: Path, out: Path, name: str, version: str, extra_meta: dict | None = None):

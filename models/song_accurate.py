@@ -38,6 +38,7 @@ from .song import (
     selection_score,
     svr_state,
     torch_modules,
+    trajectory_label,
     trajectory_means,
 )
 from .static import standardiser, static_labels
@@ -93,8 +94,9 @@ def train_accurate_song(clips: list[Clip], out: Path, strides=STRIDES, log=print
     held = np.flatnonzero(~train)
     shipped, traj = np.full((len(clips), 2), np.nan), np.full((len(clips), 2), np.nan)
     song_model = SongModel()
-    shipped[held] = [song_model.predict(load_features(clips[i])) for i in held]
     traj[held] = trajectory_means([clips[i] for i in held])
+    label = trajectory_label()  # the shipped song model mixes in this trajectory's mean if its metadata says so
+    shipped[held] = [song_model.blend(song_model.predict(load_features(clips[i])), traj[i][None], label) for i in held]
     preds[f"shipped song model ({song_model.label})"] = shipped
     preds["trajectory mean (shipped VAE-LSTM)"] = traj
     mean, scale, svrs = fits[stride]

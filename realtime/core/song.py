@@ -2,7 +2,8 @@
 thread of its own (the main thread, or an index worker process).
 
 ``SongModel`` runs the shipped TNN-SVR graph (``emotrack-song.onnx``, made by
-``emotrack export-song``) on a song's log-mel frames. ``AccurateSongModel`` (opt-in,
+``emotrack export-song``) on a song's log-mel frames and, where its metadata says so, mixes
+in the mean of the dynamic model's trajectory (``SongModel.blend``). ``AccurateSongModel`` (opt-in,
 ``--song-model accurate``) runs the musicnn teachers on the song's 3 s windows and an SVR
 on their statistics (``emotrack-song-accurate.onnx``): slower, and closer to the labels.
 ``analyze_song`` reads a file once and gives both the whole-song valence/arousal and the
@@ -50,10 +51,25 @@ class SongModel:
             raise ModelMismatchError(f"{self.path}: not a whole-song model (no 'song' kind or outputs "
                                      f"{list(self.OUTPUTS)}); give one made by `emotrack export-song`")
         self.features = features
+        # the head's share of the answer, chosen on validation with the dynamic model
+        # ``trajectory_model``; the rest is that model's trajectory mean (1: the head alone)
+        self.trajectory_weight = float(self.meta.get("trajectory_weight", 1.0))
+        self.trajectory_model = self.meta.get("trajectory_model")
 
     @property
     def label(self) -> str:
         return f"{self.meta.get('name', self.path.stem)} {self.meta.get('version', '0')}"
+
+    def blend(self, va: tuple[float, float], trajectory: np.ndarray, model_label: str) -> tuple[float, float]:
+        """The whole-song answer: ``va`` (``predict``'s) with the mean of the dynamic trajectory
+        ([frames, >= 2], every frame) mixed in by the weight chosen in training, only if the
+        trajectory comes from the dynamic model that weight was chosen with."""
+        w = self.trajectory_weight
+        if w >= 1.0 or model_label != self.trajectory_model or len(trajectory) == 0:
+            return va
+        mean = np.asarray(trajectory, np.float64)[:, :2].mean(0)
+        v, a = (float(np.clip(w * x + (1.0 - w) * m, -1.0, 1.0)) for x, m in zip(va, mean, strict=True))
+        return v, a
 
     def predict(self, mel: np.ndarray) -> tuple[float, float]:
         mel = np.asarray(mel, dtype=np.float32)
@@ -190,4 +206,6 @@ def analyze_song(model: EmotionModel, path: str | Path,
         raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
     v, a = whole()
     traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds], np.float32)
+    if isinstance(song_model, SongModel):
+        v, a = song_model.blend((v, a), traj, f"{model.name} {model.version}")
     return SongResult(duration, v, a, traj, np.array([p.t for p in preds]), nonfinite)

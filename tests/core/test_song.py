@@ -50,9 +50,28 @@ def test_song_model_runs_without_torch_and_agrees_with_the_frames(demo_path, mod
         assert abs(traj[key]["max"] - frames[4:, d].max()) < 1e-3
     assert abs(sum(traj["quadrant_share"].values()) - 1) < 1e-3
 
-    # the whole-song value is the model on the offline frames that training used
-    v, a = SongModel().predict(audio_frames(load_audio(demo_path)))
+    # the whole-song value is the model on the offline frames that training used, with the
+    # trajectory's mean over every frame mixed in as its metadata says (the shipped model does)
+    song = SongModel()
+    head = song.predict(audio_frames(load_audio(demo_path)))
+    v, a = song.blend(head, frames, f"{model.name} {model.version}")
     assert abs(v - rec["valence"]) < 1e-3 and abs(a - rec["arousal"]) < 1e-3
+    assert song.trajectory_model == f"{model.name} {model.version}" and 0 <= song.trajectory_weight <= 1
+
+
+def test_song_blend_mixes_the_trajectory_mean_only_for_its_own_dynamic_model():
+    from emotrack.realtime.core.song import SongModel
+
+    song = SongModel.__new__(SongModel)  # the weights as a model's metadata would give them
+    song.trajectory_weight, song.trajectory_model = 0.75, "emotrack-vae-lstm 3"
+    traj = np.array([[0.2, -0.4, 0.3, 0.3], [0.6, 0.0, 0.3, 0.3]])  # mean (0.4, -0.2)
+    v, a = song.blend((0.8, 0.2), traj, "emotrack-vae-lstm 3")
+    assert abs(v - (0.75 * 0.8 + 0.25 * 0.4)) < 1e-9 and abs(a - (0.75 * 0.2 - 0.25 * 0.2)) < 1e-9
+    assert song.blend((0.8, 0.2), traj, "emotrack-accurate 1") == (0.8, 0.2)  # another model: the head alone
+    assert song.blend((0.8, 0.2), traj[:0], "emotrack-vae-lstm 3") == (0.8, 0.2)
+    assert song.blend((1.0, -1.0), np.array([[1.0, -1.0]]), "emotrack-vae-lstm 3") == (1.0, -1.0)  # stays in range
+    song.trajectory_weight = 1.0
+    assert song.blend((0.8, 0.2), traj, "emotrack-vae-lstm 3") == (0.8, 0.2)
 
 
 def test_song_value_depends_on_the_music(tmp_path):

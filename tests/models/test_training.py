@@ -151,8 +151,19 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
     assert set(rep["test"]) == {"soundtracks", "panda4q"} and rep["tnn"]["dim"] == 8
     assert "quadrant_accuracy" in rep["test"]["panda4q"]["TNN-SVR"]
     assert np.isfinite(rep["test"]["soundtracks"]["TNN-SVR"]["arousal"]["r2"])
+    # how much of the trajectory mean to mix in is chosen on validation, for the dynamic model it ran
+    from emotrack.models.song import BLEND_WEIGHTS, blend_name
+
+    w = rep["trajectory_weight"]
+    assert w in BLEND_WEIGHTS and len(rep["blend_val_score"]) == len(BLEND_WEIGHTS)
+    assert rep["trajectory_model"].startswith("emotrack-vae-lstm ")
+    assert (blend_name(rep["method"], w) in rep["test"]["soundtracks"]) == (w < 1)
 
     run("export-song", "--run", str(song_run), "--out", str(exp), env=tiny_run["env"])
+    from emotrack.realtime.core.song import SongModel
+
+    song = SongModel(exp / "emotrack-song.onnx")
+    assert (song.trajectory_weight, song.trajectory_model) == (w, rep["trajectory_model"])
     card = json.loads((exp / "emotrack-song.card.json").read_text())
     assert card["parity"]["torch_vs_onnx"] < 1e-4 and card["parity"]["stats_vs_numpy"] < 1e-4
     assert (card["name"], card["version"], card["kind"]) == ("emotrack-song", "2", "song")  # as the ONNX metadata
