@@ -241,11 +241,10 @@ def render_song_markdown(card: dict) -> str:
              "teachers' features (musicnn, run offline).", ""]
     merged = {"test": {ds: {**card["onnx_test"].get(ds, {}), **m} for ds, m in r["test"].items()}}
     lines += [format_report(merged, "test")]
-    shipped_rows = {method} | ({blend_name(method, r["trajectory_weight"])} if r.get("trajectory_weight", 1.0) < 1 else set())
-    base = {"test": {ds: {k: v for k, v in m.items() if k not in shipped_rows and "upper bound" not in k}
+    shown = blend_name(method, r["trajectory_weight"]) if r.get("trajectory_weight", 1.0) < 1 else method
+    base = {"test": {ds: {k: v for k, v in m.items() if k not in {method, shown} and "upper bound" not in k}
                      for ds, m in merged["test"].items()}}
     notes = not_better(base["test"], onnx_key)
-    shown = blend_name(method, r["trajectory_weight"]) if r.get("trajectory_weight", 1.0) < 1 else method
     lines += [f"### Where the shipped model ({shown}) is not better than the other head or the trajectory mean", ""]
     lines += [f"- {n}" for n in notes] if notes else ["- Nowhere: it is above them everywhere."]
     lines += ["", "Read with the bootstrap spreads: most test splits are small (32–175 songs).", "",

@@ -88,14 +88,14 @@ def evaluate_song_onnx(path: Path, clips, split: str = "test") -> dict:
     sm = SongModel(path)
     clips = [c for c in clips if c.split == split and static_labels(c) is not None]
     model = load_model()  # the dynamic model beside it: its trajectory mean is mixed in if the metadata says so
-    label, p = f"{model.name} {model.version}", []
+    p = []
     for c in clips:
         mel = load_features(c)
         traj = np.zeros((0, 4))
         if sm.trajectory_weight < 1.0:
             o, _ = model.run(mel.astype(np.float32), model.zero_state())
             traj = np.stack([o.valence, o.arousal], 1)
-        p.append(sm.blend(sm.predict(mel), traj, label))
+        p.append(sm.blend(sm.predict(mel), traj, model.label))
     return evaluate_split(clips, {"shipped (ONNX)": np.array(p)})
 
 

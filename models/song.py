@@ -166,8 +166,7 @@ def song_metrics(y: np.ndarray, p: np.ndarray, quad: np.ndarray | None) -> dict:
 
 def trajectory_label(model_path=None) -> str:
     """``name version`` of the dynamic model ``trajectory_means`` runs."""
-    model = load_model(model_path)
-    return f"{model.name} {model.version}"
+    return load_model(model_path).label
 
 
 def trajectory_means(clips: list[Clip], model_path=None) -> np.ndarray:

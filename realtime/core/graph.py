@@ -119,6 +119,11 @@ class RecurrentGraph:
     def version(self) -> str:
         return str(self.meta.get("version", "0"))
 
+    @property
+    def label(self) -> str:
+        """``name version``: how outputs, the index and a song model's metadata name this model."""
+        return f"{self.name} {self.version}"
+
     def _zero_hc(self) -> tuple[np.ndarray, np.ndarray]:
         z = np.zeros((self.num_layers, 1, self.hidden_size), dtype=np.float32)
         return z, z.copy()

@@ -171,7 +171,7 @@ class SongResult:
         q = quadrant(self.valence, self.arousal)
         return {"duration": round(self.duration, 3), "valence": round(self.valence, 4),
                 "arousal": round(self.arousal, 4), "quadrant": q, "quadrant_name": QUADRANT_NAMES[q],
-                "song_model": song_model.label, "trajectory_model": f"{model.name} {model.version}",
+                "song_model": song_model.label, "trajectory_model": model.label,
                 "trajectory": summarize(self.trajectory, self.t)}
 
 
@@ -207,5 +207,5 @@ def analyze_song(model: EmotionModel, path: str | Path,
     v, a = whole()
     traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds], np.float32)
     if isinstance(song_model, SongModel):
-        v, a = song_model.blend((v, a), traj, f"{model.name} {model.version}")
+        v, a = song_model.blend((v, a), traj, model.label)
     return SongResult(duration, v, a, traj, np.array([p.t for p in preds]), nonfinite)

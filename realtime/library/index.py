@@ -100,7 +100,7 @@ def analyze_file(path: str, size: int, mtime_ns: int, model: EmotionModel | None
 
 def model_id(model: EmotionModel, song: SongModel | AccurateSongModel | None = None) -> str:
     """What analysed a song; a song analysed by other models is analysed again."""
-    return f"{model.name} {model.version}" + (f" + {song.label}" if song is not None else "")
+    return model.label + (f" + {song.label}" if song is not None else "")
 
 
 # ---------------------------------------------------------------------- the index run
