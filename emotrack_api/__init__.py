@@ -7,7 +7,7 @@ Public API::
     tracker = emotrack.Tracker(model, sample_rate=44100)
     for p in tracker.push(block):          # any block size, any channel count
         print(p.t, p.valence, p.arousal)
-    song = emotrack.analyze_song(model, "a.mp3", emotrack.SongModel())  # whole-song V/A (TNN-SVR)
+    song = emotrack.analyze_song(model, "a.mp3", emotrack.SongModel())  # whole-song V/A
 
 Names are imported on first use, so ``import emotrack`` (and ``emotrack --help``) stays light.
 """
@@ -30,6 +30,7 @@ _EXPORTS = {
     "SongModel": "emotrack.realtime.core.song",
     "AccurateSongModel": "emotrack.realtime.core.song",
     "analyze_song": "emotrack.realtime.core.song",
+    "trajectory_matrix": "emotrack.realtime.core.song",
 }
 __all__ = [*_EXPORTS, "__version__"]
 

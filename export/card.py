@@ -201,7 +201,7 @@ def _blend_sentence(r: dict) -> str:
     return (f" Its answer is mixed with the mean of the dynamic model's trajectory ({r['trajectory_model']}) over "
             f"the song: {w:g} × the head + {1 - w:g} × the trajectory mean, the share chosen on the validation split "
             f"by the same score (the head's share: {scores}). With another dynamic model (`--model accurate`, a "
-            "model of your own) the head answers alone.")
+            "model of your own) the code head answers alone.")
 
 
 def render_song_markdown(card: dict) -> str:
@@ -212,18 +212,35 @@ def render_song_markdown(card: dict) -> str:
     lengths = card["parity"].get("lengths", SONG_PARITY_LENGTHS)
     val = r.get("selection_val_score") or {}
     onnx_key = next(iter(next(iter(card["onnx_test"].values()), {})), SHIPPED_SONG)
+    code_method = r.get("code_method", method)
+    previous = card.get("previous_test") or {}
+    traj_feats = r.get("trajectory_features")
+    n_traj = traj_feats.split("(")[-1].split(")")[0] if traj_feats else ""
     lines = [f"# Whole-song model: {card['name']}", "",
-             f"One valence and arousal per song from the statistics of the VAE codes: the VAE encoder of the "
-             f"VAE-LSTM above codes each 0.5 s frame; over the song, the mean, std, 10th, 50th and 90th percentile "
-             f"of each code dimension give {nfeat} features. Two heads were trained on them: TNN-SVR (Herremans et "
-             f"al.'s triplet network turned into a regressor: standardise → {t['hidden']} ReLU → {t['dim']}, "
-             f"L2-normalised; positives closer than {t['pos_dist']} in valence–arousal, negatives further than "
-             f"{t['neg_dist']}, margin {t['margin']}, {t['epochs']} epochs; then one RBF SVR per dimension) and the "
-             "plain RBF SVR on the standardised statistics (C 1, ε 0.1, γ 'scale'). "
-             f"**Shipped: {method}**, the better of the two on the validation split"
+             "One valence and arousal per song, from heads trained on the training splits, each ending in one RBF "
+             "SVR per dimension (C 1, ε 0.1, γ 'scale'):", "",
+             f"- on the statistics of the VAE codes (the VAE encoder of the VAE-LSTM above codes each 0.5 s frame; over "
+             f"the song, the mean, std, 10th, 50th and 90th percentile of each code dimension give {nfeat} features): "
+             f"TNN-SVR (Herremans et al.'s triplet network turned into a regressor: standardise → {t['hidden']} ReLU → "
+             f"{t['dim']}, L2-normalised; positives closer than {t['pos_dist']} in valence–arousal, negatives further "
+             f"than {t['neg_dist']}, margin {t['margin']}, {t['epochs']} epochs; the SVR reads the embedding) and the "
+             "SVR on the standardised statistics;"]
+    if traj_feats:
+        lines += [f"- on the statistics of the trajectory of the dynamic model {r['trajectory_model']}: its outputs at "
+                  "every frame of the song from zero state (valence, arousal, their stds and its descriptors as "
+                  f"logits), the same five statistics of each ({n_traj} features), standardised."]
+    lines += ["",
+             f"**Shipped: {method}**, the best on the validation split among the heads `--heads` allowed "
+             f"({', '.join(r.get('heads', ['code']))})"
              + (" (mean validation score " + ", ".join(f"{k} {v:.3f}" for k, v in val.items()) + ")" if val else "")
-             + ", chosen before looking at the test split. Outputs are clipped to [-1, 1]. All of it is one ONNX "
-             "graph from mel frames; `emotrack analyze --song` and `emotrack index` run it without torch."
+             + ", chosen before looking at the test split."
+             + ("" if method == code_method else
+                f" It answers only for {r['trajectory_model']} (the file whose sha256 the metadata records: an own "
+                f"export under the same name and version is not it); with any other dynamic model the graph's code "
+                f"head, {code_method}, answers.")
+             + " Outputs are clipped to [-1, 1]. All of it is one ONNX graph from mel frames"
+             + (" and the trajectory" if method != code_method else "")
+             + "; `emotrack analyze --song` and `emotrack index` run it without torch."
              + _blend_sentence(r), "",
              f"File: `{card['onnx']}` (sha256 `{card['sha256'][:16]}…`). Written by `emotrack export-song`.", "",
              "## Training data", "",
@@ -235,17 +252,21 @@ def render_song_markdown(card: dict) -> str:
              "## Held-out results", "",
              "Song-level metrics on the test split, across songs (± bootstrap std over songs): R², RMSE, Pearson r "
              "and CCC for sets with continuous labels; quadrant accuracy, sign accuracy and the point-biserial r "
-             f"with the sign for quadrant sets. '{onnx_key}' is the exported graph through the runtime; the other "
-             "rows, on the same songs, are the torch models: both heads, the mean of the VAE-LSTM's trajectory (what "
+             f"with the sign for quadrant sets. '{onnx_key}' is the exported graph through the runtime"
+             + ("" if not previous else
+                f", and '{card['previous_model']}, shipped before' the song model it replaces, through the runtime "
+                "with the dynamic model shipped beside this one")
+             + "; the other rows, on the same songs, are the torch models: the heads, the mean of the VAE-LSTM's trajectory (what "
              "`emotrack index` would store without a song model) and, as an upper bound, the same SVR on the "
              "teachers' features (musicnn, run offline).", ""]
-    merged = {"test": {ds: {**card["onnx_test"].get(ds, {}), **m} for ds, m in r["test"].items()}}
+    merged = {"test": {ds: {**card["onnx_test"].get(ds, {}), **previous.get(ds, {}), **m} for ds, m in r["test"].items()}}
     lines += [format_report(merged, "test")]
     shown = blend_name(method, r["trajectory_weight"]) if r.get("trajectory_weight", 1.0) < 1 else method
     base = {"test": {ds: {k: v for k, v in m.items() if k not in {method, shown} and "upper bound" not in k}
                      for ds, m in merged["test"].items()}}
     notes = not_better(base["test"], onnx_key)
-    lines += [f"### Where the shipped model ({shown}) is not better than the other head or the trajectory mean", ""]
+    lines += [f"### Where the shipped model ({shown}) is not better than the other heads, the trajectory mean"
+              + (" or the model it replaces" if previous else ""), ""]
     lines += [f"- {n}" for n in notes] if notes else ["- Nowhere: it is above them everywhere."]
     lines += ["", "Read with the bootstrap spreads: most test splits are small (32–175 songs).", "",
               "Validation split (the torch models):", "", format_report(r, "val"),
@@ -254,9 +275,10 @@ def render_song_markdown(card: dict) -> str:
               "music like Panda's; the continuous sets are small (158 Soundtracks and 282 Emotify training songs).",
               "- Labels mix perceived (Soundtracks, VGMIDI, Panda, EMOPIA) and induced (Emotify) emotion on scales "
               "mapped by us; VGMIDI and EMOPIA are rendered piano.",
-              "- The distance to the teacher upper bound is what the small VAE code still loses.", ""]
+              "- The distance to the teacher upper bound is what the student (its code, its outputs) still loses.", ""]
     lines += ["## Reproduce", "", "```", (r.get("sources") or {}).get("command") or "emotrack train-song",
-              f"emotrack export-song --run {card['run']}", "```",
+              f"emotrack export-song --run {card['run']}"
+              + (f" --previous OLD.onnx   # OLD: {card['previous_model']}, as shipped before" if previous else ""), "```",
               f"Parity of the export (max abs difference, torch vs ONNX over songs of {min(lengths)}–"
               f"{max(lengths)} frames): {card['parity']['torch_vs_onnx']:.1e}."]
     return "\n".join(lines) + "\n"

@@ -2,9 +2,10 @@
 parity-gated, and its model card. Offline.
 
 The default model is one graph, ``mel (T, n_mels, n_t) -> valence (), arousal (), embedding
-(d,)``; only T is dynamic. Its parity gate compares torch and onnxruntime at several song
-lengths (one frame included), and the in-graph code statistics with
-``static.code_statistics``. The accurate model (a ``--teacher-features`` run) is the head
+(d,)``; with a trajectory head (``train-song`` chose it) also ``trajectory (T', 4 + D) ->
+trajectory_valence (), trajectory_arousal ()``; only T and T' are dynamic. Its parity gate
+compares torch and onnxruntime at several song lengths (one frame included), and the in-graph
+statistics with ``static.code_statistics`` and ``song.trajectory_statistics``. The accurate model (a ``--teacher-features`` run) is the head
 ``features (N, 500) -> valence (), arousal ()`` and, beside it, the musicnn teachers' graph
 (:mod:`emotrack.export.teacher_export`), both parity-gated; the runtime's whole path from
 audio files is then checked against the training features.
@@ -22,12 +23,18 @@ import torch
 from emotrack.export.card import SHIPPED_SONG, SONG_PARITY_LENGTHS, write_markdown
 from emotrack.export.cli import open_run, out_dir, run_clips
 from emotrack.models.cache import load_features
-from emotrack.models.song import evaluate_split, load_song_net
+from emotrack.models.song import (
+    TRAJECTORY_METHOD,
+    evaluate_split,
+    load_song_net,
+    trajectories,
+    trajectory_statistics,
+)
 from emotrack.models.song_accurate import accurate_head, window_features
 from emotrack.models.static import code_statistics, static_labels
 from emotrack.realtime.assets import TEACHERS_MODEL
 from emotrack.realtime.core.config import FEATURES
-from emotrack.realtime.core.model import load_model
+from emotrack.realtime.core.model import ModelError, load_model
 from emotrack.realtime.core.song import AccurateSongModel, SongModel, analyze_song
 from emotrack.realtime.core.teacher import TeacherModel
 
@@ -37,24 +44,50 @@ from .teacher_export import export_teachers
 PARITY_LENGTHS = SONG_PARITY_LENGTHS
 
 
-def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version: str = "2",
+def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version: str = "3",
                      extra_meta: dict | None = None) -> tuple[Path, dict]:
     """Write ``out`` and check parity; raise ExportParityError on a mismatch."""
 
     net, cfg = load_song_net(Path(run))
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    mel = torch.randn(7, *FEATURES.frame_shape)
-    names_out = ["valence", "arousal", "embedding"]
-    torch.onnx.export(net, (mel,), str(out), input_names=["mel"], output_names=names_out,
-                      dynamic_axes={"mel": {0: "time"}}, opset_version=OPSET, dynamo=False)
     ck = torch.load(Path(run) / "song.pt", map_location="cpu", weights_only=False)
+    code_method = ck.get("code_method", ck.get("method", "TNN-SVR"))
+    args, names_in, names_out = (torch.randn(7, *FEATURES.frame_shape),), ["mel"], ["valence", "arousal", "embedding"]
+    dynamic = {"mel": {0: "time"}}
+    method = f"{code_method} on VAE-code statistics (mean, std, p10, p50, p90)"
+    if net.trajectory_head is not None:
+        args += (random_trajectory(9, ck["trajectory_head"]["columns"], torch.Generator().manual_seed(1)),)
+        names_in, names_out = names_in + ["trajectory"], names_out + ["trajectory_valence", "trajectory_arousal"]
+        dynamic["trajectory"] = {0: "frames"}
+        method = (f"{TRAJECTORY_METHOD} of {ck['trajectory_model']} (its outputs, descriptors as logits: mean, std, "
+                  f"p10, p50, p90); with another dynamic model, {method}")
+    torch.onnx.export(net, args, str(out), input_names=names_in, output_names=names_out,
+                      dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
     meta = {"name": name, "version": version, "kind": "song", "features": FEATURES.to_dict(),
-            "outputs": names_out, "scale": "DEAM [-1, 1]", "embedding_dim": cfg.dim,
-            "method": f"{ck.get('method', 'TNN-SVR')} on VAE-code statistics (mean, std, p10, p50, p90)",
-            "trajectory_weight": float(ck.get("trajectory_weight", 1.0)), "trajectory_model": ck.get("trajectory_model")}
+            "outputs": names_out, "scale": "DEAM [-1, 1]", "embedding_dim": cfg.dim, "method": method,
+            "trajectory_weight": float(ck.get("trajectory_weight", 1.0)), "trajectory_model": ck.get("trajectory_model"),
+            "trajectory_model_sha256": ck.get("trajectory_model_sha256")}
     finish_onnx(out, {**meta, **(extra_meta or {})})
     return out, parity_check(net, out)
+
+
+def random_trajectory(frames: int, columns: int, g: torch.Generator) -> torch.Tensor:
+    """A made-up dynamic trajectory (frames, columns): valence and arousal in [-1, 1], stds in
+    (0, 0.5), descriptors in (0, 1), as the dynamic model's outputs are."""
+    u = torch.rand(frames, columns, generator=g)
+    return torch.cat([2 * u[:, :2] - 1, 0.5 * u[:, 2:4], u[:, 4:]], 1)
+
+
+def plausible_trajectory(head, frames: int, g: torch.Generator) -> torch.Tensor:
+    """Frames around the training songs' outputs, so that the head's RBF kernels see them
+    (made-up ones far away all give its intercept): each column at a song level drawn from the
+    training songs' spread of that column's mean, moving by its typical within-song std;
+    descriptor columns back through the sigmoid."""
+    mean, scale = head.standardise.mean, head.standardise.scale
+    k = mean.numel() // 5  # the statistics are mean, std, p10, p50, p90 of each column
+    x = mean[:k] + scale[:k] * torch.randn(k, generator=g) + mean[k:2 * k] * torch.randn(frames, k, generator=g)
+    return torch.cat([x[:, :4], torch.sigmoid(x[:, 4:])], 1)
 
 
 @torch.no_grad()
@@ -62,41 +95,46 @@ def parity_check(net, path: Path, seed: int = 0) -> dict:
 
     g = torch.Generator().manual_seed(seed)
     sm = SongModel(path)
+    head = net.trajectory_head
     worst = {"torch_vs_onnx": 0.0, "embedding": 0.0, "stats_vs_numpy": 0.0}
-    outs = []
+    outs, t_outs = [], []
     for T in PARITY_LENGTHS:
         mel = torch.randn(T, *FEATURES.frame_shape, generator=g) * 0.7
-        v, a, e = net(mel)
-        ov, oa, oe = sm.session.run(["valence", "arousal", "embedding"], {"mel": mel.numpy()})
-        worst["torch_vs_onnx"] = max(worst["torch_vs_onnx"], abs(float(v) - float(ov)), abs(float(a) - float(oa)))
-        worst["embedding"] = max(worst["embedding"], float(np.abs(e.numpy() - oe).max()))
+        feed, names = {"mel": mel.numpy()}, list(sm.OUTPUTS)
+        traj = None
+        if head is not None:
+            traj = plausible_trajectory(head, T, g)
+            feed["trajectory"], names = traj.numpy(), names + list(sm.TRAJECTORY_OUTPUTS)
+        got = sm.session.run(names, feed)
+        want = [o.numpy() for o in net(mel, traj)]
+        worst["torch_vs_onnx"] = max(worst["torch_vs_onnx"], *(float(np.abs(w - o).max())
+                                                               for i, (w, o) in enumerate(zip(want, got, strict=True)) if i != 2))
+        worst["embedding"] = max(worst["embedding"], float(np.abs(want[2] - got[2]).max()))
         codes = net.codes(mel)
         ref = code_statistics(codes.numpy())
         worst["stats_vs_numpy"] = max(worst["stats_vs_numpy"], float(np.abs(net.stats(codes).numpy() - ref).max()))
-        outs.append((float(ov), float(oa)))
+        if head is not None:
+            ref = trajectory_statistics(traj.numpy())
+            worst["stats_vs_numpy"] = max(worst["stats_vs_numpy"],
+                                          float(np.abs(head.statistics(traj).numpy() - ref).max()))
+            t_outs.append((float(got[3]), float(got[4])))
+        outs.append((float(got[0]), float(got[1])))
     # different songs must give different answers, or the comparison above proves little
-    worst["spread"] = float(np.ptp(np.array(outs), axis=0).max())
+    worst["spread"] = min(float(np.ptp(np.array(o), axis=0).max()) for o in (outs, t_outs) if o)
     bad = {k: v for k, v in worst.items() if k != "spread" and not v <= PARITY_TOL}
     if bad or worst["spread"] < 1e-4:
         raise ExportParityError(f"{path}: parity failed {worst} (tolerance {PARITY_TOL})")
     return worst
 
 
-def evaluate_song_onnx(path: Path, clips, split: str = "test") -> dict:
-    """The exported graph, through the runtime, on the cached frames of ``split``."""
+def evaluate_song_onnx(path: Path, clips, split: str = "test", row: str = SHIPPED_SONG) -> dict:
+    """The exported graph (or an earlier one), through the runtime, on the cached frames of ``split``."""
 
     sm = SongModel(path)
     clips = [c for c in clips if c.split == split and static_labels(c) is not None]
-    model = load_model()  # the dynamic model beside it: its trajectory mean is mixed in if the metadata says so
-    p = []
-    for c in clips:
-        mel = load_features(c)
-        traj = np.zeros((0, 4))
-        if sm.trajectory_weight < 1.0:
-            o, _ = model.run(mel.astype(np.float32), model.zero_state())
-            traj = np.stack([o.valence, o.arousal], 1)
-        p.append(sm.blend(sm.predict(mel), traj, model.label))
-    return evaluate_split(clips, {"shipped (ONNX)": np.array(p)})
+    model = load_model()  # the dynamic model beside it: the song model reads its trajectory if the metadata says so
+    p = [sm.whole(load_features(c), traj, model) for c, traj in zip(clips, trajectories(clips, model), strict=True)]
+    return evaluate_split(clips, {row: np.array(p)})
 
 
 def export_accurate_song(run: Path, out: Path, name: str, version: str, extra_meta: dict | None = None):
@@ -169,6 +207,14 @@ def cmd_export_song(args) -> int:
         return 2
     out = out_dir(args)
     path = out / f"{args.name}.onnx"
+    previous, label = {}, None
+    if args.previous:  # evaluated first: it may be the file this export replaces
+        try:
+            label = SongModel(args.previous).label
+        except ModelError as e:
+            print(f"emotrack export-song: --previous: {e}", file=sys.stderr)
+            return 2
+        previous = evaluate_song_onnx(Path(args.previous), run_clips(report), row=f"{label}, shipped before")
     try:
         path, parity = export_song_onnx(run, path, args.name, args.model_version,
                                         {"trained_on": sorted(report["data"])})
@@ -177,7 +223,8 @@ def cmd_export_song(args) -> int:
         return 1
     card = {"name": args.name, "version": args.model_version, "kind": "song", "onnx": path.name,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "run": str(run), "parity": parity, "report": report, "onnx_test": evaluate_song_onnx(path, run_clips(report))}
+            "run": str(run), "parity": parity, "report": report, "onnx_test": evaluate_song_onnx(path, run_clips(report)),
+            "previous_model": label, "previous_test": previous}
     (out / f"{args.name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
     write_markdown(out)
     print(f"wrote {path} and {out}/{args.name}.card.json / MODEL_CARD.md")

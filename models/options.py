@@ -84,13 +84,23 @@ def add_static_benchmark_arguments(sb: argparse.ArgumentParser) -> None:
     sb.add_argument("--report", nargs="+", metavar="JSON", help="print one table from earlier --out files and stop")
 
 
+# what `train-song` validation may choose to answer (models.song): a head on the VAE codes' statistics,
+# or on those of the dynamic model's trajectory
+SONG_HEADS = ("code", "trajectory")
+
+
 def add_train_song_arguments(ts: argparse.ArgumentParser) -> None:
     ts.add_argument("--data", help="the shared data folder")
     ts.add_argument("--datasets", nargs="+", help="default: all five (soundtracks emotify panda4q vgmidi emopia)")
     ts.add_argument("--run", default="runs/default", help="the training run whose VAE codes the frames")
     ts.add_argument("--out", default="runs/song", help="run folder for song.pt and report.json")
     ts.add_argument("--epochs", type=int, default=60, help="TNN training epochs")
-    ts.add_argument("--dim", type=int, help="TNN embedding size (default: 10 %% of the 160 features, 16)")
+    ts.add_argument("--dim", type=int, help="TNN embedding size (default: 10 %% of the code statistics: 32 for the "
+                                            "shipped 64-d code)")
+    ts.add_argument("--heads", nargs="+", choices=SONG_HEADS, default=list(SONG_HEADS),
+                    help="what validation may choose to answer: 'code', the better of TNN-SVR and the plain SVR on "
+                         "the VAE-code statistics; 'trajectory', an SVR on the statistics of the shipped dynamic "
+                         "model's outputs over the song (default: both)")
     ts.add_argument("--limit", type=int, help="at most N clips per dataset and split (for quick checks)")
     ts.add_argument("--jobs", type=int, default=2)
     ts.add_argument("--teacher-features", action="store_true",

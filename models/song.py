@@ -13,12 +13,19 @@ features); the report holds song-level metrics on the validation and test splits
 to two baselines on the same songs: the SVR on the raw code statistics, and the mean of
 the dynamic model's trajectory (what ``emotrack index`` stored before).
 
-The shipped answer may mix the two: ``w`` × the chosen head + (1 − w) × the mean of the
-dynamic model's trajectory over the song, ``w`` in ``BLEND_WEIGHTS`` chosen on the validation
-split by the same score as the head (the trajectory carries what the LSTM hears over time,
-the head the song's level). The weight holds for the dynamic model it was chosen with
-(``trajectory_model``, stored in the ONNX metadata); with any other, the runtime gives the
-head's answer alone (``SongModel.blend``).
+A third head reads the dynamic model instead of the codes: the same SVR on the same five
+statistics of every output of the shipped dynamic model over the song (valence, arousal,
+their stds and the descriptors as logits: ``trajectory_statistics``), run from zero state on
+every frame, as ``emotrack analyze`` does. Validation (``selection_score``) chooses among the
+heads ``heads`` allows: "code" (the better of TNN-SVR and the plain SVR) and "trajectory".
+The graph always holds the code head; a trajectory head answers only for the dynamic model it
+was trained on (``trajectory_model``) and the code head for any other.
+
+The shipped answer may then mix in the trajectory's mean: ``w`` × the chosen head + (1 − w)
+× the mean of the dynamic model's trajectory over the song, ``w`` in ``BLEND_WEIGHTS`` chosen
+on the same validation songs by the same score. The weight, too, holds only for
+``trajectory_model`` (stored in the ONNX metadata); with any other dynamic model the runtime
+gives the code head's answer alone (``SongModel.whole``).
 """
 
 from __future__ import annotations
@@ -31,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from emotrack.realtime.core.model import load_model
-from emotrack.realtime.core.song import quadrants
+from emotrack.realtime.core.song import quadrants, trajectory_matrix
 from sklearn.svm import SVR
 from torch import nn
 
@@ -39,9 +46,11 @@ from .cache import load_features
 from .data import Clip
 from .evaluate import bootstrap, ccc, pearson, rmse
 from .nets import FrameVAE, NetConfig
+from .options import SONG_HEADS
 from .static import (
     PERCENTILES,
     TnnConfig,
+    code_statistics,
     embed,
     standardiser,
     static_labels,
@@ -57,6 +66,9 @@ from .teacher_pass import has_targets
 DEFAULT_DATASETS = ("soundtracks", "emotify", "panda4q", "vgmidi", "emopia")
 SVR_PARAMS = {"C": 1.0, "epsilon": 0.1, "gamma": "scale"}  # as in the benchmark
 BLEND_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # the head's share; the first is the head alone
+CODE_METHODS = ("TNN-SVR", "SVR (raw code statistics)")
+TRAJECTORY_METHOD = "SVR (trajectory statistics)"
+LOGIT_EPS = 1e-4  # the descriptors (probabilities) are clipped to [eps, 1 - eps] before the logit
 
 
 def torch_modules():
@@ -107,22 +119,40 @@ def torch_modules():
         def forward(self, x):
             return (x - self.mean) / self.scale
 
-    class SongNet(nn.Module):
-        """mel (T, n_mels, n_t) -> valence (), arousal (), embedding (d,)."""
+    class TrajectoryHead(nn.Module):
+        """trajectory (T, 4 + D) -> valence (), arousal (): the descriptor columns as logits,
+        the five statistics of every column (``trajectory_statistics``), standardised, SVRs."""
 
-        def __init__(self, encoder, tnn, svr_v, svr_a):
+        def __init__(self, mean: np.ndarray, scale: np.ndarray, svr_v, svr_a):
+            super().__init__()
+            self.stats, self.standardise, self.svr_v, self.svr_a = CodeStats(), Standardise(mean, scale), svr_v, svr_a
+
+        def statistics(self, traj):
+            d = traj[:, 4:].clamp(LOGIT_EPS, 1.0 - LOGIT_EPS)
+            return self.stats(torch.cat([traj[:, :4], torch.log(d / (1.0 - d))], 1))
+
+        def forward(self, traj):
+            x = self.standardise(self.statistics(traj))
+            return self.svr_v(x).clamp(-1.0, 1.0), self.svr_a(x).clamp(-1.0, 1.0)
+
+    class SongNet(nn.Module):
+        """mel (T, n_mels, n_t) -> valence (), arousal (), embedding (d,) from the codes; with a
+        trajectory head, also trajectory (T', 4 + D) -> trajectory_valence (), trajectory_arousal ()."""
+
+        def __init__(self, encoder, tnn, svr_v, svr_a, trajectory_head=None):
             super().__init__()
             self.encoder, self.stats, self.tnn = encoder, CodeStats(), tnn
-            self.svr_v, self.svr_a = svr_v, svr_a
+            self.svr_v, self.svr_a, self.trajectory_head = svr_v, svr_a, trajectory_head
 
         def codes(self, mel):
             return self.encoder(mel).chunk(2, dim=-1)[0]  # the mean of q(z|x), as FrameVAE.codes
 
-        def forward(self, mel):
+        def forward(self, mel, trajectory=None):
             e = self.tnn(self.stats(self.codes(mel))[None])[0]
-            return self.svr_v(e).clamp(-1.0, 1.0), self.svr_a(e).clamp(-1.0, 1.0), e
+            out = (self.svr_v(e).clamp(-1.0, 1.0), self.svr_a(e).clamp(-1.0, 1.0), e)
+            return out if self.trajectory_head is None else out + self.trajectory_head(trajectory)
 
-    return CodeStats, RbfSvr, SongNet, Standardise
+    return CodeStats, RbfSvr, SongNet, Standardise, TrajectoryHead
 
 
 def load_vae(run: Path):
@@ -135,13 +165,6 @@ def load_vae(run: Path):
 def fit_svrs(e: np.ndarray, y: np.ndarray) -> list:
 
     return [SVR(**SVR_PARAMS).fit(e, y[:, k]) for k in range(2)]
-
-
-def build_song_net(vae, tnn, svrs):
-    """The torch SongNet from a VAE, a trained TNN and the two fitted SVRs (eval mode)."""
-    _, RbfSvr, SongNet, _ = torch_modules()
-    heads = [RbfSvr(s.support_vectors_, s.dual_coef_, float(s.intercept_[0]), float(s._gamma)) for s in svrs]
-    return SongNet(vae.encoder, tnn, *heads).eval()
 
 
 # ---------------------------------------------------------------------- metrics
@@ -164,20 +187,26 @@ def song_metrics(y: np.ndarray, p: np.ndarray, quad: np.ndarray | None) -> dict:
     return out
 
 
-def trajectory_label(model_path=None) -> str:
-    """``name version`` of the dynamic model ``trajectory_means`` runs."""
-    return load_model(model_path).label
+def trajectories(clips: list[Clip], model=None) -> list[np.ndarray]:
+    """The dynamic ``model``'s outputs (default: the shipped one) over each clip from zero
+    state, every frame (``trajectory_matrix``: valence, arousal, their stds, descriptors),
+    through the ONNX runtime."""
 
-
-def trajectory_means(clips: list[Clip], model_path=None) -> np.ndarray:
-    """The mean of the dynamic model's trajectory per clip (through the ONNX runtime)."""
-
-    model = load_model(model_path)
+    model = model or load_model()
     out = []
     for c in clips:
         o, _ = model.run(load_features(c).astype(np.float32), model.zero_state())
-        out.append([float(o.valence.mean()), float(o.arousal.mean())])
-    return np.array(out)
+        out.append(trajectory_matrix(o.valence, o.arousal, o.valence_std, o.arousal_std, o.descriptors))
+    return out
+
+
+def trajectory_statistics(traj: np.ndarray) -> np.ndarray:
+    """What the trajectory head reads (numpy, as its graph): the descriptor columns as logits,
+    then mean, std, p10, p50, p90 of every column over the frames."""
+    traj = np.asarray(traj, np.float32)
+    # clipped in float32, as the graph does, so that both take the logit of the same numbers
+    d = np.clip(traj[:, 4:], np.float32(LOGIT_EPS), np.float32(1 - LOGIT_EPS)).astype(np.float64)
+    return code_statistics(np.concatenate([traj[:, :4], np.log(d / (1 - d))], 1))
 
 
 def evaluate_split(clips: list[Clip], preds: dict[str, np.ndarray]) -> dict:
@@ -194,11 +223,15 @@ def evaluate_split(clips: list[Clip], preds: dict[str, np.ndarray]) -> dict:
 
 # ---------------------------------------------------------------------- training
 def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = None, jobs: int = 2,
-               progress: bool = True, log=print, sources: dict | None = None, dim: int | None = None) -> dict:
+               progress: bool = True, log=print, sources: dict | None = None, dim: int | None = None,
+               heads: tuple[str, ...] = SONG_HEADS) -> dict:
     """Fit the TNN and the SVRs on the training clips; write ``out``/song.pt and report.json.
-    ``dim``: the embedding size (default 10 % of the features)."""
+    ``dim``: the embedding size (default 10 % of the features); ``heads``: what validation
+    may choose among (``SONG_HEADS``)."""
 
     cfg = cfg or TnnConfig()
+    if not heads or not set(heads) <= set(SONG_HEADS):
+        raise ValueError(f"heads must be some of {SONG_HEADS}, got {heads}")
     clips = [c for c in clips if static_labels(c) is not None]
     t0 = time.time()
     x, errors = vae_features(clips, Path(run), jobs=jobs, progress=progress)
@@ -220,45 +253,57 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
     raw_mean, raw_scale = tnn.mean.numpy(), tnn.scale.numpy()
     z = np.nan_to_num((x - raw_mean) / raw_scale)
     raw_svrs = fit_svrs(z[train], y[train])
-    traj = np.full((len(clips), 2), np.nan)
-    held = np.flatnonzero(~train)
-    traj[held] = trajectory_means([clips[i] for i in held])
+    dynamic = load_model()  # the shipped dynamic model, over every clip, every frame
+    runs = trajectories(clips, dynamic)
+    traj = np.array([m[:, :2].mean(0) for m in runs])
+    ts = np.stack([trajectory_statistics(m) for m in runs])
+    t_mean, t_scale = standardiser(ts[train])
+    tz = np.nan_to_num((ts - t_mean) / t_scale)
+    t_svrs = fit_svrs(tz[train], y[train])
     preds = {"TNN-SVR": np.column_stack([s.predict(e) for s in svrs]).clip(-1, 1),
              "SVR (raw code statistics)": np.column_stack([s.predict(z) for s in raw_svrs]).clip(-1, 1),
-             "trajectory mean (VAE-LSTM)": traj}
+             TRAJECTORY_METHOD: np.column_stack([s.predict(tz) for s in t_svrs]).clip(-1, 1),
+             "trajectory mean (VAE-LSTM)": np.where(train[:, None], np.nan, traj)}
     teacher = teacher_song_features(clips)
     if teacher is not None:  # the upper bound: the same SVR on the teachers' outputs, run offline
-        tm, ts = standardiser(teacher[train])
-        tz = np.nan_to_num((teacher - tm) / ts)
-        t_svrs = fit_svrs(tz[train], y[train])
-        preds["SVR (teacher features, upper bound)"] = np.column_stack([s.predict(tz) for s in t_svrs]).clip(-1, 1)
+        tm, tsd = standardiser(teacher[train])
+        tt = np.nan_to_num((teacher - tm) / tsd)
+        up_svrs = fit_svrs(tt[train], y[train])
+        preds["SVR (teacher features, upper bound)"] = np.column_stack([s.predict(tt) for s in up_svrs]).clip(-1, 1)
     val = split == "val"
     val_clips = [c for c, k in zip(clips, val, strict=True) if k]
-    choice = {m: selection_score(evaluate_split(val_clips, {m: preds[m][val]})) for m in
-              ("TNN-SVR", "SVR (raw code statistics)")}
-    method = max(choice, key=choice.get)
+    score = lambda p: selection_score(evaluate_split(val_clips, {"x": p[val]}))  # noqa: E731
+    choice = {m: score(preds[m]) for m in CODE_METHODS + (TRAJECTORY_METHOD,)}
+    code_method = max(CODE_METHODS, key=choice.get)  # the graph's code head, whatever answers
+    method = max([code_method] * ("code" in heads) + [TRAJECTORY_METHOD] * ("trajectory" in heads), key=choice.get)
     head, blend = preds[method], {}
     for w in BLEND_WEIGHTS:  # then how much of the trajectory mean to mix in, on the same songs
-        mixed = (w * head[val] + (1 - w) * traj[val]).clip(-1, 1)
-        blend[w] = selection_score(evaluate_split(val_clips, {"x": mixed}))
+        blend[w] = score((w * head + (1 - w) * traj).clip(-1, 1))
     weight = max(BLEND_WEIGHTS, key=lambda w: np.nan_to_num(blend[w], nan=-np.inf))  # ties keep more of the head
     if weight < 1.0:
         preds[blend_name(method, weight)] = (weight * head + (1 - weight) * traj).clip(-1, 1)
+    label = dynamic.label
     report = {"tnn": asdict(cfg), "svr": SVR_PARAMS, "features": f"VAE-code statistics ({x.shape[1]})",
+              "trajectory_features": f"trajectory statistics ({ts.shape[1]}) of {label}",
               "run": str(run), "data": data_summary(clips), "sources": sources or {},
-              "train_seconds": round(time.time() - t0, 1), "method": method, "selection_val_score": choice,
-              "trajectory_weight": weight, "trajectory_model": trajectory_label(),
+              "train_seconds": round(time.time() - t0, 1), "heads": list(heads), "method": method,
+              "code_method": code_method, "selection_val_score": choice,
+              "trajectory_weight": weight, "trajectory_model": label, "trajectory_model_sha256": dynamic.sha256,
               "blend_val_score": {f"{w:g}": v for w, v in blend.items()}}
     for sp in ("val", "test"):
         m = split == sp
         report[sp] = evaluate_split([c for c, k in zip(clips, m, strict=True) if k], {k: v[m] for k, v in preds.items()})
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    chosen = svrs if method == "TNN-SVR" else raw_svrs
-    torch.save({"tnn_config": asdict(cfg), "n_features": int(x.shape[1]), "tnn": tnn.state_dict(),
-                "svrs": [svr_state(s) for s in chosen], "method": method, "raw_mean": raw_mean,
-                "raw_scale": raw_scale, "vae_run": str(run), "trajectory_weight": weight,
-                "trajectory_model": report["trajectory_model"]}, out / "song.pt")
+    chosen = svrs if code_method == "TNN-SVR" else raw_svrs
+    state = {"tnn_config": asdict(cfg), "n_features": int(x.shape[1]), "tnn": tnn.state_dict(),
+             "svrs": [svr_state(s) for s in chosen], "method": method, "code_method": code_method,
+             "raw_mean": raw_mean, "raw_scale": raw_scale, "vae_run": str(run), "trajectory_weight": weight,
+             "trajectory_model": label, "trajectory_model_sha256": dynamic.sha256}
+    if method == TRAJECTORY_METHOD:
+        state["trajectory_head"] = {"columns": int(runs[0].shape[1]), "mean": t_mean, "scale": t_scale,
+                                    "svrs": [svr_state(s) for s in t_svrs]}
+    torch.save(state, out / "song.pt")
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
 
@@ -277,15 +322,17 @@ def load_song_net(run: Path, vae_run: Path | None = None):
 
     ck = torch.load(Path(run) / "song.pt", map_location="cpu", weights_only=False)
     cfg = TnnConfig(**ck["tnn_config"])
-    _, RbfSvr, SongNet, Standardise = torch_modules()
-    if ck.get("method", "TNN-SVR") == "TNN-SVR":
+    _, RbfSvr, SongNet, Standardise, TrajectoryHead = torch_modules()
+    if ck.get("code_method", ck.get("method", "TNN-SVR")) == "TNN-SVR":
         middle = tnn_net(ck["n_features"], cfg)
         middle.load_state_dict(ck["tnn"])
     else:  # the plain SVR on the standardised statistics
         middle = Standardise(ck["raw_mean"], ck["raw_scale"])
-    heads = [RbfSvr(s["sv"], s["coef"], s["intercept"], s["gamma"]) for s in ck["svrs"]]
+    svr = lambda s: RbfSvr(s["sv"], s["coef"], s["intercept"], s["gamma"])  # noqa: E731
+    th = ck.get("trajectory_head")
+    th = TrajectoryHead(th["mean"], th["scale"], *map(svr, th["svrs"])) if th else None
     vae = load_vae(Path(vae_run or ck["vae_run"]))
-    return SongNet(vae.encoder, middle.eval(), *heads).eval(), cfg
+    return SongNet(vae.encoder, middle.eval(), *map(svr, ck["svrs"]), th).eval(), cfg
 
 
 def teacher_song_features(clips: list[Clip]) -> np.ndarray | None:

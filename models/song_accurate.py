@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from emotrack.realtime.core.model import load_model
 from emotrack.realtime.core.song import SongModel
 from torch import nn
 
@@ -38,8 +39,7 @@ from .song import (
     selection_score,
     svr_state,
     torch_modules,
-    trajectory_label,
-    trajectory_means,
+    trajectories,
 )
 from .static import standardiser, static_labels
 from .teacher_head import teacher_features
@@ -93,10 +93,10 @@ def train_accurate_song(clips: list[Clip], out: Path, strides=STRIDES, log=print
     stride = max(s for s in strides if scores[s] >= best - STRIDE_TOLERANCE)  # the cheapest near the best
     held = np.flatnonzero(~train)
     shipped, traj = np.full((len(clips), 2), np.nan), np.full((len(clips), 2), np.nan)
-    song_model = SongModel()
-    traj[held] = trajectory_means([clips[i] for i in held])
-    label = trajectory_label()  # the shipped song model mixes in this trajectory's mean if its metadata says so
-    shipped[held] = [song_model.blend(song_model.predict(load_features(clips[i])), traj[i][None], label) for i in held]
+    song_model, dynamic = SongModel(), load_model()  # the shipped song model reads this trajectory if made for it
+    runs = trajectories([clips[i] for i in held], dynamic)
+    traj[held] = [m[:, :2].mean(0) for m in runs]
+    shipped[held] = [song_model.whole(load_features(clips[i]), m, dynamic) for i, m in zip(held, runs, strict=True)]
     preds[f"shipped song model ({song_model.label})"] = shipped
     preds["trajectory mean (shipped VAE-LSTM)"] = traj
     mean, scale, svrs = fits[stride]
@@ -119,7 +119,7 @@ def train_accurate_song(clips: list[Clip], out: Path, strides=STRIDES, log=print
 def accurate_head(run: Path) -> tuple[nn.Module, int]:
     """The torch head of a run: features (N, 500) -> valence (), arousal (); and its stride."""
     ck = torch.load(Path(run) / "song_accurate.pt", map_location="cpu", weights_only=False)
-    _, RbfSvr, _, Standardise = torch_modules()
+    _, RbfSvr, _, Standardise, _ = torch_modules()
 
     class Head(nn.Module):
         def __init__(self):

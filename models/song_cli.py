@@ -1,5 +1,5 @@
-"""``emotrack train-song``: the default whole-song model (TNN-SVR or SVR on the VAE codes,
-:mod:`emotrack.models.song`) or, with ``--teacher-features``, the accurate one
+"""``emotrack train-song``: the default whole-song model (an SVR on the VAE codes' or the
+dynamic trajectory's statistics, :mod:`emotrack.models.song`) or, with ``--teacher-features``, the accurate one
 (:mod:`emotrack.models.song_accurate`). Offline."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ def cmd_train_song(args) -> int:
             print(f"wrote {args.out}/song_accurate.pt and report.json", file=sys.stderr)
             return 0
         report = train_song(clips, Path(args.run), Path(args.out), TnnConfig(epochs=args.epochs), jobs=args.jobs,
-                            progress=not args.no_progress, dim=args.dim,
+                            progress=not args.no_progress, dim=args.dim, heads=tuple(args.heads),
                             log=lambda s: print(f"emotrack train-song: {s}", file=sys.stderr), sources=sources)
     except (FileNotFoundError, ValueError) as e:
         print(f"emotrack train-song: {e}", file=sys.stderr)

@@ -6,6 +6,8 @@ file that cannot be used, and the per-frame outputs of a dynamic model. The mode
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -123,6 +125,12 @@ class RecurrentGraph:
     def label(self) -> str:
         """``name version``: how outputs, the index and a song model's metadata name this model."""
         return f"{self.name} {self.version}"
+
+    @functools.cached_property
+    def sha256(self) -> str:
+        """The ONNX file's sha256, as its model card gives it: which weights, where two models
+        share a label (an own export keeps the default name and version)."""
+        return hashlib.sha256(self.path.read_bytes()).hexdigest()
 
     def _zero_hc(self) -> tuple[np.ndarray, np.ndarray]:
         z = np.zeros((self.num_layers, 1, self.hidden_size), dtype=np.float32)

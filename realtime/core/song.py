@@ -1,9 +1,12 @@
 """Whole-song emotion at run time (no torch): ``emotrack analyze --song`` and the index. No
 thread of its own (the main thread, or an index worker process).
 
-``SongModel`` runs the shipped TNN-SVR graph (``emotrack-song.onnx``, made by
-``emotrack export-song``) on a song's log-mel frames and, where its metadata says so, mixes
-in the mean of the dynamic model's trajectory (``SongModel.blend``). ``AccurateSongModel`` (opt-in,
+``SongModel`` runs the shipped whole-song graph (``emotrack-song.onnx``, made by
+``emotrack export-song``): a head on the statistics of a song's VAE codes (its log-mel frames)
+and, in a model trained with one, a head on the statistics of the dynamic model's trajectory
+(every output of every frame: ``trajectory_matrix``), which answers when the trajectory comes
+from the dynamic model it was trained on; where the metadata says so, the mean of that
+trajectory is mixed in (``SongModel.whole``). ``AccurateSongModel`` (opt-in,
 ``--song-model accurate``) runs the musicnn teachers on the song's 3 s windows and an SVR
 on their statistics (``emotrack-song-accurate.onnx``): slower, and closer to the labels.
 ``analyze_song`` reads a file once and gives both the whole-song valence/arousal and the
@@ -38,10 +41,22 @@ class SongTooShortError(ValueError):
     """The audio holds no whole 0.5 s frame."""
 
 
+def trajectory_matrix(valence, arousal, valence_std, arousal_std, descriptors=None) -> np.ndarray:
+    """The dynamic model's outputs over a song as one (frames, 4 + descriptors) float32 array,
+    in the column order a whole-song trajectory head reads: valence, arousal, their stds, then
+    the descriptors in the model's ``descriptor_names`` order."""
+    cols = [np.asarray(x, np.float32).reshape(-1, 1) for x in (valence, arousal, valence_std, arousal_std)]
+    if descriptors is not None and len(descriptors):
+        cols.append(np.asarray(descriptors, np.float32).reshape(len(cols[0]), -1))
+    return np.concatenate(cols, 1)
+
+
 class SongModel:
-    """``mel (T, n_mels, n_t) -> valence, arousal`` of the whole song (T >= 1)."""
+    """``mel (T, n_mels, n_t) -> valence, arousal`` of the whole song (T >= 1); a model with a
+    trajectory head also takes ``trajectory (T', 4 + descriptors)`` (``trajectory_matrix``)."""
 
     OUTPUTS = ("valence", "arousal", "embedding")
+    TRAJECTORY_OUTPUTS = ("trajectory_valence", "trajectory_arousal")
 
     def __init__(self, path: str | Path | None = None, features: FeatureConfig = FEATURES, threads: int = 1):
         self.path = Path(path or os.environ.get("EMOTRACK_SONG_MODEL") or default_song_model_path())
@@ -55,30 +70,67 @@ class SongModel:
         # ``trajectory_model``; the rest is that model's trajectory mean (1: the head alone)
         self.trajectory_weight = float(self.meta.get("trajectory_weight", 1.0))
         self.trajectory_model = self.meta.get("trajectory_model")
+        self.trajectory_sha256 = self.meta.get("trajectory_model_sha256")  # absent in emotrack-song 2 and before
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        # the trajectory head's input width (4 + the dynamic model's descriptors); 0: no such head
+        self.trajectory_columns = 0
+        if "trajectory" in inputs:
+            if not set(self.TRAJECTORY_OUTPUTS) <= outs or not isinstance(inputs["trajectory"].shape[1], int):
+                raise ModelMismatchError(f"{self.path}: takes a trajectory but lacks the outputs "
+                                         f"{list(self.TRAJECTORY_OUTPUTS)}; export it again with `emotrack export-song`")
+            self.trajectory_columns = int(inputs["trajectory"].shape[1])
 
     @property
     def label(self) -> str:
         return f"{self.meta.get('name', self.path.stem)} {self.meta.get('version', '0')}"
 
-    def blend(self, va: tuple[float, float], trajectory: np.ndarray, model_label: str) -> tuple[float, float]:
-        """The whole-song answer: ``va`` (``predict``'s) with the mean of the dynamic trajectory
-        ([frames, >= 2], every frame) mixed in by the weight chosen in training, only if the
-        trajectory comes from the dynamic model that weight was chosen with."""
+    def made_for(self, model) -> bool:
+        """Whether ``model`` is the dynamic model this song model's trajectory head and mixing
+        weight were chosen with: its label and, where the metadata records it, its file's sha256."""
+        return model.label == self.trajectory_model and self.trajectory_sha256 in (None, model.sha256)
+
+    def blend(self, va: tuple[float, float], trajectory: np.ndarray, model) -> tuple[float, float]:
+        """``va`` with the mean of the dynamic trajectory ([frames, >= 2], every frame) mixed in by
+        the weight chosen in training, only if the trajectory comes from the model it was chosen
+        with (``made_for``)."""
         w = self.trajectory_weight
-        if w >= 1.0 or model_label != self.trajectory_model or len(trajectory) == 0:
+        if w >= 1.0 or len(trajectory) == 0 or not self.made_for(model):
             return va
         mean = np.asarray(trajectory, np.float64)[:, :2].mean(0)
         v, a = (float(np.clip(w * x + (1.0 - w) * m, -1.0, 1.0)) for x, m in zip(va, mean, strict=True))
         return v, a
 
-    def predict(self, mel: np.ndarray) -> tuple[float, float]:
+    def hears(self, trajectory: np.ndarray | None, model) -> bool:
+        """Whether the trajectory head answers for this trajectory: the model has one, and the
+        trajectory comes from the dynamic model it was trained on (and has its width)."""
+        return (self.trajectory_columns > 0 and trajectory is not None and np.ndim(trajectory) == 2
+                and len(trajectory) > 0 and np.shape(trajectory)[1] == self.trajectory_columns and self.made_for(model))
+
+    def _run(self, mel: np.ndarray, trajectory: np.ndarray | None) -> tuple[float, float]:
         mel = np.asarray(mel, dtype=np.float32)
         if mel.ndim != 3 or mel.shape[1:] != self.features.frame_shape:
             raise ValueError(f"expected mel frames of shape (T, {self.features.frame_shape}), got {mel.shape}")
         if len(mel) == 0:
             raise SongTooShortError("no 0.5 s frame: the audio is shorter than half a second")
-        v, a, _ = self.session.run(list(self.OUTPUTS), {"mel": mel})
+        feed, names = {"mel": mel}, ["valence", "arousal"]
+        if self.trajectory_columns:
+            # the graph needs the input even when only the code head is read; that head never uses it
+            feed["trajectory"] = (np.zeros((1, self.trajectory_columns), np.float32) if trajectory is None
+                                  else np.asarray(trajectory, np.float32))
+            names = list(self.TRAJECTORY_OUTPUTS) if trajectory is not None else names
+        v, a = self.session.run(names, feed)
         return float(v), float(a)
+
+    def predict(self, mel: np.ndarray) -> tuple[float, float]:
+        """The head on the song's code statistics alone."""
+        return self._run(mel, None)
+
+    def whole(self, mel: np.ndarray, trajectory: np.ndarray, model) -> tuple[float, float]:
+        """The whole-song answer: the trajectory head if it ``hears`` this trajectory (every
+        output of every frame of the dynamic ``model``, ``trajectory_matrix``), else the code
+        head; then ``blend``."""
+        va = self._run(mel, trajectory if self.hears(trajectory, model) else None)
+        return self.blend(va, trajectory, model)
 
 
 class AccurateSongModel:
@@ -195,17 +247,18 @@ def analyze_song(model: EmotionModel, path: str | Path,
             preds += tracker.push(y)
             teachers.push(to_teachers.process(y))
         duration = n_in / sr
-        whole = lambda: song_model.predict_features(teachers.finish())  # noqa: E731
     else:
         tracker = Tracker(model, sr, keep_mels=MAX_SONG_FRAMES if song_model is not None else 0)
         for b in blocks:
             preds += tracker.push(b)
         duration, nonfinite = tracker.stream_seconds, tracker.nonfinite
-        whole = (lambda: song_model.predict(tracker.mels)) if song_model is not None else (lambda: (None, None))
     if not preds:
         raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
-    v, a = whole()
-    traj = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds], np.float32)
-    if isinstance(song_model, SongModel):
-        v, a = song_model.blend((v, a), traj, model.label)
-    return SongResult(duration, v, a, traj, np.array([p.t for p in preds]), nonfinite)
+    traj = trajectory_matrix(*zip(*[(p.valence, p.arousal, p.valence_std, p.arousal_std) for p in preds], strict=True),
+                             [p.descriptors for p in preds] if preds[0].descriptors is not None else None)
+    v, a = None, None
+    if isinstance(song_model, AccurateSongModel):
+        v, a = song_model.predict_features(teachers.finish())
+    elif song_model is not None:
+        v, a = song_model.whole(tracker.mels, traj, model)
+    return SongResult(duration, v, a, traj[:, :4], np.array([p.t for p in preds]), nonfinite)

@@ -1,4 +1,4 @@
-"""Whole-song emotion at run time: `emotrack analyze --song` with the shipped TNN-SVR graph,
+"""Whole-song emotion at run time: `emotrack analyze --song` with the shipped whole-song graph,
 without torch; its agreement with the frame-by-frame output and the offline features; and
 the refusals."""
 
@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -26,7 +27,7 @@ def analyze(*args, torch_blocked=True):
 def test_song_model_runs_without_torch_and_agrees_with_the_frames(demo_path, model):
     from emotrack.models.cache import audio_frames, load_audio
     from emotrack.realtime.core.audio import read_blocks
-    from emotrack.realtime.core.song import SongModel, quadrant
+    from emotrack.realtime.core.song import SongModel, quadrant, trajectory_matrix
     from emotrack.realtime.core.tracker import stream_blocks
 
     r = analyze("--song", str(demo_path))
@@ -41,7 +42,10 @@ def test_song_model_runs_without_torch_and_agrees_with_the_frames(demo_path, mod
 
     # the trajectory summary is that of the frames `emotrack analyze` prints
     sr, _, blocks = read_blocks(demo_path)
-    frames = np.array([[p.valence, p.arousal] for p in stream_blocks(model, sr, blocks)])
+    preds = list(stream_blocks(model, sr, blocks))
+    full = trajectory_matrix(*np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds]).T,
+                             [p.descriptors for p in preds])
+    frames = full[:, :2]
     traj = rec["trajectory"]
     assert traj["frames"] == len(frames) == DEMO_FRAMES
     assert traj["warmup_frames_left_out"] == 4  # the LSTM's first 2 s, as in evaluation
@@ -50,28 +54,39 @@ def test_song_model_runs_without_torch_and_agrees_with_the_frames(demo_path, mod
         assert abs(traj[key]["max"] - frames[4:, d].max()) < 1e-3
     assert abs(sum(traj["quadrant_share"].values()) - 1) < 1e-3
 
-    # the whole-song value is the model on the offline frames that training used, with the
-    # trajectory's mean over every frame mixed in as its metadata says (the shipped model does)
-    song = SongModel()
-    head = song.predict(audio_frames(load_audio(demo_path)))
-    v, a = song.blend(head, frames, f"{model.name} {model.version}")
+    # the whole-song value is the model on the offline frames that training used and on every
+    # output of every frame of the dynamic trajectory (the shipped model's head reads them), with
+    # the trajectory's mean mixed in as its metadata says
+    song, mels = SongModel(), audio_frames(load_audio(demo_path))
+    assert (song.trajectory_model, song.trajectory_sha256) == (model.label, model.sha256) and song.made_for(model)
+    assert 0 <= song.trajectory_weight <= 1
+    assert song.trajectory_columns == 4 + len(model.descriptor_names) == full.shape[1] and song.hears(full, model)
+    v, a = song.whole(mels, full, model)
     assert abs(v - rec["valence"]) < 1e-3 and abs(a - rec["arousal"]) < 1e-3
-    assert song.trajectory_model == f"{model.name} {model.version}" and 0 <= song.trajectory_weight <= 1
+    head = song.predict(mels)  # the code head: what any other dynamic model gets, even under the same label
+    same_label = SimpleNamespace(label=model.label, sha256="0" * 64)
+    assert song.whole(mels, full, same_label) == head and not song.hears(full, same_label)
+    assert max(abs(v - head[0]), abs(a - head[1])) > 1e-3  # the trajectory changes the answer
 
 
 def test_song_blend_mixes_the_trajectory_mean_only_for_its_own_dynamic_model():
     from emotrack.realtime.core.song import SongModel
 
     song = SongModel.__new__(SongModel)  # the weights as a model's metadata would give them
-    song.trajectory_weight, song.trajectory_model = 0.75, "emotrack-vae-lstm 3"
+    song.trajectory_weight, song.trajectory_model, song.trajectory_sha256 = 0.75, "emotrack-vae-lstm 3", "ab" * 32
+    own = SimpleNamespace(label="emotrack-vae-lstm 3", sha256="ab" * 32)
     traj = np.array([[0.2, -0.4, 0.3, 0.3], [0.6, 0.0, 0.3, 0.3]])  # mean (0.4, -0.2)
-    v, a = song.blend((0.8, 0.2), traj, "emotrack-vae-lstm 3")
+    v, a = song.blend((0.8, 0.2), traj, own)
     assert abs(v - (0.75 * 0.8 + 0.25 * 0.4)) < 1e-9 and abs(a - (0.75 * 0.2 - 0.25 * 0.2)) < 1e-9
-    assert song.blend((0.8, 0.2), traj, "emotrack-accurate 1") == (0.8, 0.2)  # another model: the head alone
-    assert song.blend((0.8, 0.2), traj[:0], "emotrack-vae-lstm 3") == (0.8, 0.2)
-    assert song.blend((1.0, -1.0), np.array([[1.0, -1.0]]), "emotrack-vae-lstm 3") == (1.0, -1.0)  # stays in range
+    for other in (SimpleNamespace(label="emotrack-accurate 1", sha256="ab" * 32),  # another model: the head alone
+                  SimpleNamespace(label="emotrack-vae-lstm 3", sha256="cd" * 32)):  # an own export under that label
+        assert song.blend((0.8, 0.2), traj, other) == (0.8, 0.2)
+    assert song.blend((0.8, 0.2), traj[:0], own) == (0.8, 0.2)
+    assert song.blend((1.0, -1.0), np.array([[1.0, -1.0]]), own) == (1.0, -1.0)  # stays in range
+    song.trajectory_sha256 = None  # a model exported before the sha256 was recorded: the label decides
+    assert song.blend((0.8, 0.2), traj, SimpleNamespace(label="emotrack-vae-lstm 3", sha256="cd" * 32)) != (0.8, 0.2)
     song.trajectory_weight = 1.0
-    assert song.blend((0.8, 0.2), traj, "emotrack-vae-lstm 3") == (0.8, 0.2)
+    assert song.blend((0.8, 0.2), traj, own) == (0.8, 0.2)
 
 
 def test_song_value_depends_on_the_music(tmp_path):
@@ -121,6 +136,25 @@ def test_code_statistics_in_the_graph_equal_numpy():
     for T in (1, 2, 3, 10, 91):
         z = torch.randn(T, 32, generator=g)
         np.testing.assert_allclose(CodeStats()(z).numpy(), code_statistics(z.numpy()), atol=1e-5)
+
+
+def test_trajectory_statistics_in_the_graph_equal_numpy():
+    """The trajectory head reads the descriptors as logits (clipped, so 0 and 1 stay finite)
+    and the five statistics of every column, in the graph as in training."""
+    torch = pytest.importorskip("torch")
+    from emotrack.export.song_export import random_trajectory
+    from emotrack.models.song import torch_modules, trajectory_statistics
+
+    _, RbfSvr, _, _, TrajectoryHead = torch_modules()
+    svr = RbfSvr(np.zeros((1, 30)), np.zeros(1), 0.0, 1.0)
+    head = TrajectoryHead(np.zeros(30), np.ones(30), svr, svr)
+    g = torch.Generator().manual_seed(0)
+    for T in (1, 2, 5, 40):
+        traj = random_trajectory(T, 6, g)
+        traj[0, 4:] = torch.tensor([0.0, 1.0])  # saturated descriptors
+        got = head.statistics(traj).numpy()
+        assert got.shape == (30,) and np.isfinite(got).all()
+        np.testing.assert_allclose(got, trajectory_statistics(traj.numpy()), atol=1e-4)
 
 
 def test_song_benchmark_times_both_paths(model):

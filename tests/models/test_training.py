@@ -145,9 +145,11 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
     for f in ("emotrack-vae-lstm.onnx", "emotrack-vae-lstm.card.json"):
         (exp / f).write_bytes((tiny_run["export"] / f).read_bytes())
     r = run("train-song", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2", "--dim", "8",
-            "--run", str(tiny_run["run"]), "--out", str(song_run), "--no-progress", env=tiny_run["env"])
+            "--heads", "code", "--run", str(tiny_run["run"]), "--out", str(song_run), "--no-progress", env=tiny_run["env"])
     assert "| TNN-SVR |" in r.stdout and "| trajectory mean (VAE-LSTM) |" in r.stdout
+    assert "| SVR (trajectory statistics) |" in r.stdout  # reported, though not allowed to answer
     rep = json.loads((song_run / "report.json").read_text())
+    assert rep["heads"] == ["code"] and rep["method"] == rep["code_method"] in ("TNN-SVR", "SVR (raw code statistics)")
     assert set(rep["test"]) == {"soundtracks", "panda4q"} and rep["tnn"]["dim"] == 8
     assert "quadrant_accuracy" in rep["test"]["panda4q"]["TNN-SVR"]
     assert np.isfinite(rep["test"]["soundtracks"]["TNN-SVR"]["arousal"]["r2"])
@@ -164,9 +166,10 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
 
     song = SongModel(exp / "emotrack-song.onnx")
     assert (song.trajectory_weight, song.trajectory_model) == (w, rep["trajectory_model"])
+    assert song.trajectory_columns == 0  # no trajectory head: the graph takes the frames alone
     card = json.loads((exp / "emotrack-song.card.json").read_text())
     assert card["parity"]["torch_vs_onnx"] < 1e-4 and card["parity"]["stats_vs_numpy"] < 1e-4
-    assert (card["name"], card["version"], card["kind"]) == ("emotrack-song", "2", "song")  # as the ONNX metadata
+    assert (card["name"], card["version"], card["kind"]) == ("emotrack-song", "3", "song")  # as the ONNX metadata
     assert set(card["onnx_test"]) == {"soundtracks", "panda4q"}
     md = (exp / "MODEL_CARD.md").read_text()
     assert md.index("# Model card: emotrack-vae-lstm") < md.index("# Whole-song model: emotrack-song")
@@ -179,7 +182,60 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
-    assert rec["song_model"] == "emotrack-song 2" and rec["trajectory"]["frames"] == DEMO_FRAMES
+    assert rec["song_model"] == "emotrack-song 3" and rec["trajectory"]["frames"] == DEMO_FRAMES
+
+
+def test_train_song_trajectory_head_answers_for_its_own_dynamic_model(tiny_run):
+    """`train-song --heads trajectory`: the SVR on the statistics of the shipped dynamic model's
+    outputs answers; the exported graph takes the trajectory too, passes its parity gate (which
+    fails a changed head), and `analyze --song` uses that head with the dynamic model it was
+    trained on and the code head with any other."""
+    import torch
+    from emotrack.export.onnx_export import ExportParityError
+    from emotrack.export.song_export import parity_check
+    from emotrack.models.cache import audio_frames, load_audio
+    from emotrack.models.song import TRAJECTORY_METHOD, load_song_net
+    from emotrack.realtime.core.model import load_model
+    from emotrack.realtime.core.song import SongModel, analyze_song
+
+    song_run, exp = tiny_run["tmp"] / "song-trajectory", tiny_run["tmp"] / "song-trajectory-export"
+    r = run("train-song", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2", "--dim", "8",
+            "--heads", "trajectory", "--run", str(tiny_run["run"]), "--out", str(song_run), "--no-progress",
+            env=tiny_run["env"])
+    rep = json.loads((song_run / "report.json").read_text())
+    shipped = load_model()
+    assert rep["method"] == TRAJECTORY_METHOD and rep["trajectory_model"] == shipped.label
+    assert rep["trajectory_model_sha256"] == shipped.sha256
+    assert f"| {TRAJECTORY_METHOD} |" in r.stdout and rep["code_method"] in rep["selection_val_score"]
+    # the card compares with the song model shipped now, run on the same test songs
+    run("export-song", "--run", str(song_run), "--out", str(exp), "--previous", str(ROOT / "assets" / "emotrack-song.onnx"),
+        env=tiny_run["env"])
+    path = exp / "emotrack-song.onnx"
+    card = json.loads((exp / "emotrack-song.card.json").read_text())
+    assert card["parity"]["torch_vs_onnx"] < 1e-4 and card["parity"]["stats_vs_numpy"] < 1e-4
+    before = f"{SongModel().label}, shipped before"
+    assert card["previous_model"] == SongModel().label and set(card["previous_test"]) == set(card["onnx_test"])
+    md = (exp / "MODEL_CARD.md").read_text()
+    assert f"| {before} |" in md and f"--previous OLD.onnx   # OLD: {SongModel().label}" in md
+    song = SongModel(path)
+    assert song.trajectory_columns == 4 + len(shipped.descriptor_names)
+
+    demo = ROOT / "assets" / "demo.opus"
+    mels = audio_frames(load_audio(demo))
+    res = analyze_song(shipped, demo, song)  # its own dynamic model: the trajectory head answers
+    assert song.hears(np.zeros((3, song.trajectory_columns)), shipped)
+    tiny = load_model(tiny_run["export"] / "emotrack-vae-lstm.onnx")
+    assert tiny.label == shipped.label  # an own export keeps the default name and version: the sha256 tells them apart
+    other = analyze_song(tiny, demo, song)  # another model: the code head, whatever the blend weight
+    assert abs(other.valence - song.predict(mels)[0]) < 1e-5 and abs(other.arousal - song.predict(mels)[1]) < 1e-5
+    assert max(abs(res.valence - other.valence), abs(res.arousal - other.arousal)) > 1e-6
+
+    net, _ = load_song_net(song_run)
+    assert parity_check(net, path)["torch_vs_onnx"] < 1e-4
+    with torch.no_grad():
+        net.trajectory_head.svr_v.coef.mul_(1.5)  # the graph no longer matches this head
+    with pytest.raises(ExportParityError, match="parity failed"):
+        parity_check(net, path)
 
 
 def test_song_parity_gate_fails_a_wrong_graph(tiny_run):
