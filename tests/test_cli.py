@@ -53,3 +53,17 @@ def test_a_point_with_negative_valence_is_a_value_not_an_option():
     assert argv == ["find", "--point=-0.5,-0.3", "-k", "3"]
     assert parser("find").parse_args(argv).point == "-0.5,-0.3"
     assert _join_negative_values(["find", "--point", "0.5,0.3"]) == ["find", "--point", "0.5,0.3"]
+
+
+
+def test_probe_mels_script_gives_every_module_the_probes_frame():
+    """scripts/probe_mels.py replaces the feature contract before emotrack is imported, so the
+    runtime's own check sees the probe's 32 bands and refuses the shipped 64-band model."""
+    from .conftest import ROOT
+
+    script = str(ROOT / "scripts" / "probe_mels.py")
+    r = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "usage:" in r.stderr
+    r = subprocess.run([sys.executable, script, "32", "analyze", str(ROOT / "assets" / "demo.opus")],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "n_mels: runtime 32 vs model 64" in r.stderr
