@@ -403,9 +403,13 @@ def _f3(v) -> str:
     return f"{v:.3f}" if v is not None and math.isfinite(v) else "—"
 
 
-def _g(summary_part: dict, key: str):
-    v = summary_part.get(key)
+def _mean(v):
+    """A summary's value: a (mean, sd) pair gives its mean."""
     return v[0] if isinstance(v, list | tuple) else v
+
+
+def _g(summary_part: dict, key: str):
+    return _mean(summary_part.get(key))
 
 
 def goals_table(card: dict) -> list[str]:
@@ -548,7 +552,7 @@ def _previous_section(card: dict) -> list[str]:
             if "CCC" not in k:
                 rows.append((f"left out: {k}", v, ((p.get("lodo") or {}).get(ds) or {}).get("student", {}).get(k)))
     for k, a, b in rows:
-        ga, gb = (x[0] if isinstance(x, list | tuple) else x for x in (a, b))
+        ga, gb = _mean(a), _mean(b)
         diff = f"{ga - gb:+.3f}" if ga is not None and gb is not None and math.isfinite(ga - gb) else "—"
         lines.append(f"| {k} | {_pmv(a)} | {_pmv(b)} | {diff} |")
     return lines

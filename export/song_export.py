@@ -127,14 +127,17 @@ def parity_check(net, path: Path, seed: int = 0) -> dict:
     return worst
 
 
-def evaluate_song_onnx(path: Path, clips, split: str = "test", row: str = SHIPPED_SONG) -> dict:
-    """The exported graph (or an earlier one), through the runtime, on the cached frames of ``split``."""
+def evaluate_song_onnx(models: dict[str, SongModel], clips, split: str = "test") -> dict:
+    """Song graphs ({row name: SongModel}: the export, an earlier one), through the runtime, on
+    the cached frames of ``split``, each reading the same trajectories of the dynamic model
+    shipped beside them (computed once)."""
 
-    sm = SongModel(path)
     clips = [c for c in clips if c.split == split and static_labels(c) is not None]
-    model = load_model()  # the dynamic model beside it: the song model reads its trajectory if the metadata says so
-    p = [sm.whole(load_features(c), traj, model) for c, traj in zip(clips, trajectories(clips, model), strict=True)]
-    return evaluate_split(clips, {row: np.array(p)})
+    model = load_model()
+    runs = trajectories(clips, model)
+    preds = {row: np.array([sm.whole(load_features(c), traj, model) for c, traj in zip(clips, runs, strict=True)])
+             for row, sm in models.items()}
+    return evaluate_split(clips, preds)
 
 
 def export_accurate_song(run: Path, out: Path, name: str, version: str, extra_meta: dict | None = None):
@@ -207,24 +210,27 @@ def cmd_export_song(args) -> int:
         return 2
     out = out_dir(args)
     path = out / f"{args.name}.onnx"
-    previous, label = {}, None
-    if args.previous:  # evaluated first: it may be the file this export replaces
+    rows, label = {}, None
+    if args.previous:  # opened (into memory) first: it may be the file this export replaces
         try:
-            label = SongModel(args.previous).label
+            before = SongModel(args.previous)
         except ModelError as e:
             print(f"emotrack export-song: --previous: {e}", file=sys.stderr)
             return 2
-        previous = evaluate_song_onnx(Path(args.previous), run_clips(report), row=f"{label}, shipped before")
+        label = before.label
+        rows[f"{label}, shipped before"] = before
     try:
         path, parity = export_song_onnx(run, path, args.name, args.model_version,
                                         {"trained_on": sorted(report["data"])})
     except ExportParityError as e:
         print(f"emotrack export-song: {e}", file=sys.stderr)
         return 1
+    test = evaluate_song_onnx({SHIPPED_SONG: SongModel(path), **rows}, run_clips(report))
+    onnx_test = {ds: {SHIPPED_SONG: m.pop(SHIPPED_SONG)} for ds, m in test.items()}  # what stays: the earlier model
     card = {"name": args.name, "version": args.model_version, "kind": "song", "onnx": path.name,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "run": str(run), "parity": parity, "report": report, "onnx_test": evaluate_song_onnx(path, run_clips(report)),
-            "previous_model": label, "previous_test": previous}
+            "run": str(run), "parity": parity, "report": report, "onnx_test": onnx_test,
+            "previous_model": label, "previous_test": test if rows else {}}
     (out / f"{args.name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
     write_markdown(out)
     print(f"wrote {path} and {out}/{args.name}.card.json / MODEL_CARD.md")

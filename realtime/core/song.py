@@ -254,8 +254,8 @@ def analyze_song(model: EmotionModel, path: str | Path,
         duration, nonfinite = tracker.stream_seconds, tracker.nonfinite
     if not preds:
         raise SongTooShortError(f"{path}: shorter than one 0.5 s frame, nothing to analyse")
-    traj = trajectory_matrix(*zip(*[(p.valence, p.arousal, p.valence_std, p.arousal_std) for p in preds], strict=True),
-                             [p.descriptors for p in preds] if preds[0].descriptors is not None else None)
+    rows = np.array([[p.valence, p.arousal, p.valence_std, p.arousal_std] for p in preds], np.float32)
+    traj = trajectory_matrix(*rows.T, [p.descriptors for p in preds] if preds[0].descriptors is not None else None)
     v, a = None, None
     if isinstance(song_model, AccurateSongModel):
         v, a = song_model.predict_features(teachers.finish())
