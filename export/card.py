@@ -16,6 +16,7 @@ from emotrack.models.evaluate import format_table
 from emotrack.models.song import blend_name, format_report
 
 from .accurate_card import render_accurate_markdown
+from .int8 import INT8_TOL
 
 DATASET_INFO = {
     "soundtracks": ("Eerola & Vuoskoski 2011, film soundtracks Set 1 (developer part)",
@@ -376,10 +377,12 @@ REAL = ("soundtracks", "panda4q", "emotify")
 
 
 def write_student_card(out_dir: Path, name: str, version: str, onnx_path: Path, report: dict, onnx_eval: dict,
-                       summary: dict, parity: dict, bench: dict | None = None, previous: dict | None = None) -> None:
+                       summary: dict, parity: dict, bench: dict | None = None, previous: dict | None = None,
+                       float_eval: dict | None = None) -> None:
     """The card of a student (JSON + the Markdown section), from the run's report, the ONNX
     file's own evaluation, the seeds/leave-one-out summary and the export's parity;
-    ``previous`` ({"name", "summary"}): the student shipped before, compared against."""
+    ``previous`` ({"name", "summary"}): the student shipped before, compared against;
+    ``float_eval``: the float graph's evaluation on the same songs, where the file is int8."""
     out_dir = Path(out_dir)
     bench_path = out_dir / f"{name}.bench.json"
     if bench is None and bench_path.exists():
@@ -391,7 +394,8 @@ def write_student_card(out_dir: Path, name: str, version: str, onnx_path: Path, 
             "sources": report.get("sources"), "teacher_head": report["teacher_head"],
             "pseudo_teacher": report.get("pseudo_teacher"),
             "calibration": report.get("calibration"), "offsets": report["head"].get("offsets"),
-            "frames_heldout": report["frames"].get("test"), "onnx_test": onnx_eval, "summary": summary,
+            "frames_heldout": report["frames"].get("test"), "onnx_test": onnx_eval, "onnx_test_float": float_eval,
+            "summary": summary,
             "parity": parity, "bench": bench, "previous": previous, "train_seconds": report.get("train_seconds"),
             "train_minutes": [sum(e["seconds"] for e in report[k]["history"]) / 60 for k in ("frames", "head")],
             "teacher_pass": json.loads(teacher_pass.read_text()) if teacher_pass.exists() else None}
@@ -692,6 +696,30 @@ def _training_section(card: dict) -> list[str]:
     return lines
 
 
+def _int8_lines(card: dict) -> list[str]:
+    """What the int8 layer costs: the gate's differences, and the test metrics of both graphs."""
+    p, flt = card["parity"], card.get("onnx_test_float")
+    if "int8_vs_float" not in p:
+        return []
+    lines = ["", "The encoder's first dense layer has int8 weights (one scale per output unit; each frame's input "
+             "quantized over its own range, so a frame gives the same numbers alone as in a batch: whole sequence "
+             f"vs frame by frame {p['int8_whole_vs_steps']:.1e}). Against the float graph on the gate's sequence it "
+             f"differs by at most {p['int8_vs_float']:.4f} (tolerance {INT8_TOL})."]
+    if flt:
+        lines[-1] += " On the test splits, through the runtime, the shipped int8 file and the float graph of the same weights:"
+        lines += ["", "| test split | metric | int8 (shipped) | float |", "|---|---|---|---|"]
+        for ds, m in sorted(card["onnx_test"].items()):
+            f = flt.get(ds, {})
+            if "quadrant_accuracy" in m:
+                lines.append(f"| {ds} | quadrant accuracy | {m['quadrant_accuracy']:.3f} | "
+                             f"{_f3(f.get('quadrant_accuracy'))} |")
+            for dim in ("valence", "arousal"):
+                a, b = (m.get(dim) or {}).get("r"), (f.get(dim) or {}).get("r")
+                if a:
+                    lines.append(f"| {ds} | {dim} r | {a['mean']:.3f} | {_f3(b['mean'] if b else None)} |")
+    return lines
+
+
 def _speed_section(card: dict) -> list[str]:
     lines: list[str] = []
     b = card.get("bench") or {}
@@ -721,9 +749,10 @@ def _export_section(card: dict) -> list[str]:
                  "frame for the two teachers in the teacher pass")
     lines += ["", "## Export", "",
               f"Parity gate (torch vs onnxruntime from a random non-zero state, whole sequence vs frame by frame): "
-              f"max difference {max(v for k, v in p.items() if k != 'swapped_state_effect'):.1e} "
-              f"(tolerance 1e-4); swapping h and c changes the output by {p['swapped_state_effect']:.2f}.",
-              "", "## Limits", "",
+              f"max difference {max(v for k, v in p.items() if not k.startswith(('swapped', 'int8'))):.1e} "
+              f"(tolerance 1e-4); swapping h and c changes the output by {p['swapped_state_effect']:.2f}."]
+    lines += _int8_lines(card)
+    lines += ["", "## Limits", "",
               "- The labels are few and uneven: 240 film excerpts with continuous ratings (47 test clips from 9 "
               "albums), Emotify's GEMS ticks placed on valence/arousal by us, quadrant signs for Panda and EMOPIA, "
               "and rendered piano for VGMIDI and EMOPIA. Differences under about 0.05 r are inside the seeds' spread.",
@@ -733,10 +762,12 @@ def _export_section(card: dict) -> list[str]:
               "", "## Reproduce", "", "```",
               "bash scripts/debian-music.sh                 # the unlabelled music (opt-in, ~3 GB download)",
               "bash scripts/train-student.sh runs           # teacher pass, 3 seeds, leave-one-out runs, summary",
-              "emotrack export --run runs/student-s0 --out /tmp/new    # then bench that file:",
+              "emotrack export --run runs/student-s0 --out /tmp/new" + ("" if "int8_vs_float" in p else " --float")
+              + "    # then bench that file:",
               "emotrack bench --model /tmp/new/emotrack-vae-lstm.onnx --memory --format json "
               "> assets/emotrack-vae-lstm.bench.json",
               "emotrack export --run runs/student-s0 --summary runs/student-summary.json"
+              + ("" if "int8_vs_float" in p else " --float")
               + (f" --previous-summary '{card['previous']['name']}' {card['previous'].get('path', 'FILE')}"
                  if card.get("previous") else ""),
               "python tests/golden/regen.py", "```"]

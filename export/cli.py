@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 from emotrack.models.cli import evaluate_model, run_clips
@@ -69,19 +70,25 @@ def export_student_run(args, run: Path) -> int:
         return 2
     out = out_dir(args)
     onnx_path = out / f"{args.name}.onnx"
-    try:
-        _, parity = export_student(run / "student.pt", onnx_path, name=args.name, version=args.model_version,
-                                   extra_meta={"trained_on": sorted(report["data"])})
-    except ExportParityError as e:
-        print(f"emotrack export: {e}", file=sys.stderr)
-        return 1
-    onnx_eval = evaluate_model(onnx_path, [c for c in run_clips(report) if c.dataset != "debian"], "test")
+    test = [c for c in run_clips(report) if c.dataset != "debian"]
+    with tempfile.TemporaryDirectory() as tmp:
+        float_copy = None if args.float else Path(tmp) / "float.onnx"
+        try:
+            _, parity = export_student(run / "student.pt", onnx_path, name=args.name, version=args.model_version,
+                                       extra_meta={"trained_on": sorted(report["data"])}, int8=not args.float,
+                                       float_copy=float_copy)
+        except ExportParityError as e:
+            print(f"emotrack export: {e}", file=sys.stderr)
+            return 1
+        onnx_eval = evaluate_model(onnx_path, test, "test")
+        # what the int8 layer costs, on the same songs: the float graph's results, for the card
+        float_eval = evaluate_model(float_copy, test, "test") if float_copy else None
     summary = json.loads(Path(args.summary).read_text())
     previous = None
     if args.previous_summary:
         label, path = args.previous_summary
         previous = {"name": label, "path": path, "summary": json.loads(Path(path).read_text())}
     write_student_card(out, args.name, args.model_version, onnx_path, report, onnx_eval, summary, parity,
-                       previous=previous)
+                       previous=previous, float_eval=float_eval)
     print(f"wrote {onnx_path} and {out}/{args.name}.card.json / MODEL_CARD.md")
     return 0

@@ -18,6 +18,9 @@ def add_export_arguments(e: argparse.ArgumentParser) -> None:
     e.add_argument("--previous-summary", metavar="JSON", nargs=2, default=None,
                    help="for a student: NAME FILE, the summary of the student shipped before (e.g. "
                         "'emotrack-vae-lstm 2' docs/model/student-summary-v2.json); the card compares against it")
+    e.add_argument("--float", action="store_true",
+                   help="for a student: keep every layer in float32 (default: int8 weights in the encoder's first "
+                        "dense layer, a third of the step time; the card compares both on the test splits)")
     e.add_argument("--accurate-runs", nargs="+", metavar="RUN", default=[],
                    help="for an accurate model (a `train --accurate` run): the other seeds' and the --leave-out runs, "
                         "whose test results the card shows beside the exported run's")

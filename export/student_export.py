@@ -8,6 +8,11 @@ scale); their names and their typical values (the teachers' mean probability ove
 training frames) are in the metadata. The per-dataset offsets of training are not in the
 graph. The gate compares torch with onnxruntime on a whole sequence, whole sequence with
 frame by frame, from a random non-zero state, and checks that swapping h and c matters.
+
+The shipped file has int8 weights in the encoder's first dense layer (``export.int8``; a
+third of the step time). The float graph passes the gate above first; the int8 graph must
+then stay within ``INT8_TOL`` of it and still give a frame the same numbers alone as in a
+batch. ``int8=False`` writes the float graph.
 """
 
 from __future__ import annotations
@@ -22,9 +27,11 @@ from emotrack.realtime.core.config import FEATURES, FeatureConfig
 from emotrack.realtime.core.model import EmotionModel
 from torch import nn
 
-from .onnx_export import OPSET, finish_onnx, gate, parity_inputs
+from .int8 import INT8_TOL, quantize_dense
+from .onnx_export import OPSET, PARITY_TOL, ExportParityError, finish_onnx, gate, parity_inputs
 
 OUTPUTS = ["valence", "arousal", "valence_std", "arousal_std", "descriptors", "h_out", "c_out"]
+INT8_LAYER = "encoder/fc/fc.0/Gemm"  # the dense layer after the convs: (frames, flattened conv map) x 512
 
 
 class StudentGraph(nn.Module):
@@ -69,8 +76,10 @@ def _tag_scaling(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray
 
 
 def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", version: str = "3",
-                   extra_meta: dict | None = None) -> tuple[Path, dict]:
-    """Write ``out`` (.onnx) and check parity; raises ExportParityError on a mismatch."""
+                   extra_meta: dict | None = None, int8: bool = True,
+                   float_copy: Path | None = None) -> tuple[Path, dict]:
+    """Write ``out`` (.onnx) and check parity; raises ExportParityError on a mismatch.
+    ``float_copy``: where to keep the float graph of an int8 export (else it is removed)."""
     graph, ck = load_student(Path(ckpt))
     net = NetConfig.from_dict(ck["net_config"])
     L, H = net.lstm_layers, net.lstm_hidden
@@ -80,17 +89,54 @@ def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", versi
            "c_out": {1: "batch"}}
     for n in OUTPUTS[:5]:
         dyn[n] = {0: "batch", 1: "time"}
+    flt = (float_copy or out.with_name(out.stem + ".float.onnx")) if int8 else out
     with torch.no_grad():
         torch.onnx.export(graph, (torch.randn(1, 6, *FEATURES.frame_shape), torch.zeros(L, 1, H), torch.zeros(L, 1, H)),
-                          str(out), input_names=["mel", "h", "c"], output_names=OUTPUTS, dynamic_axes=dyn,
+                          str(flt), input_names=["mel", "h", "c"], output_names=OUTPUTS, dynamic_axes=dyn,
                           opset_version=OPSET, dynamo=False)
     meta = {"name": name, "version": version, "features": FEATURES.to_dict(), "net": net.to_dict(),
             "hidden_size": H, "num_layers": L, "outputs": OUTPUTS, "scale": "DEAM [-1, 1]",
             "descriptors": list(ck["descriptors"]), "descriptor_typical": ck.get("descriptor_typical"),
             "descriptor_sources": [f"{m}:{t}" for m, t in DESCRIPTORS], "kind": "dynamic",
             "teachers": "musicnn 0.1.0 MSD_musicnn + MTT_musicnn (distilled; not run at run time)"}
-    finish_onnx(out, {**meta, **(extra_meta or {})})
-    return out, parity_check(graph, out)
+    meta = {**meta, **(extra_meta or {})}
+    finish_onnx(flt, meta)
+    parity = parity_check(graph, flt)
+    if not int8:
+        return out, parity
+    try:
+        info = quantize_dense(flt, out, INT8_LAYER)
+        finish_onnx(out, {**meta, "int8": info})
+        parity.update(int8_check(flt, out))
+    finally:
+        if float_copy is None:
+            flt.unlink(missing_ok=True)
+    return out, parity
+
+
+def int8_check(float_path: Path, int8_path: Path, T: int = 48, seed: int = 1) -> dict:
+    """The int8 graph against the float one on a sequence from a random non-zero state
+    (within INT8_TOL), and its whole sequence against its frame-by-frame run (within
+    PARITY_TOL: each frame is quantized on its own); ExportParityError otherwise."""
+    a, b = EmotionModel(float_path), EmotionModel(int8_path)
+    mel, h0, c0 = (x.numpy() for x in parity_inputs(a, T, seed))
+    state = (h0, c0)
+    (fa, _), (fb, hb) = a.run(mel[0], state), b.run(mel[0], state)
+    steps = []
+    for t in range(T):
+        o, state = b.run(mel[0, t:t + 1], state)
+        steps.append(o)
+    keys = ("valence", "arousal", "valence_std", "arousal_std", "descriptors")
+    diffs = {"int8_vs_float": float(max(np.abs(getattr(fa, k) - getattr(fb, k)).max() for k in keys)),
+             "int8_whole_vs_steps": float(max(np.abs(getattr(fb, k) - np.concatenate([getattr(o, k) for o in steps]))
+                                              .max() for k in keys)),
+             "int8_final_state_whole_vs_steps": float(max(np.abs(hb[0] - state[0]).max(),
+                                                          np.abs(hb[1] - state[1]).max()))}
+    if not (diffs["int8_vs_float"] <= INT8_TOL and diffs["int8_whole_vs_steps"] <= PARITY_TOL
+            and diffs["int8_final_state_whole_vs_steps"] <= PARITY_TOL):
+        raise ExportParityError(f"{int8_path}: int8 graph failed its gate {diffs} (tolerance {INT8_TOL} "
+                                f"against the float graph, {PARITY_TOL} whole against frame by frame)")
+    return diffs
 
 
 @torch.no_grad()

@@ -64,6 +64,9 @@ def make_debian_root(root):
 
 
 def test_whole_pipeline_tiny(tmp_path):
+    import onnx
+    from emotrack.export.int8 import INT8_TOL
+
     env = {**os.environ, "EMOTRACK_CACHE": str(tmp_path / "cache")}
     deb = tmp_path / "debian"
     make_debian_root(deb)
@@ -171,10 +174,14 @@ def test_whole_pipeline_tiny(tmp_path):
         "emotrack-vae-lstm 0", str(tmp_path / "previous.json"), env=env)
     card = json.loads((exp / "emotrack-vae-lstm.card.json").read_text())
     assert card["kind"] == "student"
-    gate = {k: v for k, v in card["parity"].items() if k != "swapped_state_effect"}
-    assert {"descriptors_torch_vs_onnx", "descriptors_whole_vs_steps"} <= set(gate)  # the new output is gated
+    gate = {k: v for k, v in card["parity"].items() if k not in ("swapped_state_effect", "int8_vs_float")}
+    assert {"descriptors_torch_vs_onnx", "descriptors_whole_vs_steps", "int8_whole_vs_steps"} <= set(gate)
     assert max(gate.values()) <= 1e-4 and card["parity"]["swapped_state_effect"] > 1e-6
+    assert card["parity"]["int8_vs_float"] <= INT8_TOL  # the shipped form: int8 dense layer, gated against float
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(exp / "emotrack-vae-lstm.onnx")).graph.node}
+    assert set(card["onnx_test_float"]) == set(card["onnx_test"])
     md = (exp / "MODEL_CARD.md").read_text()
+    assert "| test split | metric | int8 (shipped) | float |" in md
     assert "tinygame-music" in md and "Leave" not in md.split("## Held-out results")[0]
     assert "| metric | student | teacher head | accurate head |" in md  # the other upper bound, beside the ridge
     assert "The accurate head (the pseudo-labels' teacher)" in md
