@@ -2,7 +2,9 @@
 
 Training (``emotrack.models``) and the runtime (``emotrack.realtime``) both import this
 module; every exported model stores ``FeatureConfig.to_dict()`` in its metadata, and the
-runtime refuses a model whose stored parameters differ from these. Pure data, no thread.
+runtime refuses a model whose stored parameters differ from these (a model fed samples
+rather than log-mel frames, like the accurate ones, only where the sample rate or the frame
+length differ: ``graph.AUDIO_KINDS``). Pure data, no thread.
 """
 
 from __future__ import annotations

@@ -60,9 +60,17 @@ def _session(path: Path, threads: int):
         ) from e
 
 
+# kinds of model fed 0.5 s frames of samples rather than log-mel frames (the accurate models
+# and the teachers' graph): of the feature parameters they depend only on these, so a change
+# of the log-mel (say, more bands) leaves them usable
+AUDIO_KINDS = frozenset({"dynamic-accurate", "song-accurate", "teachers"})
+AUDIO_FIELDS = ("sample_rate", "frame_seconds")
+
+
 def open_checked(path: Path, features: FeatureConfig, threads: int, made_by: str):
     """An onnxruntime session and the emotrack metadata of the model at ``path``; refuses a
-    missing file, a file without emotrack metadata and one made for other features."""
+    missing file, a file without emotrack metadata and one made for other features (for a
+    model of ``AUDIO_KINDS``, other ``AUDIO_FIELDS``)."""
     if not path.exists():
         raise ModelFileMissing(f"model file {path} does not exist; give an .onnx file made by `{made_by}`, "
                          "or leave the option out for the shipped model")
@@ -74,6 +82,8 @@ def open_checked(path: Path, features: FeatureConfig, threads: int, made_by: str
         )
     meta = json.loads(meta[METADATA_KEY])
     diff = features.diff(FeatureConfig.from_dict(meta["features"]))
+    if meta.get("kind") in AUDIO_KINDS:
+        diff = {k: v for k, v in diff.items() if k in AUDIO_FIELDS}
     if diff:
         detail = ", ".join(f"{k}: runtime {a!r} vs model {b!r}" for k, (a, b) in diff.items())
         raise ModelMismatchError(

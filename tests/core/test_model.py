@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -9,8 +10,10 @@ import pytest
 from emotrack import Tracker, load_model
 from emotrack.realtime.assets import default_model_path
 from emotrack.realtime.core.audio import load_audio
+from emotrack.realtime.core.config import FEATURES
 from emotrack.realtime.core.features import logmel_frames
-from emotrack.realtime.core.model import ModelMismatchError
+from emotrack.realtime.core.graph import AUDIO_KINDS
+from emotrack.realtime.core.model import ModelMismatchError, open_checked
 from emotrack.realtime.core.tracker import stream_file
 
 from ..conftest import DEMO_FRAMES, ROOT, ModelStepper
@@ -112,12 +115,31 @@ def test_model_with_other_features_is_refused(tmp_path):
 
     m = onnx.load(str(default_model_path()))
     meta = json.loads(m.metadata_props[0].value)
-    meta["features"]["n_mels"] = 96
+    other = FEATURES.n_mels + 32
+    meta["features"]["n_mels"] = other
     m.metadata_props[0].value = json.dumps(meta)
     bad = tmp_path / "bad.onnx"
     onnx.save(m, str(bad))
-    with pytest.raises(ModelMismatchError, match=r"n_mels: runtime 64 vs model 96"):
+    with pytest.raises(ModelMismatchError, match=rf"n_mels: runtime {FEATURES.n_mels} vs model {other}"):
         load_model(bad)
+
+
+@pytest.mark.parametrize("asset", ["emotrack-accurate.onnx", "emotrack-song-accurate.onnx", "musicnn-teachers.onnx",
+                                   "emotrack-vae-lstm.onnx", "emotrack-song.onnx"])
+def test_models_fed_audio_are_checked_only_on_what_they_read(asset):
+    """The accurate models and the teachers take samples, not log-mel frames: another mel
+    front end leaves them usable, another sample rate does not. The log-mel models are
+    refused on either."""
+    path = ROOT / "assets" / asset
+    kind = open_checked(path, FEATURES, 1, "x")[1]["kind"]
+    more_bands = dataclasses.replace(FEATURES, n_mels=FEATURES.n_mels + 32, version=FEATURES.version + 1)
+    if kind in AUDIO_KINDS:
+        assert open_checked(path, more_bands, 1, "x")[1]["kind"] == kind
+    else:
+        with pytest.raises(ModelMismatchError, match="n_mels: runtime"):
+            open_checked(path, more_bands, 1, "x")
+    with pytest.raises(ModelMismatchError, match="sample_rate: runtime 16000"):
+        open_checked(path, dataclasses.replace(FEATURES, sample_rate=16000), 1, "x")
 
 
 def test_non_emotrack_onnx_is_refused(tmp_path):
