@@ -93,6 +93,12 @@ def open_checked(path: Path, features: FeatureConfig, threads: int, made_by: str
     return session, meta
 
 
+def model_label(meta: dict, path: Path) -> str:
+    """``name version`` from a model's metadata (the file's stem and 0 where it has none):
+    how outputs, the index, the cards and a song model's metadata name a model."""
+    return f"{meta.get('name', path.stem)} {meta.get('version', '0')}"
+
+
 class RecurrentGraph:
     """What the dynamic models share: the checked session, its required inputs and outputs,
     the recurrent state's size, the optional named descriptors (with how likely each is on
@@ -133,8 +139,7 @@ class RecurrentGraph:
 
     @property
     def label(self) -> str:
-        """``name version``: how outputs, the index and a song model's metadata name this model."""
-        return f"{self.name} {self.version}"
+        return model_label(self.meta, self.path)
 
     @functools.cached_property
     def sha256(self) -> str:

@@ -24,6 +24,7 @@ import numpy as np
 from ..assets import ACCURATE_SONG_MODEL, TEACHERS_MODEL, asset_path, default_song_model_path
 from .audio import StreamingResampler, finite_mono, read_blocks
 from .config import FEATURES, FeatureConfig
+from .graph import model_label
 from .model import EmotionModel, ModelMismatchError, open_checked
 from .teacher import SAMPLE_RATE as TEACHER_RATE
 from .teacher import TeacherModel, TeacherStream
@@ -82,7 +83,7 @@ class SongModel:
 
     @property
     def label(self) -> str:
-        return f"{self.meta.get('name', self.path.stem)} {self.meta.get('version', '0')}"
+        return model_label(self.meta, self.path)
 
     def made_for(self, model) -> bool:
         """Whether ``model`` is the dynamic model this song model's trajectory head and mixing
@@ -154,7 +155,7 @@ class AccurateSongModel:
 
     @property
     def label(self) -> str:
-        return f"{self.meta.get('name', self.path.stem)} {self.meta.get('version', '0')}"
+        return model_label(self.meta, self.path)
 
     def stream(self) -> TeacherStream:
         return TeacherStream(self.teachers, self.stride)

@@ -28,7 +28,7 @@ import numpy as np
 from ..assets import TEACHERS_MODEL, asset_path
 from .config import FEATURES, FeatureConfig
 from .features import mel_filterbank
-from .graph import ModelMismatchError, open_checked
+from .graph import ModelMismatchError, model_label, open_checked
 
 SAMPLE_RATE = 16000
 N_FFT, HOP, N_MELS = 512, 256, 96
@@ -109,7 +109,7 @@ class TeacherModel:
 
     @property
     def label(self) -> str:
-        return f"{self.meta.get('name', self.path.stem)} {self.meta.get('version', '0')}"
+        return model_label(self.meta, self.path)
 
     def run(self, patches: np.ndarray) -> np.ndarray:
         patches = np.asarray(patches, dtype=np.float32)
