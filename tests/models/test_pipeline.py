@@ -182,6 +182,12 @@ def test_whole_pipeline_tiny(tmp_path):
     assert set(card["onnx_test_float"]) == set(card["onnx_test"])
     md = (exp / "MODEL_CARD.md").read_text()
     assert "| test split | metric | int8 (shipped) | float |" in md
+    run("export", "--run", runs[0], "--summary", str(summary), "--out", str(tmp_path / "float"), "--float", env=env)
+    flt = json.loads((tmp_path / "float" / "emotrack-vae-lstm.card.json").read_text())
+    assert "int8_vs_float" not in flt["parity"] and flt["onnx_test_float"] is None
+    assert "MatMulInteger" not in {n.op_type for n in onnx.load(str(tmp_path / "float" / "emotrack-vae-lstm.onnx"))
+                                   .graph.node}
+    assert "--float" in (tmp_path / "float" / "MODEL_CARD.md").read_text().split("## Reproduce")[1]
     assert "tinygame-music" in md and "Leave" not in md.split("## Held-out results")[0]
     assert "| metric | student | teacher head | accurate head |" in md  # the other upper bound, beside the ridge
     assert "The accurate head (the pseudo-labels' teacher)" in md
