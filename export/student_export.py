@@ -24,13 +24,14 @@ import torch
 from emotrack.models.distill import DESCRIPTORS, StudentHead
 from emotrack.models.nets import FrameVAE, NetConfig
 from emotrack.realtime.core.config import FEATURES, FeatureConfig
-from emotrack.realtime.core.model import EmotionModel
+from emotrack.realtime.core.model import EmotionModel, StepOutput
 from torch import nn
 
 from .int8 import INT8_TOL, quantize_dense
 from .onnx_export import OPSET, PARITY_TOL, ExportParityError, finish_onnx, gate, parity_inputs
 
 OUTPUTS = ["valence", "arousal", "valence_std", "arousal_std", "descriptors", "h_out", "c_out"]
+KEYS = ("valence", "arousal", "valence_std", "arousal_std")
 INT8_LAYER = "encoder/fc/fc.0/Gemm"  # the dense layer after the convs: (frames, flattened conv map) x 512
 
 
@@ -114,22 +115,31 @@ def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", versi
     return out, parity
 
 
+def run_both_ways(em: EmotionModel, mel: np.ndarray, state: tuple) -> tuple:
+    """``em`` over ``mel`` (T frames) from ``state``, as one sequence and frame by frame: the
+    whole run's outputs and end state, the frame-by-frame outputs (shaped like the whole
+    run's) and end state. Both gates compare the two."""
+    whole, end = em.run(mel, state)
+    steps = []
+    for t in range(len(mel)):
+        o, state = em.run(mel[t:t + 1], state)
+        steps.append(o)
+    stacked = StepOutput(*(np.concatenate([getattr(o, k) for o in steps]) for k in KEYS),
+                         np.concatenate([o.descriptors for o in steps]) if steps[0].descriptors is not None else None)
+    return whole, end, stacked, state
+
+
 def int8_check(float_path: Path, int8_path: Path, T: int = 48, seed: int = 1) -> dict:
     """The int8 graph against the float one on a sequence from a random non-zero state
     (within INT8_TOL), and its whole sequence against its frame-by-frame run (within
     PARITY_TOL: each frame is quantized on its own); ExportParityError otherwise."""
     a, b = EmotionModel(float_path), EmotionModel(int8_path)
     mel, h0, c0 = (x.numpy() for x in parity_inputs(a, T, seed))
-    state = (h0, c0)
-    (fa, _), (fb, hb) = a.run(mel[0], state), b.run(mel[0], state)
-    steps = []
-    for t in range(T):
-        o, state = b.run(mel[0, t:t + 1], state)
-        steps.append(o)
-    keys = ("valence", "arousal", "valence_std", "arousal_std", "descriptors")
+    fa, _ = a.run(mel[0], (h0, c0))
+    fb, hb, steps, state = run_both_ways(b, mel[0], (h0, c0))
+    keys = (*KEYS, "descriptors")
     diffs = {"int8_vs_float": float(max(np.abs(getattr(fa, k) - getattr(fb, k)).max() for k in keys)),
-             "int8_whole_vs_steps": float(max(np.abs(getattr(fb, k) - np.concatenate([getattr(o, k) for o in steps]))
-                                              .max() for k in keys)),
+             "int8_whole_vs_steps": float(max(np.abs(getattr(fb, k) - getattr(steps, k)).max() for k in keys)),
              "int8_final_state_whole_vs_steps": float(max(np.abs(hb[0] - state[0]).max(),
                                                           np.abs(hb[1] - state[1]).max()))}
     if not (diffs["int8_vs_float"] <= INT8_TOL and diffs["int8_whole_vs_steps"] <= PARITY_TOL
@@ -144,22 +154,15 @@ def parity_check(graph: StudentGraph, path: Path, T: int = 24, seed: int = 0) ->
     em = EmotionModel(path)
     mel, h0, c0 = parity_inputs(em, T, seed)
     ref = [x.numpy() for x in graph(mel, h0, c0)]
-    whole, (h1, c1) = em.run(mel[0].numpy(), (h0.numpy(), c0.numpy()))
-    state = (h0.numpy(), c0.numpy())
-    steps, desc = [], []
-    for t in range(T):
-        o, state = em.run(mel[0, t:t + 1].numpy(), state)
-        steps.append([o.valence[0], o.arousal[0], o.valence_std[0], o.arousal_std[0]])
-        desc.append(o.descriptors[0])
-    steps, desc = np.array(steps), np.array(desc)
-    whole_arr = np.stack([whole.valence, whole.arousal, whole.valence_std, whole.arousal_std], 1)
+    whole, (h1, c1), steps, state = run_both_ways(em, mel[0].numpy(), (h0.numpy(), c0.numpy()))
+    whole_arr = np.stack([getattr(whole, k) for k in KEYS], 1)
     torch_arr = np.stack([r[0] for r in ref[:4]], 1)
     diffs = {
         "torch_vs_onnx": float(np.abs(torch_arr - whole_arr).max()),
         "descriptors_torch_vs_onnx": float(np.abs(ref[4][0] - whole.descriptors).max()),
         "torch_vs_onnx_state": float(max(np.abs(ref[5] - h1).max(), np.abs(ref[6] - c1).max())),
-        "whole_vs_steps": float(np.abs(whole_arr - steps).max()),
-        "descriptors_whole_vs_steps": float(np.abs(whole.descriptors - desc).max()),
+        "whole_vs_steps": float(np.abs(whole_arr - np.stack([getattr(steps, k) for k in KEYS], 1)).max()),
+        "descriptors_whole_vs_steps": float(np.abs(whole.descriptors - steps.descriptors).max()),
         "final_state_whole_vs_steps": float(max(np.abs(h1 - state[0]).max(), np.abs(c1 - state[1]).max())),
     }
     return gate(path, diffs, em, mel[0].numpy(), (h0.numpy(), c0.numpy()), whole)
