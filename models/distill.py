@@ -23,6 +23,9 @@ outputs, the descriptors). What changes is what it learns from. Two stages:
    as 50 of the 500 teacher dimensions, was measured; on in the shipped recipe, below).
    ``frame_epochs`` epochs; optionally (stage
    1b, its own checkpoint) ``frame_epochs_2`` more from that encoder with ``lambda_frame_2``.
+   Optionally the frames the encoder sees are augmented, their targets unchanged
+   (``frame_eq_db``: a random smooth EQ; ``frame_masks``: SpecAugment's band and time masks;
+   ``augment_frames``); off in the shipped recipe, measured in docs/training.md.
 
 2. The LSTM on the frozen codes (all three gains), on sequences of up to 60 s:
 
@@ -120,7 +123,7 @@ from . import teacher_head
 from .data import Clip
 from .evaluate import evaluate_predictions
 from .nets import FrameVAE, NetConfig
-from .seqs import GAINS_DB, MAX_LEN, WARMUP, Seq, log, shift_gain
+from .seqs import FEATURES, FLOOR, GAINS_DB, MAX_LEN, WARMUP, Seq, log, shift_gain
 from .teacher_pass import KEYS, has_targets
 from .teachers import LABELS
 from .train import BestEpoch, seq_loss
@@ -162,6 +165,12 @@ class StudentConfig:
     # measured with 3 epochs at 0.5 over three seeds, docs/training.md: not better on test)
     frame_epochs_2: int = 0
     lambda_frame_2: float = 0.5
+    # stage 1: augment each training frame the encoder sees (its targets unchanged; 0: off):
+    # a random smooth EQ of at most this many dB (a tilt and a bump over the bands) ...
+    frame_eq_db: float = 0.0
+    # ... and this many frequency masks (up to 8 bands each) and as many time masks (up to 4
+    # bins each), filled with the frame's mean (measured, docs/training.md)
+    frame_masks: int = 0
     head_epochs: int = 40
     lambda_labels: float = 1.0  # stage 2: the weight of the labels' loss
     # stage 2: the datasets whose labels are learned from (None: all); the others still give
@@ -233,6 +242,16 @@ def student_net(cfg: StudentConfig | None = None) -> NetConfig:
             raise ValueError(f"{name}={getattr(cfg, name)!r}: give a positive whole number of units")
     wider = {"lstm_hidden": cfg.lstm_hidden, "channels": cfg.channels, "enc_hidden": cfg.enc_hidden}
     return replace(net, **{k: v for k, v in wider.items() if v})
+
+
+def check_config(cfg: StudentConfig) -> None:
+    """Refuse, with a ValueError that says which, settings the nets or stage 1 cannot use."""
+    student_net(cfg)
+    eq, masks = cfg.frame_eq_db, cfg.frame_masks
+    if isinstance(eq, bool) or not isinstance(eq, (int, float)) or not 0 <= eq <= 24:
+        raise ValueError(f"frame_eq_db={eq!r}: give the EQ's largest change in dB, 0 (off) to 24, e.g. 6")
+    if isinstance(masks, bool) or not isinstance(masks, int) or masks < 0:
+        raise ValueError(f"frame_masks={masks!r}: give how many masks of each kind, a whole number from 0 (off)")
 
 
 def head_and_targets(seqs: list[Seq], split: dict[str, list[Seq]], sets: tuple[str, ...],
@@ -343,7 +362,7 @@ def frame_pool(seqs: list[Seq], targets: dict[str, Targets]):
 
 
 STAGE1_SETTINGS = ("frames_per_epoch", "lambda_frame", "lambda_frame_va", "pseudo_source", "batch_frames", "lr", "seed",
-                   "head_sets", "leave_out", "keep_audio")
+                   "head_sets", "leave_out", "keep_audio", "frame_eq_db", "frame_masks")
 
 
 def stage1_key(key: str) -> str:
@@ -352,8 +371,9 @@ def stage1_key(key: str) -> str:
     cfg, net, n, *after = json.loads(key)  # after: stage 1's own key, for stage 1b
     net = {k: v for k, v in net.items() if not k.startswith("lstm_")}  # the LSTM is stage 2's
     kept = {k: cfg.get(k) for k in STAGE1_SETTINGS}
-    if not kept.get("keep_audio"):  # as keys written before the option
-        kept.pop("keep_audio", None)
+    for name in ("keep_audio", "frame_eq_db", "frame_masks"):  # off: as keys written before the option
+        if not kept.get(name):
+            kept.pop(name, None)
     if not kept.get("lambda_frame_va"):  # without the map to them, stage 1 does not see the pseudo-labels
         kept.pop("lambda_frame_va", None)
         kept.pop("pseudo_source", None)
@@ -399,6 +419,8 @@ def train_frames(model: FrameStudent, train: list[Seq], val: list[Seq], targets:
             sl = idx[b:b + cfg.batch_frames]
             x = torch.from_numpy(np.stack([shift_gain(mel[i], g) for i, g in
                                            zip(sl, gains[b:b + cfg.batch_frames], strict=True)]).astype(np.float32))
+            if cfg.frame_eq_db or cfg.frame_masks:
+                x = augment_frames(x, rng, cfg.frame_eq_db, cfg.frame_masks)
             y = torch.from_numpy(tgt[sl])
             has = torch.isfinite(y).all(1)
             y = torch.nan_to_num(y)
@@ -421,6 +443,33 @@ def train_frames(model: FrameStudent, train: list[Seq], val: list[Seq], targets:
                         "rng": rng}, tmp)
             tmp.replace(checkpoint)
     return {"history": history, "key": stage1_key(key)}
+
+
+def augment_frames(x: torch.Tensor, rng, eq_db: float, masks: int) -> torch.Tensor:
+    """Stage 1's augmentation of a batch of log-mel frames (B, M, N), a new tensor: per frame
+    a smooth EQ (a tilt and a half-cosine bump over the bands, each of a uniform random
+    amplitude whose sum stays within ``eq_db``), then ``masks`` frequency masks of 0-8 bands
+    and as many time masks of 0-4 bins, set to the frame's mean (SpecAugment's masks)."""
+    b, m, n = x.shape
+    x = x.clone()
+    if eq_db:
+        pos = torch.linspace(-1.0, 1.0, m)
+        tilt, bump = (torch.from_numpy(rng.uniform(-0.5, 0.5, (2, b, 1))).float() * eq_db / FEATURES.db_scale)
+        centre = torch.from_numpy(rng.uniform(-1, 1, (b, 1))).float()
+        shape = tilt * pos + bump * torch.cos(torch.pi / 2 * (pos - centre).clamp(-1, 1))
+        x = (x + shape[:, :, None]).clamp_min(FLOOR)
+    for _ in range(masks):
+        mean = x.mean((1, 2))
+        for axis, size, most in ((1, m, 8), (2, n, 4)):
+            width = rng.integers(0, most + 1, b)
+            start = rng.integers(0, size - width + 1)
+            for i in np.flatnonzero(width):
+                sl = slice(int(start[i]), int(start[i] + width[i]))
+                if axis == 1:
+                    x[i, sl, :] = mean[i]
+                else:
+                    x[i, :, sl] = mean[i]
+    return x
 
 
 @torch.no_grad()

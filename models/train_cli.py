@@ -15,7 +15,7 @@ from pathlib import Path
 from .accurate import REAL_SETS, SETTINGS, base_config, run_accurate
 from .cli import load_clips, roots_of
 from .data import default_data_root
-from .distill import StudentConfig, leave_out, student_net
+from .distill import StudentConfig, check_config, leave_out
 from .evaluate import format_table
 from .student import run_student
 from .train import TrainConfig, run_training
@@ -41,7 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             cfg = replace(cfg, pseudo_source=args.pseudo)
         try:
             cfg = with_settings(cfg, args.set)
-            student_net(cfg)  # widths it cannot build are refused here, before the data is read
+            check_config(cfg)  # widths or augmentation it cannot use are refused here, before the data is read
         except ValueError as e:
             print(f"emotrack train: {e}", file=sys.stderr)
             return 2

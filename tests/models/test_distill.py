@@ -2,7 +2,8 @@
 runtime knows, what a saved stage-1 encoder is keyed on, stage 1's map to the pseudo-labels,
 the causal fill of the pseudo-label teacher's inputs, the weighting of stage 2's label loss,
 leave-one-out with and without the left-out set's audio, ``train --set`` (the encoder's width
-among its fields), and the agreement table of ``scripts/probe_mimic.py``."""
+among its fields), stage 1's augmentation, the refusal of settings the student cannot use,
+and the agreement table of ``scripts/probe_mimic.py``."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ from emotrack.models.distill import (
     StudentConfig,
     StudentHead,
     _gain_index,
+    augment_frames,
+    check_config,
     eval_frames,
     head_loss,
     leave_out,
@@ -90,10 +93,39 @@ def test_stage1_checkpoint_is_kept_across_stage2_settings_and_lstm_width():
             key(replace(cfg, lambda_labels=0.0, label_sets=("soundtracks",)), net)]
     assert all(stage1_key(k) == stage1_key(key(cfg, net)) for k in same)
     different = [key(replace(cfg, lambda_frame=0.2), net), key(cfg, replace(net, latent_dim=32)),
-                 key(replace(cfg, lambda_frame_va=5.0), net)]
+                 key(replace(cfg, lambda_frame_va=5.0), net), key(replace(cfg, frame_eq_db=6.0), net),
+                 key(replace(cfg, frame_masks=1), net)]
     assert stage1_key(key(replace(cfg, lambda_frame_va=5.0), net)) != stage1_key(
         key(replace(cfg, lambda_frame_va=5.0, pseudo_source="accurate"), net))  # then the pseudo-labels count
     assert all(stage1_key(k) != stage1_key(key(cfg, net)) for k in different)
+
+
+def test_stage1_augmentation_stays_within_its_bounds_and_leaves_the_input_alone():
+    from emotrack.models.seqs import FLOOR
+
+    m, n = FEATURES.frame_shape
+    x = torch.from_numpy(np.random.default_rng(0).uniform(0.5, 3.0, (64, m, n)).astype(np.float32))
+    before = x.clone()
+    eq = augment_frames(x, np.random.default_rng(1), 6.0, 0)
+    assert torch.equal(x, before)  # a new tensor: the cached frames are never changed
+    shift = eq - x
+    # the EQ is one curve over the bands, the same in every time bin, within +-6 dB
+    assert torch.allclose(shift, shift[:, :, :1].expand_as(shift), atol=1e-6)
+    assert shift.abs().max() <= 6.0 / FEATURES.db_scale + 1e-6 and shift.abs().max() > 1.0 / FEATURES.db_scale
+    assert (augment_frames(torch.full((4, m, n), FLOOR), np.random.default_rng(2), 6.0, 0) >= FLOOR).all()
+    masked = augment_frames(x, np.random.default_rng(3), 0.0, 1)
+    changed = masked != x
+    for i in range(len(x)):  # one block of bands (<= 8) and one of bins (<= 4), set to the frame's mean
+        rows, cols = changed[i].all(1).sum().item(), changed[i].all(0).sum().item()
+        assert rows <= 8 and cols <= 4
+        assert torch.allclose(masked[i][changed[i]], x[i].mean().expand(int(changed[i].sum())))
+    assert changed.any(2).any(1).float().mean() > 0.5  # most frames get a mask
+    assert torch.equal(augment_frames(x, np.random.default_rng(3), 0.0, 0), x)
+    check_config(replace(StudentConfig(), frame_eq_db=6, frame_masks=2))
+    for bad in ({"frame_eq_db": -1.0}, {"frame_eq_db": 60.0}, {"frame_eq_db": "6"}, {"frame_masks": 1.5},
+                {"frame_masks": -2}, {"frame_masks": True}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            check_config(replace(StudentConfig(), **bad))
 
 
 def test_hold_last_fills_gaps_from_the_past_only():
@@ -202,12 +234,14 @@ def test_leave_out_drops_the_set_or_keeps_its_audio_without_labels():
         leave_out(clips, cfg, "emotify")
 
 
-def test_train_refuses_an_encoder_width_it_cannot_build_before_reading_data(tmp_path):
+@pytest.mark.parametrize(("setting", "says"), [("channels=[48, 96]", "three conv layers' widths"),
+                                              ("frame_masks=-1", "frame_masks=-1: give how many masks")])
+def test_train_refuses_settings_it_cannot_use_before_reading_data(tmp_path, setting, says):
     r = subprocess.run([sys.executable, "-m", "emotrack.realtime.cli", "train", "--teachers", "--set",
-                        "channels=[48, 96]", "--data", str(tmp_path / "no-data"), "--out", str(tmp_path / "x")],
+                        setting, "--data", str(tmp_path / "no-data"), "--out", str(tmp_path / "x")],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
-    assert "three conv layers' widths" in r.stderr and not (tmp_path / "x").exists()
+    assert says in r.stderr and not (tmp_path / "x").exists()
 
 
 @pytest.mark.parametrize("args", [["--keep-audio"], ["--teachers", "--keep-audio"], ["--leave-out", "soundtracks",
