@@ -3,7 +3,8 @@ runtime knows, what a saved stage-1 encoder is keyed on, stage 1's map to the ps
 the causal fill of the pseudo-label teacher's inputs, the weighting of stage 2's label loss,
 leave-one-out with and without the left-out set's audio, ``train --set`` (the encoder's width
 among its fields), stage 1's augmentation, the refusal of settings the student cannot use,
-and the agreement table of ``scripts/probe_mimic.py``."""
+the agreement table of ``scripts/probe_mimic.py`` and the rhythm vector of
+``scripts/probe_rhythm.py``."""
 
 from __future__ import annotations
 
@@ -294,3 +295,23 @@ def test_probe_mimic_agreement_tells_a_close_student_from_one_that_follows_the_r
         assert abs(b[d]["within-clip student~teacher"]) < 0.3  # noise against noise within a clip
     few = _probe_mimic().agreement({k: teacher[k] for k in ("c0", "c1")}, close, ratings)
     assert few["clips"] == 2 and np.isnan(few["valence"]["student~teacher"])  # r of two clips is not reported
+
+
+def test_probe_rhythm_is_causal_and_finds_the_beat(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "scripts"))  # it imports its sibling probes
+    spec = importlib.util.spec_from_file_location("probe_rhythm", ROOT / "scripts" / "probe_rhythm.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    m, n = FEATURES.frame_shape
+    T, period = 20, 10  # a click every 10 bins of 20 ms (0.2 s) on the grid frames are cut from
+    when = np.arange(T)[:, None] * mod.SLOT + np.arange(n)[None, :]
+    mel = np.broadcast_to((when % period == 0)[:, None, :], (T, m, n)).astype(np.float32)
+    feats = mod.rhythm(mel)
+    assert feats.shape == (T, 2 * (mod.LAGS + 2)) and np.isfinite(feats).all()
+    for t in range(5, T):  # once 3 s are heard: the strongest lag up to 0.3 s is the beat's
+        assert int(np.argmax(feats[t, :15])) + 1 == period
+    changed = mel.copy()
+    changed[12:] = np.random.default_rng(0).uniform(0, 1, changed[12:].shape)
+    # causal: a frame's vector never depends on the frames after it
+    np.testing.assert_array_equal(mod.rhythm(changed)[:12], feats[:12])
+    assert not np.allclose(mod.rhythm(changed)[12:], feats[12:])
