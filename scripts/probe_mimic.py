@@ -26,10 +26,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from emotrack.export.student_export import load_student
 from emotrack.models import distill, student
 from emotrack.models.cli import load_clips
 from emotrack.models.evaluate import pearson
-from emotrack.models.nets import FrameVAE, NetConfig
 from emotrack.models.seqs import build_seqs
 
 
@@ -55,13 +55,8 @@ def probe(run: Path, dataset: str, jobs: int = 2) -> list[dict]:
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     torch.manual_seed(cfg.seed)
     _, targets, _, _ = student.student_targets(seqs, split, cfg, distill.TeacherScaler(split["train"]))
-    ck = torch.load(run / "student.pt", map_location="cpu", weights_only=False)
-    net = NetConfig.from_dict(ck["net_config"])
-    vae = FrameVAE(net)
-    vae.load_state_dict(ck["vae"])
-    vae.eval()
-    head = distill.StudentHead(net, ck["datasets"])
-    head.load_state_dict(ck["head"])
+    graph, _ = load_student(run / "student.pt")  # in eval mode; refused if its frame is not ours
+    vae, head = graph.vae, graph.head
     mine = [s for s in seqs if s.key in rated]
     distill.encode_codes(vae, mine)
     pred = distill.predict_head(head, mine)

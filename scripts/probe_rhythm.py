@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from emotrack.export.student_export import load_student
 from emotrack.models import distill, student
 from emotrack.models.cli import load_clips
 from emotrack.models.evaluate import evaluate_predictions
-from emotrack.models.nets import FrameVAE, NetConfig
 from emotrack.models.seqs import build_seqs, log
 from numpy.lib.stride_tricks import sliding_window_view
 from probe_context import ridge, stack
@@ -97,13 +97,8 @@ def main() -> int:
     torch.manual_seed(cfg.seed)
     _, targets, _, _ = student.student_targets(seqs, split, cfg, distill.TeacherScaler(split["train"]))
     log(f"targets: {time.time() - t0:.0f} s")
-    ck = torch.load(args.run / "student.pt", map_location="cpu", weights_only=False)
-    net = NetConfig.from_dict(ck["net_config"])
-    vae = FrameVAE(net)
-    vae.load_state_dict(ck["vae"])
-    vae.eval()
-    head = distill.StudentHead(net, ck["datasets"])
-    head.load_state_dict(ck["head"])
+    graph, _ = load_student(args.run / "student.pt")  # in eval mode; refused if its frame is not ours
+    vae, head = graph.vae, graph.head
     with torch.no_grad():
         distill.encode_codes(vae, seqs)
     g0 = distill.GAINS_DB.index(0.0)

@@ -86,14 +86,17 @@ def test_whole_pipeline_tiny(tmp_path):
     assert after == done and done["total"]["passes"] == 1 and done["total"]["done"] == done["done"]  # nothing added
 
     runs = []
-    for seed, pseudo, va in ((0, "accurate", "5"), (1, "ridge", "0")):
+    for seed, pseudo, va, aug in ((0, "accurate", "5", []), (1, "ridge", "0", ["--set", "frame_eq_db=6", "--set", "frame_masks=1"])):
         out = tmp_path / f"s{seed}"
         run("train", "--teachers", "--quick", *data, "--seed", str(seed), "--threads", "1", "--jobs", "1",
-            "--pseudo", pseudo, "--set", f"lambda_frame_va={va}", "--out", str(out), env=env)
+            "--pseudo", pseudo, "--set", f"lambda_frame_va={va}", *aug, "--out", str(out), env=env)
         runs.append(str(out))
     # the accurate head taught seed 0's pseudo-labels and is reported beside the ridge head; seed 1 had the ridge's
     reports = [json.loads((tmp_path / f"s{seed}" / "report.json").read_text()) for seed in (0, 1)]
     assert reports[0]["student_config"]["pseudo_source"] == "accurate"
+    # seed 1's encoder saw augmented frames (stage 1 only), and its stage-1 key says so
+    assert (reports[1]["student_config"]["frame_eq_db"], reports[1]["student_config"]["frame_masks"]) == (6.0, 1)
+    assert '"frame_masks": 1' in reports[1]["frames"]["key"] and "frame_masks" not in reports[0]["frames"]["key"]
     assert reports[0]["student_config"]["lambda_frame_va"] == 5.0 and "va_r2" in reports[0]["frames"]["test"]
     assert reports[0]["pseudo_teacher"]["sets"] == ["soundtracks", "panda4q"]
     assert {"student", "teacher head", "accurate head"} == set(reports[0]["test"])
@@ -116,6 +119,15 @@ def test_whole_pipeline_tiny(tmp_path):
     assert [p["split"] for p in probe] == ["train", "val", "test"] and all(p["clips"] == 1 for p in probe)
     assert set(probe[0]["arousal"]) == {"student~teacher", "teacher~ratings", "student~ratings",
                                         "within-clip student~teacher"}
+    # what the codes, a rhythm vector and the teachers' outputs carry of the pseudo-labels (probe_rhythm.py)
+    scores = tmp_path / "rhythm.json"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_rhythm.py"), "--run", str(keep), "--json",
+                        str(scores), "--jobs", "1"], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = [line for line in r.stdout.splitlines() if line.startswith("| ") and not line.startswith("| input")]
+    assert len(table) == 6 and all(len(line.split("|")) == 9 for line in table), r.stdout  # 6 columns
+    assert set(json.loads(scores.read_text())) == {"student head", "code (0.5 s)", "codes, last 6 (3 s)", "rhythm (3 s)",
+                                                   "codes, last 6 + rhythm", "teachers' outputs (3 s)"}
     # the sweep of stage-2 settings from a finished run's encoder (scripts/sweep_head.py), and its resumption
     sweep = tmp_path / "sweep.jsonl"
     cmd = [sys.executable, str(ROOT / "scripts" / "sweep_head.py"), "--run", runs[0], "--out", str(sweep),
