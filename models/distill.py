@@ -465,11 +465,8 @@ def augment_frames(x: torch.Tensor, rng, eq_db: float, masks: int) -> torch.Tens
             width = rng.integers(0, most + 1, b)
             start = rng.integers(0, size - width + 1)
             for i in np.flatnonzero(width):
-                sl = slice(int(start[i]), int(start[i] + width[i]))
-                if axis == 1:
-                    x[i, sl, :] = mean[i]
-                else:
-                    x[i, :, sl] = mean[i]
+                rows = x[i] if axis == 1 else x[i].T  # a view: bands, or time bins, first
+                rows[int(start[i]):int(start[i] + width[i])] = mean[i]
     return x
 
 

@@ -39,22 +39,36 @@ def config_of(report: dict) -> distill.StudentConfig:
     return distill.StudentConfig(**cfg)
 
 
-def probe(run: Path, dataset: str, jobs: int = 2) -> list[dict]:
+def run_clips(run: Path) -> tuple[list, list, distill.StudentConfig]:
+    """A run's clips as its report names them, the ones it kept (its leave-one-out applied) and
+    its settings (its own thread count too: the accurate head is then the run's, to the bit)."""
     report = json.loads((run / "report.json").read_text())
     src = report["sources"]
     clips = load_clips(src.get("data"), src.get("datasets"), src.get("roots") or {}, src.get("limit"))
-    cfg = config_of(report)  # its own thread count too: the accurate head is then the run's, to the bit
+    cfg = config_of(report)
     kept = clips
     if cfg.leave_out:
         kept, cfg = distill.leave_out(clips, cfg, cfg.leave_out, cfg.keep_audio)
-    rated = {c.key: c for c in clips if c.dataset == dataset and c.valence is not None}
-    if not rated:
-        raise SystemExit(f"{dataset}: no clips with valence and arousal ratings in this run's data")
+    return clips, kept, cfg
+
+
+def run_targets(kept: list, cfg: distill.StudentConfig, jobs: int) -> tuple[list, dict, dict]:
+    """The kept clips' sequences, split by split, and their targets with the pseudo-labels of
+    the run's teacher, retrained as in the run."""
     torch.set_num_threads(cfg.threads)
     seqs = build_seqs(kept, jobs=jobs)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     torch.manual_seed(cfg.seed)
     _, targets, _, _ = student.student_targets(seqs, split, cfg, distill.TeacherScaler(split["train"]))
+    return seqs, split, targets
+
+
+def probe(run: Path, dataset: str, jobs: int = 2) -> list[dict]:
+    clips, kept, cfg = run_clips(run)
+    rated = {c.key: c for c in clips if c.dataset == dataset and c.valence is not None}
+    if not rated:
+        raise SystemExit(f"{dataset}: no clips with valence and arousal ratings in this run's data")
+    seqs, _, targets = run_targets(kept, cfg, jobs)
     graph, _ = load_student(run / "student.pt")  # in eval mode; refused if its frame is not ours
     vae, head = graph.vae, graph.head
     mine = [s for s in seqs if s.key in rated]

@@ -30,13 +30,12 @@ from pathlib import Path
 import numpy as np
 import torch
 from emotrack.export.student_export import load_student
-from emotrack.models import distill, student
-from emotrack.models.cli import load_clips
+from emotrack.models import distill
 from emotrack.models.evaluate import evaluate_predictions
-from emotrack.models.seqs import build_seqs, log
+from emotrack.models.seqs import log
 from numpy.lib.stride_tricks import sliding_window_view
 from probe_context import ridge, stack
-from probe_mimic import config_of
+from probe_mimic import run_clips, run_targets
 
 SLOT = 25  # 20 ms bins between two frame starts (0.5 s / 441 samples at 22,050 Hz)
 LAGS = 75  # up to 1.5 s
@@ -63,17 +62,17 @@ def rhythm(mel: np.ndarray, frames: int = 6) -> np.ndarray:
     *envs, mask = envelopes(mel)
     pad = (frames - 1) * SLOT
     mk = sliding_window_view(np.concatenate([np.zeros(pad, np.float32), mask]), frames * SLOT)[::SLOT]
+    n = mk.sum(1, keepdims=True)
+    pairs = [np.maximum((mk[:, :-lag] * mk[:, lag:]).sum(1), 1) for lag in range(1, LAGS + 1)]  # the mask's only
     feats = []
     for e in envs:
         w = sliding_window_view(np.concatenate([np.zeros(pad, np.float32), e]), frames * SLOT)[::SLOT]
-        n = mk.sum(1, keepdims=True)
         mean = (w * mk).sum(1, keepdims=True) / n
         c = (w - mean) * mk
         var = (c * c).sum(1, keepdims=True) / n + 1e-8
         ac = np.empty((len(w), LAGS), np.float32)
         for lag in range(1, LAGS + 1):
-            pairs = (mk[:, :-lag] * mk[:, lag:]).sum(1)
-            ac[:, lag - 1] = (c[:, :-lag] * c[:, lag:]).sum(1) / np.maximum(pairs, 1) / var[:, 0]
+            ac[:, lag - 1] = (c[:, :-lag] * c[:, lag:]).sum(1) / pairs[lag - 1] / var[:, 0]
         feats += [ac, np.log(mean + 1e-4), 0.5 * np.log(var)]
     return np.concatenate(feats, 1)[: len(mel)]
 
@@ -84,18 +83,9 @@ def main() -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--json", type=Path, help="also write the scores here")
     args = ap.parse_args()
-    report = json.loads((args.run / "report.json").read_text())
-    src = report["sources"]
-    clips = load_clips(src.get("data"), src.get("datasets"), src.get("roots") or {}, src.get("limit"))
-    cfg = config_of(report)
-    if cfg.leave_out:
-        clips, cfg = distill.leave_out(clips, cfg, cfg.leave_out, cfg.keep_audio)
-    torch.set_num_threads(cfg.threads)
+    _, kept, cfg = run_clips(args.run)
     t0 = time.time()
-    seqs = build_seqs(clips, jobs=args.jobs)
-    split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
-    torch.manual_seed(cfg.seed)
-    _, targets, _, _ = student.student_targets(seqs, split, cfg, distill.TeacherScaler(split["train"]))
+    seqs, split, targets = run_targets(kept, cfg, args.jobs)
     log(f"targets: {time.time() - t0:.0f} s")
     graph, _ = load_student(args.run / "student.pt")  # in eval mode; refused if its frame is not ours
     vae, head = graph.vae, graph.head
