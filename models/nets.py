@@ -23,10 +23,15 @@ class NetConfig:
     lstm_layers: int = 1
     beta: float = 1.0
     min_std: float = 0.02
+    # the frame encoder's first layers: "conv" (three strided 3x3 convs read by a dense layer) or
+    # "musicnn" (musicnn's shape, see MusicnnFront; ``channels`` then gives its widths)
+    front: str = "conv"
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
+        if d["front"] == "conv":  # the default: dicts (checkpoint keys, ONNX metadata) as before the option
+            del d["front"]
         return d
 
     @classmethod
@@ -56,6 +61,59 @@ class ConvEncoder(nn.Module):
         return self.fc(self.conv(x.unsqueeze(1)).flatten(1))
 
 
+SUB_BANDS = 8  # bands averaged into one sub-band for MusicnnFront's temporal filters
+
+
+class MusicnnFront(nn.Module):
+    """(B, n_mels, n_t) log-mel frame -> (B, out) features, shaped like musicnn's front and
+    mid end (Pons & Serra), the teachers' own shape, cut to one 0.5 s frame:
+
+    - timbral filters spanning 40 % and 70 % of the bands and 7 bins (140 ms), frequency
+      stride 2, each maximum-pooled over frequency (a pattern counts wherever it sits in pitch);
+    - temporal filters of 11 and 5 bins (220 and 100 ms) along each of 8 sub-bands (the
+      bands averaged in groups of 8), maximum-pooled over the sub-bands (per band, as musicnn
+      does, made training 3 times slower than the conv encoder);
+    - two 1-d convolutions over time (7 bins, the second residual), then the maximum and mean
+      over time of everything so far, with the frame's mean log-mel per band (its spectral
+      envelope, which the pooling over frequency drops), into the dense layers.
+
+    ``cfg.channels`` = (timbral filters per height, temporal filters per length, mid-end width).
+    """
+
+    def __init__(self, cfg: NetConfig, out: int):
+        super().__init__()
+        n_tim, n_temp, mid = cfg.channels
+        n_mels, _ = FEATURES.frame_shape
+        self.timbral = nn.ModuleList([nn.Conv2d(1, n_tim, (int(f * n_mels), 7), stride=(2, 1), padding=(0, 3))
+                                      for f in (0.4, 0.7)])
+        self.temporal = nn.ModuleList([nn.Conv2d(1, n_temp, (1, k), padding=(0, k // 2)) for k in (11, 5)])
+        front = 2 * n_tim + 2 * n_temp
+        self.mid = nn.ModuleList([nn.Conv1d(front, mid, 7, padding=3), nn.Conv1d(mid, mid, 7, padding=3)])
+        pooled = front + 2 * mid
+        self.fc = nn.Sequential(nn.Linear(2 * pooled + n_mels, cfg.enc_hidden), nn.ELU(),
+                                nn.Linear(cfg.enc_hidden, out))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x1 = x.unsqueeze(1)
+        sub = F.avg_pool2d(x1, (SUB_BANDS, 1))  # (B, 1, n_mels / 8, n_t)
+        front = torch.cat([F.elu(conv(x1)).amax(2) for conv in self.timbral]
+                          + [F.elu(conv(sub)).amax(2) for conv in self.temporal], 1)  # (B, C, n_t)
+        h1 = F.elu(self.mid[0](front))
+        h2 = F.elu(self.mid[1](h1)) + h1
+        m = torch.cat([front, h1, h2], 1)
+        return self.fc(torch.cat([m.amax(2), m.mean(2), x.mean(2)], 1))
+
+
+FRONTS = {"conv": ConvEncoder, "musicnn": MusicnnFront}
+
+
+def frame_encoder(cfg: NetConfig, out: int) -> nn.Module:
+    """The frame encoder ``cfg.front`` names."""
+    if cfg.front not in FRONTS:
+        raise ValueError(f"front={cfg.front!r}: choose one of {sorted(FRONTS)}")
+    return FRONTS[cfg.front](cfg, out)
+
+
 class Decoder(nn.Module):
     def __init__(self, cfg: NetConfig):
         super().__init__()
@@ -75,7 +133,7 @@ class FrameVAE(nn.Module):
     def __init__(self, cfg: NetConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = ConvEncoder(cfg, 2 * cfg.latent_dim)
+        self.encoder = frame_encoder(cfg, 2 * cfg.latent_dim)
         self.decoder = Decoder(cfg)
 
     def encode(self, x):
@@ -104,7 +162,7 @@ class FrameAE(nn.Module):
     def __init__(self, cfg: NetConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = ConvEncoder(cfg, cfg.latent_dim)
+        self.encoder = frame_encoder(cfg, cfg.latent_dim)
         self.decoder = Decoder(cfg)
 
     def losses(self, x):

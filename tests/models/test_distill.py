@@ -33,6 +33,7 @@ from emotrack.models.distill import (
     stage1_key,
     student_net,
 )
+from emotrack.models.nets import ConvEncoder, MusicnnFront, NetConfig
 from emotrack.models.train_cli import with_settings
 from emotrack.realtime.core.config import FEATURES
 
@@ -190,6 +191,31 @@ def test_encoder_width_is_set_by_the_config_and_is_stage1s():
 
 
 @torch.no_grad()
+def test_musicnn_front_is_chosen_by_the_config_and_keeps_old_keys():
+    default = student_net()
+    assert default.front == "conv" and "front" not in default.to_dict()  # saved runs' keys and cards as before
+    assert isinstance(FrameStudent(default).vae.encoder, ConvEncoder)
+    cfg = with_settings(StudentConfig(), ["front=musicnn"])
+    net = student_net(cfg)
+    assert (net.front, net.channels) == ("musicnn", (48, 24, 64)) and NetConfig.from_dict(net.to_dict()) == net
+    enc = FrameStudent(net).vae.encoder.eval()
+    assert isinstance(enc, MusicnnFront) and enc.timbral[0].out_channels == 48 and enc.temporal[0].out_channels == 24
+    x = torch.randn(5, *FEATURES.frame_shape)
+    assert enc(x).shape == (5, 2 * net.latent_dim)
+    # a frame's code does not depend on the other frames of the batch (no batch statistics)
+    torch.testing.assert_close(enc(x[2:3]), enc(x)[2:3], rtol=1e-5, atol=1e-5)
+    # another front is another stage 1; "conv" given explicitly is the default one
+    def key(c):
+        return stage1_key(json.dumps([asdict(c), student_net(c).to_dict(), 1000], sort_keys=True, default=str))
+
+    assert key(cfg) != key(StudentConfig()) == key(with_settings(StudentConfig(), ["front=conv"]))
+    narrow = student_net(with_settings(StudentConfig(), ["front=musicnn", "channels=[16, 8, 32]"]))
+    assert narrow.channels == (16, 8, 32)
+    with pytest.raises(ValueError, match="front='wide': choose one of"):
+        check_config(replace(StudentConfig(), front="wide"))
+
+
+@torch.no_grad()
 def test_stage2_labels_weigh_lambda_labels_and_only_count_for_label_sets():
     head = _heads(1)[0]
     rng = np.random.default_rng(0)
@@ -236,7 +262,8 @@ def test_leave_out_drops_the_set_or_keeps_its_audio_without_labels():
 
 
 @pytest.mark.parametrize(("setting", "says"), [("channels=[48, 96]", "three conv layers' widths"),
-                                              ("frame_masks=-1", "frame_masks=-1: give how many masks")])
+                                              ("frame_masks=-1", "frame_masks=-1: give how many masks"),
+                                              ("front=wide", "choose one of ['conv', 'musicnn']")])
 def test_train_refuses_settings_it_cannot_use_before_reading_data(tmp_path, setting, says):
     r = subprocess.run([sys.executable, "-m", "emotrack.realtime.cli", "train", "--teachers", "--set",
                         setting, "--data", str(tmp_path / "no-data"), "--out", str(tmp_path / "x")],

@@ -15,6 +15,7 @@ import zipfile
 
 import numpy as np
 import soundfile as sf
+from emotrack.realtime.core.graph import METADATA_KEY
 from emotrack.realtime.core.model import EmotionModel
 
 from ..conftest import EMOTRACK, ROOT, needs_data, schema_validator
@@ -86,7 +87,9 @@ def test_whole_pipeline_tiny(tmp_path):
     assert after == done and done["total"]["passes"] == 1 and done["total"]["done"] == done["done"]  # nothing added
 
     runs = []
-    for seed, pseudo, va, aug in ((0, "accurate", "5", []), (1, "ridge", "0", ["--set", "frame_eq_db=6", "--set", "frame_masks=1"])):
+    # seed 1: the ridge head's pseudo-labels, stage-1 augmentation and the musicnn-shaped encoder front
+    s1 = ["--set", "frame_eq_db=6", "--set", "frame_masks=1", "--set", "front=musicnn"]
+    for seed, pseudo, va, aug in ((0, "accurate", "5", []), (1, "ridge", "0", s1)):
         out = tmp_path / f"s{seed}"
         run("train", "--teachers", "--quick", *data, "--seed", str(seed), "--threads", "1", "--jobs", "1",
             "--pseudo", pseudo, "--set", f"lambda_frame_va={va}", *aug, "--out", str(out), env=env)
@@ -194,11 +197,14 @@ def test_whole_pipeline_tiny(tmp_path):
     assert set(card["onnx_test_float"]) == set(card["onnx_test"])
     md = (exp / "MODEL_CARD.md").read_text()
     assert "| test split | metric | int8 (shipped) | float |" in md
-    run("export", "--run", runs[0], "--summary", str(summary), "--out", str(tmp_path / "float"), "--float", env=env)
+    # the float form, of the run with the musicnn-shaped front: through the same parity gate
+    run("export", "--run", runs[1], "--summary", str(summary), "--out", str(tmp_path / "float"), "--float", env=env)
     flt = json.loads((tmp_path / "float" / "emotrack-vae-lstm.card.json").read_text())
     assert "int8_vs_float" not in flt["parity"] and flt["onnx_test_float"] is None
-    assert "MatMulInteger" not in {n.op_type for n in onnx.load(str(tmp_path / "float" / "emotrack-vae-lstm.onnx"))
-                                   .graph.node}
+    assert max(v for k, v in flt["parity"].items() if k != "swapped_state_effect") <= 1e-4
+    flt_graph = onnx.load(str(tmp_path / "float" / "emotrack-vae-lstm.onnx"))
+    assert "MatMulInteger" not in {n.op_type for n in flt_graph.graph.node}
+    assert json.loads({p.key: p.value for p in flt_graph.metadata_props}[METADATA_KEY])["net"]["front"] == "musicnn"
     assert "--float" in (tmp_path / "float" / "MODEL_CARD.md").read_text().split("## Reproduce")[1]
     assert "tinygame-music" in md and "Leave" not in md.split("## Held-out results")[0]
     assert "| metric | student | teacher head | accurate head |" in md  # the other upper bound, beside the ridge
