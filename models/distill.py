@@ -244,7 +244,8 @@ def student_net(cfg: StudentConfig | None = None) -> NetConfig:
     code has to carry what the teachers hear; one step still takes under 1 ms (emotrack-vae-lstm 2
     had 32/64/96 channels and 384 hidden units; the wider encoder of emotrack-vae-lstm 3 was
     chosen on validation, docs/training.md). ``cfg.lstm_hidden``, ``cfg.channels`` and
-    ``cfg.enc_hidden``, when set, replace those widths."""
+    ``cfg.enc_hidden``, when set, replace those widths; ``cfg.front``, when set, the encoder's
+    first layers (``"musicnn"``: ``nets.MusicnnFront``, MUSICNN_CHANNELS unless ``channels`` is set)."""
     net = NetConfig(latent_dim=64, channels=(48, 96, 128), enc_hidden=512, lstm_hidden=160, lstm_layers=1)
     if cfg is None:
         return net
