@@ -132,7 +132,7 @@ from torch.nn import functional as F
 from . import teacher_head
 from .data import Clip
 from .evaluate import evaluate_predictions
-from .nets import FRONTS, FrameVAE, NetConfig
+from .nets import FrameVAE, NetConfig, check_front
 from .seqs import FEATURES, FLOOR, GAINS_DB, MAX_LEN, WARMUP, Seq, log, shift_gain
 from .teacher_pass import KEYS, has_targets
 from .teachers import LABELS
@@ -259,8 +259,8 @@ def student_net(cfg: StudentConfig | None = None) -> NetConfig:
     for name in ("lstm_hidden", "enc_hidden"):
         if getattr(cfg, name) is not None and not whole(getattr(cfg, name)):
             raise ValueError(f"{name}={getattr(cfg, name)!r}: give a positive whole number of units")
-    if cfg.front is not None and cfg.front not in FRONTS:
-        raise ValueError(f"front={cfg.front!r}: choose one of {sorted(FRONTS)}")
+    if cfg.front is not None:
+        check_front(cfg.front)
     channels = cfg.channels or (MUSICNN_CHANNELS if cfg.front == "musicnn" else None)
     wider = {"lstm_hidden": cfg.lstm_hidden, "channels": channels, "enc_hidden": cfg.enc_hidden, "front": cfg.front}
     return replace(net, **{k: v for k, v in wider.items() if v})

@@ -107,10 +107,15 @@ class MusicnnFront(nn.Module):
 FRONTS = {"conv": ConvEncoder, "musicnn": MusicnnFront}
 
 
+def check_front(front: str) -> None:
+    """Refuse, with a ValueError that lists the choices, a front no encoder is built for."""
+    if front not in FRONTS:
+        raise ValueError(f"front={front!r}: choose one of {sorted(FRONTS)}")
+
+
 def frame_encoder(cfg: NetConfig, out: int) -> nn.Module:
     """The frame encoder ``cfg.front`` names."""
-    if cfg.front not in FRONTS:
-        raise ValueError(f"front={cfg.front!r}: choose one of {sorted(FRONTS)}")
+    check_front(cfg.front)
     return FRONTS[cfg.front](cfg, out)
 
 
