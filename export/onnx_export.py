@@ -34,14 +34,21 @@ class ExportParityError(RuntimeError):
     """The exported graph does not reproduce the torch model."""
 
 
-def load_checkpoint(path: Path) -> tuple[SeqModel, NetConfig]:
-    ck = torch.load(path, map_location="cpu", weights_only=False)
+def load_vae(ck: dict, path: Path) -> tuple[FrameVAE, NetConfig]:
+    """A checkpoint's frame VAE and net settings; refused if it was trained on other features
+    than the runtime computes."""
     feats = FeatureConfig.from_dict(ck["features"])
     if feats.diff(FEATURES):
         raise ValueError(f"{path}: trained with other feature parameters {feats.diff(FEATURES)}")
     net = NetConfig.from_dict(ck["net_config"])
     vae = FrameVAE(net)
     vae.load_state_dict(ck["vae"], strict=True)
+    return vae, net
+
+
+def load_checkpoint(path: Path) -> tuple[SeqModel, NetConfig]:
+    ck = torch.load(path, map_location="cpu", weights_only=False)
+    vae, net = load_vae(ck, path)
     head = EmotionHead(net)
     head.load_state_dict(ck["head"], strict=True)
     model = SeqModel(vae.encoder, head, code_fn=vae_code_fn(vae)).eval()

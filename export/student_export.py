@@ -23,12 +23,20 @@ import numpy as np
 import torch
 from emotrack.models.distill import DESCRIPTORS, StudentHead
 from emotrack.models.nets import FrameVAE, NetConfig
-from emotrack.realtime.core.config import FEATURES, FeatureConfig
+from emotrack.realtime.core.config import FEATURES
 from emotrack.realtime.core.model import EmotionModel, StepOutput
 from torch import nn
 
 from .int8 import INT8_TOL, quantize_dense
-from .onnx_export import OPSET, PARITY_TOL, ExportParityError, finish_onnx, gate, parity_inputs
+from .onnx_export import (
+    OPSET,
+    PARITY_TOL,
+    ExportParityError,
+    finish_onnx,
+    gate,
+    load_vae,
+    parity_inputs,
+)
 
 OUTPUTS = ["valence", "arousal", "valence_std", "arousal_std", "descriptors", "h_out", "c_out"]
 KEYS = ("valence", "arousal", "valence_std", "arousal_std")
@@ -55,12 +63,7 @@ class StudentGraph(nn.Module):
 
 def load_student(ckpt_path: Path) -> tuple[StudentGraph, dict]:
     ck = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    feats = FeatureConfig.from_dict(ck["features"])
-    if feats.diff(FEATURES):
-        raise ValueError(f"{ckpt_path}: trained with other feature parameters {feats.diff(FEATURES)}")
-    net = NetConfig.from_dict(ck["net_config"])
-    vae = FrameVAE(net)
-    vae.load_state_dict(ck["vae"], strict=True)
+    vae, net = load_vae(ck, ckpt_path)
     head = StudentHead(net, ck["datasets"])
     head.load_state_dict(ck["head"], strict=True)
     # the tag head predicts standardised logits: MSD's 50 then MTT's 50 (see distill.targets_of)
