@@ -99,9 +99,9 @@ end cut to one frame, tall timbral filters max-pooled over pitch, temporal filte
 convolutions over time) instead of the three strided convs. In the full recipe (three seeds
 and Soundtracks left out, docs/training.md) it raised validation in every run (0.720 ± 0.010
 against 0.689 ± 0.009), every test mean, and the left-out film music's arousal from 0.633 to
-0.773, with a smaller encoder; it is the next shipped model's encoder once its remaining
-leave-one-out runs are trained (the default stays "conv" until then, so these defaults remain
-emotrack-vae-lstm 3's).
+0.773, with a smaller encoder; it is the next shipped model's encoder once its runs are trained
+again with the remaining leave-one-out runs (docs/training.md; the default stays "conv" until
+then, so these defaults remain emotrack-vae-lstm 3's).
 
 The shipped recipe (emotrack-vae-lstm 3, these defaults): the accurate head's pseudo-labels,
 ``lambda_frame_va`` 5, a wider encoder (48/96/128 channels and 512 hidden units instead of
