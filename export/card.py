@@ -639,6 +639,17 @@ def _data_section(card: dict) -> list[str]:
     return lines
 
 
+def _shared_cores(tp: dict) -> str:
+    """Words for a teacher pass that other work shared the cores with (mean load above its processes)."""
+    passes = tp.get("passes") or [tp]
+    busy = [p for p in passes if p.get("load") is not None and p["load"] > (p.get("jobs") or 1) + 0.75]
+    if not busy:
+        return ""
+    worst = max(busy, key=lambda p: p["load"])
+    return (f"; other work shared the cores (mean load {worst['load']:.1f} against {worst.get('jobs') or 1} "
+            "processes), so this time is longer than the pass alone takes")
+
+
 def _training_section(card: dict) -> list[str]:
     s, cfg = card["summary"], card["student_config"]
     lines: list[str] = []
@@ -680,7 +691,7 @@ def _training_section(card: dict) -> list[str]:
         lines.append(f"The one-time teacher pass: {tot['audio_hours']:.1f} h of audio in {tot['seconds'] / 60:.0f} min "
                      f"with {tp['jobs']} processes on 2 cores (`emotrack teacher-pass`, cached"
                      + (f"; {tot['passes']} runs that each went on with the clips not yet cached" if tot["passes"] > 1
-                        else "") + ").")
+                        else "") + ")" + _shared_cores(tp) + (f" {tp['note']}" if tp.get("note") else "") + ".")
     if card.get("train_minutes"):
         st1, st2 = card["train_minutes"]
         lines.append(f"Training one seed (its epochs' own times; two runs side by side on the 2 cores, one thread "

@@ -40,7 +40,9 @@ RECIPE = "v1"  # bump when the targets change (teachers, windows, resampling)
 STRIDE = {"debian": 2, "emopia": 2}
 ORDER = ("soundtracks", "panda4q", "emotify", "vgmidi", "deam", "pmemo", "emomusic", "debian", "emopia")
 KEYS = tuple(f"{t}_{k}" for t in TEACHERS for k in ("logits", "penultimate"))
-PASS_KEYS = ("done", "audio_hours", "seconds", "jobs", "finished")  # one pass's record in pass.json
+# one pass's record in pass.json; "load": the machine's mean 1-min load average while it ran (other
+# work beside the pass shows as load above its processes, and the card says so)
+PASS_KEYS = ("done", "audio_hours", "seconds", "jobs", "finished", "load")
 
 
 def targets_path(clip: Clip) -> Path:
@@ -112,7 +114,7 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print) -> dict:
     log(f"teacher pass: {len(clips) - len(todo)} of {len(clips)} clips cached; {len(todo)} to do with {jobs} "
         f"processes -> {cache_dir() / 'teacher' / RECIPE}")
     t0 = time.time()
-    done, audio_s, errors = 0, 0.0, {}
+    done, audio_s, errors, loads = 0, 0.0, {}, []
     if not todo:
         return {"clips": len(clips), "done": 0, "seconds": 0.0, "errors": {}}
     with ProcessPoolExecutor(jobs, initializer=_init) as ex:
@@ -121,6 +123,7 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print) -> dict:
             key, secs, err = f.result()
             done += 1
             audio_s += secs
+            loads.append(os.getloadavg()[0])
             if err:
                 errors[key] = err
                 log(f"teacher pass: {key} failed: {err}")
@@ -129,11 +132,14 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print) -> dict:
                 log(f"teacher pass: {done}/{len(todo)} clips, {audio_s / 3600:.2f} h of audio in {el / 60:.1f} min "
                     f"({audio_s / max(el, 1e-9):.0f}x real time); ~{el / done * (len(todo) - done) / 60:.0f} min left")
     res = {"clips": len(clips), "done": done, "audio_hours": audio_s / 3600, "seconds": time.time() - t0,
-           "jobs": jobs, "errors": errors, "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+           "jobs": jobs, "errors": errors, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+           "load": round(float(np.mean(loads)), 2)}
     if done:  # the model card reports what the passes that filled the cache took, together
         path = cache_dir() / "teacher" / RECIPE / "pass.json"
         prev = json.loads(path.read_text()) if path.exists() else {}
         passes = prev.get("passes") or ([{k: prev.get(k) for k in PASS_KEYS}] if prev else [])
+        if prev.get("note"):  # what whoever ran the earlier passes wrote beside them (the card prints it)
+            res["note"] = prev["note"]
         res["passes"] = passes = [*passes, {k: res[k] for k in PASS_KEYS}]
         res["total"] = {"done": sum(p["done"] or 0 for p in passes),
                         "audio_hours": sum(p["audio_hours"] or 0.0 for p in passes),

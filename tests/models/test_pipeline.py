@@ -76,6 +76,7 @@ def test_whole_pipeline_tiny(tmp_path):
     tp = run("teacher-pass", *data, "--jobs", "1", env=env)
     done = json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text())
     assert done["errors"] == {} and done["done"] == done["clips"] >= 5, (tp.stdout, done)
+    assert done["load"] >= 0 and done["passes"][0]["load"] == done["load"]  # what else ran beside it
     scan = json.loads((deb / "scan.json").read_text())
     by_name = {os.path.basename(it["path"]): it for it in scan}
     assert set(by_name) == {"calm.ogg", "fast.ogg", "inner.ogg"}  # the jingle is too short; the .pk3 is opened
@@ -224,3 +225,13 @@ def test_whole_pipeline_tiny(tmp_path):
     for m in frames:
         validator.validate(m)
         assert set(m["descriptors"]) == set(names) and all(0.0 <= v <= 1.0 for v in m["descriptors"].values())
+
+
+def test_card_says_when_other_work_shared_the_teacher_pass():
+    from emotrack.export.card import _shared_cores
+
+    alone = {"jobs": 2, "passes": [{"jobs": 2, "load": 2.3}, {"jobs": 2, "load": None}]}
+    assert _shared_cores(alone) == ""  # its own two processes (and a little of the OS), or not measured
+    busy = {"jobs": 2, "passes": [{"jobs": 2, "load": 2.1}, {"jobs": 2, "load": 3.4}]}
+    assert "mean load 3.4 against 2 processes" in _shared_cores(busy)
+    assert _shared_cores({"jobs": 1, "load": 1.2}) == ""  # a pass.json written as one record
