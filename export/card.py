@@ -691,7 +691,7 @@ def _training_section(card: dict) -> list[str]:
         lines.append(f"The one-time teacher pass: {tot['audio_hours']:.1f} h of audio in {tot['seconds'] / 60:.0f} min "
                      f"with {tp['jobs']} processes on 2 cores (`emotrack teacher-pass`, cached"
                      + (f"; {tot['passes']} runs that each went on with the clips not yet cached" if tot["passes"] > 1
-                        else "") + ")" + _shared_cores(tp) + (f" {tp['note']}" if tp.get("note") else "") + ".")
+                        else "") + ")" + _shared_cores(tp) + "." + (f" {tp['note'].strip()}" if tp.get("note") else ""))
     if card.get("train_minutes"):
         st1, st2 = card["train_minutes"]
         lines.append(f"Training one seed (its epochs' own times; two runs side by side on the 2 cores, one thread "
@@ -752,10 +752,11 @@ def _export_section(card: dict) -> list[str]:
     lines: list[str] = []
     p = card["parity"]
     tp = card.get("teacher_pass") or {}
-    jobs, tp = tp.get("jobs", 1), tp.get("total") or tp
+    shared, jobs, tp = _shared_cores(tp), tp.get("jobs", 1), tp.get("total") or tp
     step = (card.get("bench") or {}).get("step_ms")
     cost = (f"{_ms(step, 'median'):.2f} ms per step" if step else "a fraction of a ms per step")
-    if tp.get("audio_hours"):  # the teacher pass's own rate: both teachers, per 0.5 s frame, one core
+    # the teacher pass's own rate (both teachers, per 0.5 s frame, one core), where its time is the pass's alone
+    if tp.get("audio_hours") and not shared and not (card.get("teacher_pass") or {}).get("note"):
         cost += (f", against {1000 * tp['seconds'] * jobs / (tp['audio_hours'] * 7200):.0f} ms per "
                  "frame for the two teachers in the teacher pass")
     lines += ["", "## Export", "",
