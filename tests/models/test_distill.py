@@ -33,7 +33,7 @@ from emotrack.models.distill import (
     stage1_key,
     student_net,
 )
-from emotrack.models.nets import ConvEncoder, MusicnnFront, NetConfig, TallConv2d
+from emotrack.models.nets import ConvEncoder, ConvMaxFreq, MusicnnFront, NetConfig
 from emotrack.models.train_cli import with_settings
 from emotrack.realtime.core.config import FEATURES
 
@@ -217,25 +217,26 @@ def test_musicnn_front_is_chosen_by_the_config_and_keeps_old_keys():
 
 @pytest.mark.parametrize(("shape", "kernel", "stride", "padding"), [((6, 1, 64, 23), (25, 7), (2, 1), (0, 3)),
                                                                     ((3, 2, 20, 9), (5, 3), (3, 2), (1, 1))])
-def test_tall_conv_trains_like_nn_conv2d(shape, kernel, stride, padding):
-    """The faster weight gradient is the same gradient: weights, bias and input against torch's
-    own conv (float32 sums in another order: 1e-4 relative is ~100 times their rounding)."""
+def test_conv_max_trains_like_nn_conv2d_and_amax(shape, kernel, stride, padding):
+    """The faster backward pass is the same gradient: weights, bias and input against torch's
+    own conv and amax over frequency (float32 sums in another order: 1e-4 relative is ~100
+    times their rounding)."""
     torch.manual_seed(0)
     ref = torch.nn.Conv2d(shape[1], 4, kernel, stride=stride, padding=padding)
-    tall = TallConv2d(shape[1], 4, kernel, stride=stride, padding=padding)
-    tall.load_state_dict(ref.state_dict())
+    fast = ConvMaxFreq(shape[1], 4, kernel, stride=stride, padding=padding)
+    fast.load_state_dict(ref.state_dict())
     x = torch.randn(shape, requires_grad=True)
-    g = torch.randn_like(ref(x))
+    g = torch.randn_like(ref(x).amax(2))
     grads = []
-    for conv in (ref, tall):
+    for f in (lambda v: ref(v).amax(2), fast):
         x.grad = None
-        y = conv(x)
+        y = f(x)
         (y * g).sum().backward()
-        grads.append((y.detach(), x.grad, conv.weight.grad, conv.bias.grad))
+        grads.append((y.detach(), x.grad, *(p.grad for p in (ref if f is not fast else fast).parameters())))
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.abs().max()))
-    with torch.no_grad():  # inference (and the ONNX export) is nn.Conv2d's own forward
-        torch.testing.assert_close(tall(x), ref(x))
+    with torch.no_grad():  # inference (and the ONNX export): nn.Conv2d's own forward and amax
+        torch.testing.assert_close(fast(x), ref(x).amax(2))
 
 
 @torch.no_grad()
