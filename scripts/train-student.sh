@@ -38,9 +38,15 @@ train() {  # NAME ARGS...
     >"$RUNS/$name/train.log" 2>&1
 }
 
-train student-s2 --seed 2 & train lodo-soundtracks --leave-out soundtracks & wait
-train student-s0 --seed 0 & train student-s1 --seed 1 & wait
-train lodo-panda4q --leave-out panda4q & train lodo-emotify --leave-out emotify & wait
+# two at a time: the next run starts as soon as either core is free (runs differ by up to 20 %)
+queue=("student-s2 --seed 2" "lodo-soundtracks --leave-out soundtracks" "student-s0 --seed 0"
+       "student-s1 --seed 1" "lodo-panda4q --leave-out panda4q" "lodo-emotify --leave-out emotify")
+for job in "${queue[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge 2 ]; do wait -n || true; done
+  # shellcheck disable=SC2086  # a run's name and arguments, split on purpose
+  train $job &
+done
+wait
 
 $EMO evaluate --student-runs "$RUNS"/student-s0 "$RUNS"/student-s1 "$RUNS"/student-s2 \
   --lodo-runs "$RUNS"/lodo-soundtracks "$RUNS"/lodo-panda4q "$RUNS"/lodo-emotify \
