@@ -50,5 +50,5 @@ wait
 
 $EMO evaluate --student-runs "$RUNS"/student-s0 "$RUNS"/student-s1 "$RUNS"/student-s2 \
   --lodo-runs "$RUNS"/lodo-soundtracks "$RUNS"/lodo-panda4q "$RUNS"/lodo-emotify \
-  --json >"$RUNS/student-summary.json"
+  --format json >"$RUNS/student-summary.json"
 echo "summary: $RUNS/student-summary.json"
