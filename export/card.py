@@ -650,12 +650,23 @@ def _shared_cores(tp: dict) -> str:
             "processes), so this time is longer than the pass alone takes")
 
 
+def _encoder_words(net: dict) -> str:
+    """The frame encoder's shape, in the card's words, from the net config it was built with."""
+    c = net["channels"]
+    if net.get("front", "conv") == "musicnn":
+        first = (f"`nets.MusicnnFront`, the teachers' shape cut to one frame: {c[0]} timbral filters per height, "
+                 f"{c[1]} temporal filters per length, a {c[2]}-wide mid end")
+    else:
+        first = f"three strided convolutions of {'/'.join(map(str, c))} channels"
+    return f"{first}; a dense layer of {net['enc_hidden']}; a {net['latent_dim']}-d code"
+
+
 def _training_section(card: dict) -> list[str]:
     s, cfg = card["summary"], card["student_config"]
     lines: list[str] = []
     lines += ["", "## Training", "",
               "Two stages (`emotrack.models.distill`, whose docstring gives every loss):",
-              f"1. the frame encoder: VAE reconstruction + KL + {cfg['lambda_frame']} × the squared error of a linear "
+              f"1. the frame encoder ({_encoder_words(card['net_config'])}): VAE reconstruction + KL + {cfg['lambda_frame']} × the squared error of a linear "
               "map of the code against the teachers' standardised outputs on the ~3 s window ending at the frame "
               f"(both penultimate layers and tag logits, 500 numbers)"
               + (f" + {cfg['lambda_frame_va']:g} × that of a second map against the pseudo-labels' valence and "

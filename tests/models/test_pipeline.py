@@ -206,7 +206,11 @@ def test_whole_pipeline_tiny(tmp_path):
     flt_graph = onnx.load(str(tmp_path / "float" / "emotrack-vae-lstm.onnx"))
     assert "MatMulInteger" not in {n.op_type for n in flt_graph.graph.node}
     assert json.loads({p.key: p.value for p in flt_graph.metadata_props}[METADATA_KEY])["net"]["front"] == "musicnn"
-    assert "--float" in (tmp_path / "float" / "MODEL_CARD.md").read_text().split("## Reproduce")[1]
+    flt_md = (tmp_path / "float" / "MODEL_CARD.md").read_text()
+    assert "--float" in flt_md.split("## Reproduce")[1]
+    # each card names the encoder its run was built with
+    assert "1. the frame encoder (three strided convolutions of 48/96/128 channels; a dense layer of 512" in md
+    assert "1. the frame encoder (`nets.MusicnnFront`, the teachers' shape" in flt_md
     assert "tinygame-music" in md and "Leave" not in md.split("## Held-out results")[0]
     assert "| metric | student | teacher head | accurate head |" in md  # the other upper bound, beside the ridge
     assert "The accurate head (the pseudo-labels' teacher)" in md
