@@ -763,11 +763,11 @@ def _export_section(card: dict) -> list[str]:
     lines: list[str] = []
     p = card["parity"]
     tp = card.get("teacher_pass") or {}
-    shared, jobs, tp = _shared_cores(tp), tp.get("jobs", 1), tp.get("total") or tp
+    qualified, jobs, tp = _shared_cores(tp) or tp.get("note"), tp.get("jobs", 1), tp.get("total") or tp
     step = (card.get("bench") or {}).get("step_ms")
     cost = (f"{_ms(step, 'median'):.2f} ms per step" if step else "a fraction of a ms per step")
     # the teacher pass's own rate (both teachers, per 0.5 s frame, one core), where its time is the pass's alone
-    if tp.get("audio_hours") and not shared and not (card.get("teacher_pass") or {}).get("note"):
+    if tp.get("audio_hours") and not qualified:
         cost += (f", against {1000 * tp['seconds'] * jobs / (tp['audio_hours'] * 7200):.0f} ms per "
                  "frame for the two teachers in the teacher pass")
     lines += ["", "## Export", "",
