@@ -26,8 +26,9 @@ mkdir -p "$RUNS"
 roots=()
 [ -d "$DEBIAN/root" ] && roots=(--debian-root "$DEBIAN")
 
+# logs are appended to, so a resumed run keeps the epochs it logged before the stop
 echo "teacher pass -> $RUNS/teacher-pass.log"
-$EMO teacher-pass "${roots[@]}" --jobs 2 >"$RUNS/teacher-pass.log" 2>&1
+$EMO teacher-pass "${roots[@]}" --jobs 2 >>"$RUNS/teacher-pass.log" 2>&1
 
 train() {  # NAME ARGS...
   local name=$1; shift
@@ -35,7 +36,7 @@ train() {  # NAME ARGS...
   mkdir -p "$RUNS/$name"
   echo "$name -> $RUNS/$name/train.log"
   OMP_NUM_THREADS=1 $EMO train --teachers "${roots[@]}" --threads 1 --jobs 1 --out "$RUNS/$name" "$@" "${EXTRA[@]}" \
-    >"$RUNS/$name/train.log" 2>&1
+    >>"$RUNS/$name/train.log" 2>&1
 }
 
 # two at a time: the next run starts as soon as either core is free (runs differ by up to 20 %)
