@@ -535,6 +535,13 @@ def _lodo_section(card: dict) -> list[str]:
             for k in sorted(r["student"]):
                 lines.append(f"| {ds} | {k[len(ds) + 1:]} | {_pmv(r['student'][k])} | "
                              f"{_pmv(r['teacher head'].get(k))} | {_pmv(r.get('accurate head', {}).get(k))} |")
+    missing = [ds for ds in REAL if ds not in (s.get("lodo") or {})]
+    if missing:
+        run = " and ".join(f"`--leave-out {ds}`" for ds in missing)
+        lines += ([] if s.get("lodo") else ["", "### Leave one dataset out"])
+        lines += ["", f"Not yet run for this model: {run} (`emotrack train --teachers`, then `emotrack evaluate "
+                  "--lodo-runs` and `emotrack export` again). Until then, how this model does on music it has "
+                  f"never heard is known only for {', '.join(s.get('lodo') or {}) or 'none of the real-recording sets'}."]
     return lines
 
 

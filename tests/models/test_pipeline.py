@@ -239,3 +239,16 @@ def test_card_says_when_other_work_shared_the_teacher_pass():
     busy = {"jobs": 2, "passes": [{"jobs": 2, "load": 2.1}, {"jobs": 2, "load": 3.4}]}
     assert "mean load 3.4 against 2 processes" in _shared_cores(busy)
     assert _shared_cores({"jobs": 1, "load": 1.2}) == ""  # a pass.json written as one record
+
+
+def test_card_names_the_leave_one_out_runs_it_lacks():
+    from emotrack.export.card import _lodo_section
+
+    row = {"student": {"soundtracks valence r": 0.7}, "teacher head": {"soundtracks valence r": 0.66}}
+    some = "\n".join(_lodo_section({"summary": {"lodo": {"soundtracks": row}}}))
+    assert "| soundtracks | valence r | 0.700 | 0.660 | — |" in some
+    assert "`--leave-out panda4q` and `--leave-out emotify`" in some and "known only for soundtracks" in some
+    everything = {ds: row for ds in ("soundtracks", "panda4q", "emotify")}
+    assert "Not yet run" not in "\n".join(_lodo_section({"summary": {"lodo": everything}}))
+    none = "\n".join(_lodo_section({"summary": {}}))
+    assert "### Leave one dataset out" in none and "none of the real-recording sets" in none
