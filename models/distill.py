@@ -198,9 +198,10 @@ class StudentConfig:
     # the encoder's width (None: student_net()'s): its three conv layers' channels and its hidden layer
     channels: tuple[int, int, int] | None = None
     enc_hidden: int | None = None
-    # the encoder's first layers (None: student_net()'s, "conv"): "musicnn" is the teachers' own shape cut to
-    # one frame (nets.MusicnnFront; its channels default to MUSICNN_CHANNELS)
-    front: str | None = None
+    # the encoder's first layers: "musicnn" is the teachers' own shape cut to one frame (nets.MusicnnFront;
+    # its channels default to MUSICNN_CHANNELS), "conv" three strided convs (emotrack-vae-lstm 1-3; None, as
+    # reports before emotrack-vae-lstm 4 saved it, means "conv")
+    front: str | None = "musicnn"
     head_ensemble: int = 1  # heads trained (seeds apart) on the same codes and merged into one LSTM
     # stage 3: the encoder and the head trained together on the stage-2 loss (0 epochs: none)
     joint_epochs: int = 0
@@ -238,18 +239,18 @@ class StudentConfig:
 # the musicnn-shaped front's widths: timbral filters per height, temporal filters per length, mid end
 # (48 timbral filters: a graph step of 0.42 ms with the LSTM, against 0.49 for the conv encoder; 64: 0.48)
 MUSICNN_CHANNELS = (48, 24, 64)
+CONV_CHANNELS = (48, 96, 128)  # the conv front's (emotrack-vae-lstm 3's)
 
 
 def student_net(cfg: StudentConfig | None = None) -> NetConfig:
     """Wider than the first VAE-LSTM (16/32/64 channels, a 32-d code, 64 LSTM units): the
-    code has to carry what the teachers hear; one step still takes under 1 ms (emotrack-vae-lstm 2
-    had 32/64/96 channels and 384 hidden units; the wider encoder of emotrack-vae-lstm 3 was
-    chosen on validation, docs/training.md). ``cfg.lstm_hidden``, ``cfg.channels`` and
-    ``cfg.enc_hidden``, when set, replace those widths; ``cfg.front``, when set, the encoder's
-    first layers (``"musicnn"``: ``nets.MusicnnFront``, MUSICNN_CHANNELS unless ``channels`` is set)."""
-    net = NetConfig(latent_dim=64, channels=(48, 96, 128), enc_hidden=512, lstm_hidden=160, lstm_layers=1)
-    if cfg is None:
-        return net
+    code has to carry what the teachers hear; one step still takes under 1 ms. The encoder is
+    ``cfg.front``'s: ``"musicnn"`` (``nets.MusicnnFront``, MUSICNN_CHANNELS; emotrack-vae-lstm 4)
+    or ``"conv"`` (48/96/128 channels, emotrack-vae-lstm 3's, chosen on validation over
+    emotrack-vae-lstm 2's 32/64/96 and 384 hidden units; docs/training.md). ``cfg.lstm_hidden``,
+    ``cfg.channels`` and ``cfg.enc_hidden``, when set, replace those widths."""
+    cfg = cfg or StudentConfig()
+
     def whole(v) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
@@ -259,11 +260,11 @@ def student_net(cfg: StudentConfig | None = None) -> NetConfig:
     for name in ("lstm_hidden", "enc_hidden"):
         if getattr(cfg, name) is not None and not whole(getattr(cfg, name)):
             raise ValueError(f"{name}={getattr(cfg, name)!r}: give a positive whole number of units")
-    if cfg.front is not None:
-        check_front(cfg.front)
-    channels = cfg.channels or (MUSICNN_CHANNELS if cfg.front == "musicnn" else None)
-    wider = {"lstm_hidden": cfg.lstm_hidden, "channels": channels, "enc_hidden": cfg.enc_hidden, "front": cfg.front}
-    return replace(net, **{k: v for k, v in wider.items() if v})
+    front = cfg.front or "conv"
+    check_front(front)
+    channels = cfg.channels or (MUSICNN_CHANNELS if front == "musicnn" else CONV_CHANNELS)
+    return NetConfig(latent_dim=64, channels=channels, enc_hidden=cfg.enc_hidden or 512,
+                     lstm_hidden=cfg.lstm_hidden or 160, lstm_layers=1, front=front)
 
 
 def check_config(cfg: StudentConfig) -> None:

@@ -168,8 +168,10 @@ def test_train_set_changes_a_field_and_refuses_what_it_cannot_read():
 
 
 def test_encoder_width_is_set_by_the_config_and_is_stage1s():
-    assert (student_net().channels, student_net().enc_hidden) == ((48, 96, 128), 512)  # emotrack-vae-lstm 3's
-    narrow = with_settings(StudentConfig(), ["channels=[32, 64, 96]", "enc_hidden=384"])  # emotrack-vae-lstm 2's
+    assert (student_net().channels, student_net().enc_hidden) == ((48, 24, 64), 512)  # emotrack-vae-lstm 4's
+    conv = with_settings(StudentConfig(), ["front=conv"])
+    assert (student_net(conv).channels, student_net(conv).enc_hidden) == ((48, 96, 128), 512)  # 3's
+    narrow = with_settings(conv, ["channels=[32, 64, 96]", "enc_hidden=384"])  # emotrack-vae-lstm 2's
     net = student_net(narrow)
     assert (net.channels, net.enc_hidden) == ((32, 64, 96), 384)
     assert (net.latent_dim, net.lstm_hidden) == (student_net().latent_dim, student_net().lstm_hidden)
@@ -179,9 +181,9 @@ def test_encoder_width_is_set_by_the_config_and_is_stage1s():
         return json.dumps([asdict(cfg), student_net(cfg).to_dict(), 1000], sort_keys=True, default=str)
 
     # another width is a new stage 1, not a resumed one; the default width given explicitly is the same one
-    assert stage1_key(key(narrow)) != stage1_key(key(StudentConfig()))
-    same = with_settings(StudentConfig(), ["channels=[48, 96, 128]", "enc_hidden=512"])
-    assert stage1_key(key(same)) == stage1_key(key(StudentConfig()))
+    assert stage1_key(key(narrow)) != stage1_key(key(conv))
+    same = with_settings(conv, ["channels=[48, 96, 128]", "enc_hidden=512"])
+    assert stage1_key(key(same)) == stage1_key(key(conv))
     for bad in ((48, 96), (48, 0, 128), 48, (48.0, 96, 128)):
         with pytest.raises(ValueError, match="three conv layers"):
             student_net(replace(StudentConfig(), channels=bad))
@@ -192,10 +194,12 @@ def test_encoder_width_is_set_by_the_config_and_is_stage1s():
 
 @torch.no_grad()
 def test_musicnn_front_is_chosen_by_the_config_and_keeps_old_keys():
-    default = student_net()
-    assert default.front == "conv" and "front" not in default.to_dict()  # saved runs' keys and cards as before
-    assert isinstance(FrameStudent(default).vae.encoder, ConvEncoder)
-    cfg = with_settings(StudentConfig(), ["front=musicnn"])
+    conv = student_net(with_settings(StudentConfig(), ["front=conv"]))
+    assert conv.front == "conv" and "front" not in conv.to_dict()  # saved runs' keys and cards as before
+    assert isinstance(FrameStudent(conv).vae.encoder, ConvEncoder)
+    # a report written before emotrack-vae-lstm 4 saved front=None for the conv front
+    assert student_net(replace(StudentConfig(), front=None)) == conv
+    cfg = StudentConfig()  # emotrack-vae-lstm 4's: the musicnn-shaped front
     net = student_net(cfg)
     assert (net.front, net.channels) == ("musicnn", (48, 24, 64)) and NetConfig.from_dict(net.to_dict()) == net
     enc = FrameStudent(net).vae.encoder.eval()
@@ -204,11 +208,12 @@ def test_musicnn_front_is_chosen_by_the_config_and_keeps_old_keys():
     assert enc(x).shape == (5, 2 * net.latent_dim)
     # a frame's code does not depend on the other frames of the batch (no batch statistics)
     torch.testing.assert_close(enc(x[2:3]), enc(x)[2:3], rtol=1e-5, atol=1e-5)
-    # another front is another stage 1; "conv" given explicitly is the default one
+    # another front is another stage 1; "musicnn" given explicitly is the default one, None is "conv"
     def key(c):
         return stage1_key(json.dumps([asdict(c), student_net(c).to_dict(), 1000], sort_keys=True, default=str))
 
-    assert key(cfg) != key(StudentConfig()) == key(with_settings(StudentConfig(), ["front=conv"]))
+    assert key(with_settings(cfg, ["front=conv"])) != key(cfg) == key(with_settings(StudentConfig(), ["front=musicnn"]))
+    assert key(replace(cfg, front=None)) == key(with_settings(cfg, ["front=conv"]))
     narrow = student_net(with_settings(StudentConfig(), ["front=musicnn", "channels=[16, 8, 32]"]))
     assert narrow.channels == (16, 8, 32)
     with pytest.raises(ValueError, match="front='wide': choose one of"):

@@ -88,8 +88,8 @@ def test_whole_pipeline_tiny(tmp_path):
     assert after == done and done["total"]["passes"] == 1 and done["total"]["done"] == done["done"]  # nothing added
 
     runs = []
-    # seed 1: the ridge head's pseudo-labels, stage-1 augmentation and the musicnn-shaped encoder front
-    s1 = ["--set", "frame_eq_db=6", "--set", "frame_masks=1", "--set", "front=musicnn"]
+    # seed 1: the ridge head's pseudo-labels, stage-1 augmentation and emotrack-vae-lstm 3's conv encoder front
+    s1 = ["--set", "frame_eq_db=6", "--set", "frame_masks=1", "--set", "front=conv"]
     for seed, pseudo, va, aug in ((0, "accurate", "5", []), (1, "ridge", "0", s1)):
         out = tmp_path / f"s{seed}"
         run("train", "--teachers", "--quick", *data, "--seed", str(seed), "--threads", "1", "--jobs", "1",
@@ -198,19 +198,19 @@ def test_whole_pipeline_tiny(tmp_path):
     assert set(card["onnx_test_float"]) == set(card["onnx_test"])
     md = (exp / "MODEL_CARD.md").read_text()
     assert "| test split | metric | int8 (shipped) | float |" in md
-    # the float form, of the run with the musicnn-shaped front: through the same parity gate
+    # the float form, of the run with the conv front: through the same parity gate
     run("export", "--run", runs[1], "--summary", str(summary), "--out", str(tmp_path / "float"), "--float", env=env)
     flt = json.loads((tmp_path / "float" / "emotrack-vae-lstm.card.json").read_text())
     assert "int8_vs_float" not in flt["parity"] and flt["onnx_test_float"] is None
     assert max(v for k, v in flt["parity"].items() if k != "swapped_state_effect") <= 1e-4
     flt_graph = onnx.load(str(tmp_path / "float" / "emotrack-vae-lstm.onnx"))
     assert "MatMulInteger" not in {n.op_type for n in flt_graph.graph.node}
-    assert json.loads({p.key: p.value for p in flt_graph.metadata_props}[METADATA_KEY])["net"]["front"] == "musicnn"
+    assert "front" not in json.loads({p.key: p.value for p in flt_graph.metadata_props}[METADATA_KEY])["net"]  # conv
     flt_md = (tmp_path / "float" / "MODEL_CARD.md").read_text()
     assert "--float" in flt_md.split("## Reproduce")[1]
     # each card names the encoder its run was built with
-    assert "1. the frame encoder (three strided convolutions of 48/96/128 channels; a dense layer of 512" in md
-    assert "1. the frame encoder (`nets.MusicnnFront`, the teachers' shape" in flt_md
+    assert "1. the frame encoder (`nets.MusicnnFront`, the teachers' shape" in md
+    assert "1. the frame encoder (three strided convolutions of 48/96/128 channels; a dense layer of 512" in flt_md
     assert "tinygame-music" in md and "Leave" not in md.split("## Held-out results")[0]
     assert "| metric | student | teacher head | accurate head |" in md  # the other upper bound, beside the ridge
     assert "The accurate head (the pseudo-labels' teacher)" in md
