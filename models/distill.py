@@ -96,14 +96,13 @@ stay at the shipped recipe's values.
 
 The encoder's shape: ``front = "musicnn"`` (``nets.MusicnnFront``: the teachers' own front and mid
 end cut to one frame, tall timbral filters max-pooled over pitch, temporal filters, 1-d
-convolutions over time) instead of the three strided convs. In the full recipe (three seeds
-and Soundtracks left out, docs/training.md) it raised validation in every run (0.720 ± 0.010
-against 0.689 ± 0.009), every test mean, and the left-out film music's arousal from 0.633 to
-0.773, with a smaller encoder; it is the next shipped model's encoder once its runs are trained
-again with the remaining leave-one-out runs (docs/training.md; the default stays "conv" until
-then, so these defaults remain emotrack-vae-lstm 3's).
+convolutions over time) instead of the three strided convs (``front = "conv"``, emotrack-vae-lstm
+1-3). In the full recipe (three seeds and Soundtracks left out, docs/training.md) it raised
+validation in every run (0.720 ± 0.010 against 0.689 ± 0.009), every test mean, and the left-out
+film music's arousal from 0.633 to 0.773, with a smaller encoder: emotrack-vae-lstm 4's encoder
+and the default.
 
-The shipped recipe (emotrack-vae-lstm 3, these defaults): the accurate head's pseudo-labels,
+emotrack-vae-lstm 3's recipe (these defaults with ``front = "conv"``): the accurate head's pseudo-labels,
 ``lambda_frame_va`` 5, a wider encoder (48/96/128 channels and 512 hidden units instead of
 32/64/96 and 384; ``student_net``) and 16 stage-1 epochs instead of 10. Validation chose it:
 mean r 0.681 / 0.698 / 0.687 over three seeds, against 0.654-0.659 for emotrack-vae-lstm 2's
