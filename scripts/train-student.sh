@@ -6,9 +6,10 @@
 #   bash scripts/train-student.sh [RUNS] [TRAIN ARGS...]   # default RUNS=runs
 #
 # TRAIN ARGS go to every `emotrack train --teachers` run, to train another recipe the same way,
-# e.g. emotrack-vae-lstm 2's recipe (the defaults are emotrack-vae-lstm 3's):
-# `bash scripts/train-student.sh runs-v2 --pseudo ridge --set lambda_frame_va=0 --set frame_epochs=10 \
-#    --set 'channels=[32,64,96]' --set enc_hidden=384`.
+# e.g. emotrack-vae-lstm 3's recipe (the defaults are emotrack-vae-lstm 4's):
+# `bash scripts/train-student.sh runs-v3 --set front=conv`, or emotrack-vae-lstm 2's:
+# `bash scripts/train-student.sh runs-v2 --set front=conv --pseudo ridge --set lambda_frame_va=0 \
+#    --set frame_epochs=10 --set 'channels=[32,64,96]' --set enc_hidden=384`.
 #
 # 1. the teachers at every frame of every clip (cached in ~/.cache/emotrack/teacher)
 # 2. the student with seeds 0, 1, 2 (RUNS/student-s0..2), two at a time on one thread each
