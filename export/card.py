@@ -442,12 +442,15 @@ def goals_table(card: dict) -> list[str]:
         if v is not None:
             lines.append(f"| leave-one-dataset-out Soundtracks {dim} r ≥ {thr:.2f} | {v:.3f} | {'yes' if v >= thr else 'no'} |")
     b = card.get("bench") or {}
+    ref = b.get("reference") or {}
     if b.get("step_ms"):
         step = _ms(b["step_ms"], "median")
-        lines.append(f"| model step ≤ 1 ms (median, one core) | {step:.3f} ms | {'yes' if step <= 1 else 'no'} |")
+        also = f" ({ref['model']}, same sitting: {_ms(ref['step_ms'], 'median'):.3f} ms)" if ref.get("step_ms") else ""
+        lines.append(f"| model step ≤ 1 ms (median, one core) | {step:.3f} ms{also} | {'yes' if step <= 1 else 'no'} |")
     if b.get("analyze"):
         x = b["analyze"]["x_realtime"]
-        lines.append(f"| `analyze` ≥ 200× real time, decoding included | {x:.0f}× | {'yes' if x >= 200 else 'no'} |")
+        also = f" ({ref['model']}, same sitting: {ref['analyze']['x_realtime']:.0f}×)" if ref.get("analyze") else ""
+        lines.append(f"| `analyze` ≥ 200× real time, decoding included | {x:.0f}×{also} | {'yes' if x >= 200 else 'no'} |")
     if b.get("memory"):
         m = b["memory"]["rss_max_mb"]
         lines.append(f"| RSS of `live --no-gui` ≤ 150 MB | {m:.0f} MB | {'yes' if m <= 150 else 'no'} |")
@@ -763,6 +766,13 @@ def _speed_section(card: dict) -> list[str]:
         if b.get("memory"):
             lines.append(f"- resident memory of `live --no-gui --fast` over {b['memory']['audio_seconds'] / 3600:.0f} h "
                          f"of audio with a WebSocket client and `--record`: max {b['memory']['rss_max_mb']:.0f} MB.")
+        ref = b.get("reference") or {}
+        if ref.get("step_ms") and ref.get("analyze"):
+            lines += ["", f"In the same sitting, taking turns with it in {ref['step_ms'].get('rounds', 1)} rounds "
+                      f"(`--reference`), {ref['model']}: step median {_ms(ref['step_ms'], 'median'):.3f} ms, p99 "
+                      f"{_ms(ref['step_ms'], 'p99'):.3f} ms; `analyze` {ref['analyze']['x_realtime']:.0f}× real time. "
+                      "A host's speed can drift between sittings by more than two models differ: compare the "
+                      "models within one sitting, and other cards' numbers with care."]
     return lines
 
 
@@ -794,8 +804,11 @@ def _export_section(card: dict) -> list[str]:
               "bash scripts/train-student.sh runs           # teacher pass, 3 seeds, leave-one-out runs, summary",
               "emotrack export --run runs/student-s0 --out /tmp/new" + ("" if "int8_vs_float" in p else " --float")
               + "    # then bench that file:",
-              "emotrack bench --model /tmp/new/emotrack-vae-lstm.onnx --memory --format json "
-              "> assets/emotrack-vae-lstm.bench.json",
+              *(["git show HEAD:assets/emotrack-vae-lstm.onnx > /tmp/old.onnx   # the model shipped before"]
+                if (card.get("bench") or {}).get("reference") else []),
+              "emotrack bench --model /tmp/new/emotrack-vae-lstm.onnx --memory"
+              + (" --reference /tmp/old.onnx" if (card.get("bench") or {}).get("reference") else "")
+              + " --format json > assets/emotrack-vae-lstm.bench.json",
               "emotrack export --run runs/student-s0 --summary runs/student-summary.json"
               + ("" if "int8_vs_float" in p else " --float")
               + (f" --previous-summary '{card['previous']['name']}' {card['previous'].get('path', 'FILE')}"

@@ -20,7 +20,7 @@ from .library import describe as describe_library
 from .live import run_live_bench
 from .load import describe as describe_load
 from .load import run_load
-from .model import bench_analyze, bench_api, bench_song, bench_step
+from .model import bench_alternating, bench_analyze, bench_api, bench_song, bench_step
 
 HELP = "speed of the model step and of analyze (and, on request, live latency, memory, load, library, song)"
 
@@ -51,6 +51,10 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--model", help="the step and analyze benchmarks of this model: 'accurate' (the opt-in model "
                    "that runs the musicnn teachers) or an exported .onnx (default: the shipped one); give a "
                    "smaller --audio-seconds for the accurate one")
+    b.add_argument("--reference", metavar="ONNX",
+                   help="also time this model (e.g. the one shipped before), taking turns with --model in three "
+                        "rounds, so both numbers come from one sitting: a host's speed can drift between sittings "
+                        "by more than two models differ")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -61,17 +65,35 @@ def run(args: argparse.Namespace) -> int:
     except ModelError as e:
         print(f"emotrack bench: {e}", file=sys.stderr)
         return ExitCode.USAGE
+    ref = None
+    if args.reference:
+        if args.no_model:
+            print("emotrack bench: --reference times a second model beside --model; drop --no-model", file=sys.stderr)
+            return ExitCode.USAGE
+        try:
+            ref = load_model(args.reference, threads=1)
+        except ModelError as e:
+            print(f"emotrack bench: --reference: {e}", file=sys.stderr)
+            return ExitCode.USAGE
     res = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_implementation()} "
                       f"{platform.python_version()}", "model": model.name}
     say = (lambda *a: None) if args.json else (lambda m: print(m, flush=True))
     if not args.no_model:
-        res["step_ms"] = s = bench_step(model, args.frames)
-        res["analyze"] = a = bench_analyze(model, args.audio_seconds)
-        what = "the teachers' window + LSTM" if model.takes == "audio" else "features + encoder + LSTM"
-        say(f"model step per 0.5 s frame ({what}, 1 thread): "
-            f"median {s['median_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms over {s['frames']} frames")
-        say(f"analyze: {a['audio_seconds'] / 3600:.2f} h of {a['format']} in {a['wall_seconds']:.1f} s "
-            f"= {a['x_realtime']:.0f}x real time")
+        if ref is None:
+            res["step_ms"] = bench_step(model, args.frames)
+            res["analyze"] = bench_analyze(model, args.audio_seconds)
+        else:
+            mine, theirs = bench_alternating([model, ref], args.frames, args.audio_seconds)
+            res.update(mine)
+            res["reference"] = {"model": ref.label, "file": str(args.reference), **theirs}
+        for m, r in ((model, res), *(((ref, res["reference"]),) if ref else ())):
+            s, a = r["step_ms"], r["analyze"]
+            who = m.label + (" (reference)" if m is ref else "")
+            what = "the teachers' window + LSTM" if m.takes == "audio" else "features + encoder + LSTM"
+            say(f"{who}: model step per 0.5 s frame ({what}, 1 thread): "
+                f"median {s['median_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms over {s['frames']} frames")
+            say(f"{who}: analyze: {a['audio_seconds'] / 3600:.2f} h of {a['format']} in {a['wall_seconds']:.1f} s "
+                f"= {a['x_realtime']:.0f}x real time")
     if args.live or args.memory or args.startup:
         run_live_bench(res, live=args.live, memory=args.memory, startup=args.startup, live_seconds=args.live_seconds,
                        idle=args.idle, memory_seconds=args.memory_seconds, say=say, model=args.model)

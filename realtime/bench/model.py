@@ -6,6 +6,9 @@
 - analyze: the demo audio repeated to ``--audio-seconds``, written as a 44.1 kHz stereo
   FLAC, then streamed by the same path ``emotrack analyze`` uses, decoding included;
   throughput in multiples of real time.
+- reference (``bench_alternating``): step and analyze of two models in alternating rounds
+  in one sitting, so that their numbers can be compared where the host's speed drifts
+  between sittings (a shared VM's did by 1.5-2x from one day to the next).
 - song: the whole path of ``analyze --song`` (decoding, resampling, log-mel, the VAE-LSTM
   trajectory and the whole-song graph), and the whole-song graph alone; and, where
   opensmile is installed, its ComParE_2016 functionals of the same clip.
@@ -44,7 +47,8 @@ def write_looped_demo(path: Path, seconds: float, sr: int = 44100) -> None:
             done += len(chunk)
 
 
-def bench_step(model, frames: int) -> dict:
+def step_times(model, frames: int) -> list[float]:
+    """Milliseconds of each of ``frames`` live steps (after 20 of warm-up)."""
     cfg = model.features
     y = load_audio(demo_path(), cfg)
     need = (frames + 20) * cfg.frame_samples
@@ -59,18 +63,52 @@ def bench_step(model, frames: int) -> dict:
         assert len(out) == 1
         if k >= 20:
             times.append(dt * 1e3)
-    return {"frames": frames, **timing_summary(times)}
+    return times
+
+
+def bench_step(model, frames: int) -> dict:
+    return {"frames": frames, **timing_summary(step_times(model, frames))}
+
+
+def _analyze_result(seconds: float, count: int, dt: float) -> dict:
+    return {"audio_seconds": seconds, "format": "FLAC 44.1 kHz stereo", "predictions": count,
+            "wall_seconds": dt, "x_realtime": seconds / dt}
+
+
+def _timed_analyze(model, path: Path) -> tuple[int, float]:
+    t0 = time.perf_counter()
+    count = sum(1 for _ in stream_file(model, path))
+    return count, time.perf_counter() - t0
 
 
 def bench_analyze(model, seconds: float) -> dict:
     with tempfile.TemporaryDirectory() as td:
         path = Path(td) / "bench.flac"
         write_looped_demo(path, seconds)
-        t0 = time.perf_counter()
-        count = sum(1 for _ in stream_file(model, path))
-        dt = time.perf_counter() - t0
-    return {"audio_seconds": seconds, "format": "FLAC 44.1 kHz stereo", "predictions": count,
-            "wall_seconds": dt, "x_realtime": seconds / dt}
+        count, dt = _timed_analyze(model, path)
+    return _analyze_result(seconds, count, dt)
+
+
+def bench_alternating(models: list, frames: int, seconds: float, rounds: int = 3) -> list[dict]:
+    """Step and analyze of each model, taking turns in ``rounds`` rounds (each round a
+    ``rounds``-th of the frames and of the audio, the models in turn): one sitting's numbers
+    for all of them. Per model: ``{"step_ms": ..., "analyze": ...}`` over all its rounds."""
+    if rounds < 1 or frames < rounds:
+        raise ValueError(f"bench_alternating: need frames >= rounds >= 1, got frames={frames}, rounds={rounds}")
+    times: list[list[float]] = [[] for _ in models]
+    walls, counts = [0.0] * len(models), [0] * len(models)
+    with tempfile.TemporaryDirectory() as td:
+        path = Path(td) / "bench.flac"
+        write_looped_demo(path, seconds / rounds)
+        for _ in range(rounds):
+            for i, m in enumerate(models):
+                times[i] += step_times(m, frames // rounds)
+                n, dt = _timed_analyze(m, path)
+                counts[i] += n
+                walls[i] += dt
+    return [{"step_ms": {"frames": len(t), "rounds": rounds, **timing_summary(t)},
+             "analyze": {**_analyze_result(seconds, c, w), "rounds": rounds}}
+            for t, w, c in zip(times, walls, counts, strict=True)]
 
 
 def bench_song(model, runs: int = 20, seconds: float = 45.0) -> dict:

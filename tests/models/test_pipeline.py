@@ -252,3 +252,16 @@ def test_card_names_the_leave_one_out_runs_it_lacks():
     assert "Not yet run" not in "\n".join(_lodo_section({"summary": {"lodo": everything}}))
     none = "\n".join(_lodo_section({"summary": {}}))
     assert "### Leave one dataset out" in none and "none of the real-recording sets" in none
+
+
+def test_card_gives_the_reference_timed_in_the_same_sitting():
+    from emotrack.export.card import _speed_section
+
+    timing = {"median_ms": 1.2, "p99_ms": 1.9, "rounds": 3}
+    bench = {"machine": "x86_64, 2 cores", "step_ms": timing, "analyze": {"audio_seconds": 3600, "x_realtime": 150}}
+    alone = "\n".join(_speed_section({"bench": bench}))
+    assert "median 1.200 ms" in alone and "same sitting" not in alone
+    ref = {"model": "emotrack-vae-lstm 3", "step_ms": {**timing, "median_ms": 1.5}, "analyze": {"x_realtime": 120}}
+    both = "\n".join(_speed_section({"bench": {**bench, "reference": ref}}))
+    assert "In the same sitting, taking turns with it in 3 rounds (`--reference`), emotrack-vae-lstm 3: step median " \
+           "1.500 ms" in both and "120× real time" in both

@@ -1,0 +1,39 @@
+"""`emotrack bench --reference OTHER.onnx` times a second model in the same sitting, taking
+turns with the first, so that two models' speeds can be compared where the host's speed
+drifts between sittings (the card prints the reference beside the shipped model's numbers)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+V1 = Path(__file__).resolve().parents[2] / "docs" / "model" / "emotrack-vae-lstm-v1.onnx"
+
+
+def bench(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "emotrack.realtime.cli", "bench", *args],
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_reference_is_timed_in_the_same_rounds():
+    r = bench("--frames", "30", "--audio-seconds", "15", "--reference", str(V1), "--format", "json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    ref = res["reference"]
+    assert ref["model"] == "emotrack-vae-lstm 1" and ref["file"] == str(V1)
+    for part in (res, ref):  # both: 30 steps and 15 s of audio (30 predictions), in three rounds each
+        assert part["step_ms"]["frames"] == 30 and part["step_ms"]["rounds"] == 3
+        assert part["analyze"]["predictions"] == 30 and part["analyze"]["rounds"] == 3
+        assert 0 < part["step_ms"]["median_ms"] <= part["step_ms"]["max_ms"]
+        assert part["analyze"]["x_realtime"] > 0
+    table = bench("--frames", "30", "--audio-seconds", "15", "--reference", str(V1))
+    assert table.returncode == 0 and "emotrack-vae-lstm 1 (reference): model step" in table.stdout
+
+
+def test_reference_refuses_what_it_cannot_time(tmp_path):
+    r = bench("--no-model", "--reference", str(V1))
+    assert r.returncode == 2 and "drop --no-model" in r.stderr
+    r = bench("--reference", str(tmp_path / "nope.onnx"))
+    assert r.returncode == 2 and "--reference" in r.stderr and "nope.onnx" in r.stderr
