@@ -471,8 +471,7 @@ def render_student_markdown(card: dict) -> str:
     unlabelled = sum(d[k][1] for ds, d in card["data"].items() if ds == "debian" for k in ("train", "val", "test"))
     lines = [f"# Model card: {card['name']} {card['version']} (the student)", "",
              "The shipped dynamic model: the VAE-LSTM of Herremans, Cheuk, Luo & Agres, in the shape the design "
-             f"names: each 0.5 s log-mel frame → a convolutional VAE encoder ({'/'.join(map(str, net['channels']))} "
-             f"channels, a {net['latent_dim']}-d code) → a stateful LSTM ({net['lstm_hidden']} units) → valence and "
+             f"names: each 0.5 s log-mel frame → a convolutional VAE encoder ({_encoder_words(net)}) → a stateful LSTM ({net['lstm_hidden']} units) → valence and "
              "arousal in [-1, 1] with a predicted std, every 0.5 s, plus "
              f"{len(card.get('descriptors_names', [])) or 20} perceptual descriptors (distilled tag probabilities). It "
              "runs through onnxruntime, without torch or TensorFlow. What is new is what it learned from: besides its "

@@ -7,7 +7,7 @@ The pseudo-labels come from one of two teacher heads on the musicnn teachers' ou
 
 - ``"ridge"``: the ridge teacher head (:mod:`emotrack.models.teacher_head`), smoothed with a
   3 s exponential average; the recipe of emotrack-vae-lstm 2;
-- ``"accurate"`` (the default; the recipe of emotrack-vae-lstm 3): the accurate head
+- ``"accurate"`` (the default; the recipe of emotrack-vae-lstm 3 and 4): the accurate head
   (:func:`emotrack.models.accurate.pseudo_teacher`, the
   stateful LSTM of emotrack-accurate 1 on the teachers' outputs), trained in the run on the
   real recordings' training clips (its own pseudo-labels being the ridge head's), then run

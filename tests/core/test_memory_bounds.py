@@ -53,10 +53,12 @@ def test_whole_song_analysis_of_two_hours_stays_bounded(model, tmp_path):
     assert len(res.trajectory) == 14400 and np.isfinite([res.valence, res.arousal]).all()
     # every frame of two hours went through the song graph at once before (1.4 GB for 3 h, with
     # the narrower first encoder); now a sample of 10 minutes does: the graph's activations for
-    # it are most of what remains, ~140 MB with emotrack-vae-lstm 2's encoder (32/64/96 channels)
-    # and ~205 MB with emotrack-vae-lstm 3's (48/96/128). Growing with the duration would be well
-    # over 1 GB here, so the bound leaves room for the allocator's variation between machines.
-    assert grown < 300, f"peak RSS grew {grown:.0f} MB"
+    # it are most of what remains, ~140 MB with emotrack-vae-lstm 2's encoder (32/64/96 channels),
+    # ~205 MB with emotrack-vae-lstm 3's (48/96/128) and ~365 MB with emotrack-vae-lstm 4's (the
+    # musicnn-shaped front: its filter maps before the maximum over pitch are the largest). Growing
+    # with the duration would be 12 times that here (14,400 frames against 1,200), so the bound
+    # leaves room for the allocator's variation between machines and still tells the two apart.
+    assert grown < 600, f"peak RSS grew {grown:.0f} MB"
 
 
 def test_the_reservoir_keeps_every_frame_of_a_short_song_and_a_sample_of_a_long_one(model):
