@@ -256,7 +256,9 @@ def render_song_markdown(card: dict) -> str:
              f"with the sign for quadrant sets. '{onnx_key}' is the exported graph through the runtime"
              + ("" if not previous else
                 f", and '{card['previous_model']}, shipped before' the song model it replaces, through the runtime "
-                "with the dynamic model shipped beside this one")
+                "with the dynamic model shipped beside this one (where its trajectory head or trajectory mean was "
+                "made for another dynamic model, its code head answers alone here: its own card has it beside "
+                "its own dynamic model)")
              + "; the other rows, on the same songs, are the torch models: the heads, the mean of the VAE-LSTM's trajectory (what "
              "`emotrack index` would store without a song model) and, as an upper bound, the same SVR on the "
              "teachers' features (musicnn, run offline).", ""]
