@@ -8,7 +8,7 @@
   throughput in multiples of real time.
 - reference (``bench_alternating``): step and analyze of two models in alternating rounds
   in one sitting, so that their numbers can be compared where the host's speed drifts
-  between sittings (a shared VM's did by 1.5-2x from one day to the next).
+  between sittings (a shared VM's did by 1.3-2x from one sitting to another).
 - song: the whole path of ``analyze --song`` (decoding, resampling, log-mel, the VAE-LSTM
   trajectory and the whole-song graph), and the whole-song graph alone; and, where
   opensmile is installed, its ComParE_2016 functionals of the same clip.
