@@ -98,3 +98,19 @@ def test_config_roundtrip_and_diff():
     assert FEATURES.diff(other) == {"n_mels": (64, 96)}
     with pytest.raises(ValueError, match="unknown feature parameters"):
         FeatureConfig.from_dict({**d, "bogus": 1})
+
+
+def test_stereo_to_mono_is_the_mean_of_the_channels_exactly():
+    # the fast path for two channels must give the same float32 numbers as numpy's mean, so that
+    # a file and its stereo or mono rendering keep giving the trajectories recorded before it
+    from emotrack.realtime.core.audio import to_mono
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((48_000, 2)).astype(np.float32)
+    x[:4] = [[3e38, 3e38], [np.inf, -np.inf], [np.nan, 1.0], [1e-45, 1e-45]]  # overflow, inf, NaN, subnormal
+    with np.errstate(over="ignore", invalid="ignore"):
+        np.testing.assert_array_equal(to_mono(x), x.mean(axis=1, dtype=np.float32))
+    x3 = rng.standard_normal((1000, 3)).astype(np.float32)
+    np.testing.assert_array_equal(to_mono(x3), x3.mean(axis=1, dtype=np.float32))
+    np.testing.assert_array_equal(to_mono(x[:, :1]), x[:, 0])  # one channel, as a column or as it is
+    np.testing.assert_array_equal(to_mono(x[:, 0]), x[:, 0])
