@@ -35,6 +35,19 @@ def test_resampler_is_block_size_independent(sr):
     np.testing.assert_array_equal(whole, parts)  # exact by design: each output sums the same products
 
 
+@pytest.mark.parametrize("sr", [44100, 88200])
+def test_one_phase_resampler_is_the_causal_filter(sr):
+    # 44.1 -> 22.05 kHz has one polyphase phase and takes a path of its own: every M-th output
+    # of the causal FIR (float32 sums against float64 np.convolve: within 1e-5 on unit noise)
+    x = np.random.default_rng(4).standard_normal(sr // 2).astype(np.float32)
+    rs = StreamingResampler(sr, 22050)
+    y = rs.process(x)
+    assert rs.L == 1 and len(y) == len(x) // rs.M
+    h = rs._polyrev[0][::-1].astype(np.float64)  # poly[0, q] weights the q-th most recent input
+    ref = np.convolve(x.astype(np.float64), h)[: len(x)][:: rs.M]
+    np.testing.assert_allclose(y, ref, atol=1e-5)
+
+
 def test_resampler_passband_and_stopband():
     sr = 48000
     t = np.arange(sr) / sr
