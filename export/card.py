@@ -782,7 +782,8 @@ def _export_section(card: dict) -> list[str]:
     p = card["parity"]
     tp = card.get("teacher_pass") or {}
     qualified, jobs, tp = _shared_cores(tp) or tp.get("note"), tp.get("jobs", 1), tp.get("total") or tp
-    step = (card.get("bench") or {}).get("step_ms")
+    bench = card.get("bench") or {}
+    step, ref = bench.get("step_ms"), bench.get("reference")
     cost = (f"{_ms(step, 'median'):.2f} ms per step" if step else "a fraction of a ms per step")
     # the teacher pass's own rate (both teachers, per 0.5 s frame, one core), where its time is the pass's alone
     if tp.get("audio_hours") and not qualified:
@@ -806,9 +807,9 @@ def _export_section(card: dict) -> list[str]:
               "emotrack export --run runs/student-s0 --out /tmp/new" + ("" if "int8_vs_float" in p else " --float")
               + "    # then bench that file:",
               *(["git show HEAD:assets/emotrack-vae-lstm.onnx > /tmp/old.onnx   # the model shipped before"]
-                if (card.get("bench") or {}).get("reference") else []),
+                if ref else []),
               "emotrack bench --model /tmp/new/emotrack-vae-lstm.onnx --memory"
-              + (" --reference /tmp/old.onnx" if (card.get("bench") or {}).get("reference") else "")
+              + (" --reference /tmp/old.onnx" if ref else "")
               + " --format json > assets/emotrack-vae-lstm.bench.json",
               "emotrack export --run runs/student-s0 --summary runs/student-summary.json"
               + ("" if "int8_vs_float" in p else " --float")
