@@ -132,7 +132,11 @@ def test_queries_give_the_reference_answer(tmp_path):
 def _segment_reference(q: np.ndarray, c: np.ndarray) -> tuple[float, int, int]:
     """The segment matching of ``segment_dtw`` cell by cell, for one song: the least total
     distance over paths t_0 <= ... <= t_{m-1} (start anywhere; steps of 0, 1 or 2 points, no
-    two 0-steps in a row), and the first and last point of the best path."""
+    two 0-steps in a row; each 0- or 2-step adds TEMPO_STEP), and the first and last point
+    of the best path."""
+    from emotrack.realtime.library.dtw import TEMPO_STEP
+
+    w = float(TEMPO_STEP)
     m, n = len(q), len(c)
     d = np.hypot(c[None, :, 0] - q[:, None, 0], c[None, :, 1] - q[:, None, 1])
     # state (cost, start) for F (arrived by advancing, or the first point) and E (did not)
@@ -141,10 +145,11 @@ def _segment_reference(q: np.ndarray, c: np.ndarray) -> tuple[float, int, int]:
     for i in range(1, m):
         nF, nE = [], []
         for t in range(n):
-            options = [min(E[t - s], F[t - s]) for s in (1, 2) if t - s >= 0]
+            options = [(x[0] + (w if s == 2 else 0.0), x[1]) for s in (1, 2) if t - s >= 0
+                       for x in [min(E[t - s], F[t - s])]]
             best = min(options) if options else (np.inf, -1)
             nF.append((best[0] + d[i, t], best[1]))
-            nE.append((F[t][0] + d[i, t], F[t][1]))
+            nE.append((F[t][0] + w + d[i, t], F[t][1]))
         F, E = nF, nE
     cost, start, end = min((min(E[t], F[t])[0], min(E[t], F[t])[1], t) for t in range(n))
     return cost, start, end
@@ -328,3 +333,40 @@ def test_library_benchmark_runs_small():
     r = bench_library(songs=150, queries=2)
     assert r["songs"] == 150 and r["point"]["median_ms"] > 0 and r["profile_segment"]["median_ms"] > 0
     assert "library of 150 songs" in describe(r)
+
+
+@pytest.mark.parametrize("tempo_step", [None, 0.0])
+def test_segments_keep_the_curves_tempo(tmp_path, monkeypatch, tempo_step):
+    """A stretch of a song, read on 2 s blocks that are off the song's own by 1 s (as "more
+    like now" reads the live trajectory), is matched at its own length: the tempo weight
+    keeps a slowly changing song from matching a shrunk or stretched stretch. Without the
+    weight (``0.0``) the same queries do shrink and stretch, which is what it is there for."""
+    from emotrack.realtime.library import dtw
+    from emotrack.realtime.library.library import Library, parse_profile
+
+    rng = np.random.default_rng(11)
+    n = 480  # 4 minutes at 0.5 s, drifting slowly (0.02 a frame, as music often does)
+    walk = np.cumsum(rng.normal(0, 0.02, (n, 2)), 0)
+    song = np.clip(walk - walk.mean(0), -1, 1)
+    others = {f"o{i}": np.clip(np.cumsum(rng.normal(0, 0.02, (n, 2)), 0) + rng.uniform(-0.5, 0.5, 2), -1, 1)
+              for i in range(5)}
+    path = tmp_path / "slow.sqlite"
+    _synthetic_db(path, {"song": song, **others})
+    lib = Library.open(path)
+    if tempo_step is not None:
+        real = dtw.segment_dtw
+        monkeypatch.setattr("emotrack.realtime.library.library.segment_dtw",
+                            lambda *a, **k: real(*a, **k, tempo=tempo_step))
+    off = []
+    for start in range(3, 200, 10):  # seconds; the 1 s shift puts every block between two of the song's
+        t = np.arange(start, start + 20, 2.0) + 1.0
+        blocks = [song[int(2 * s): int(2 * s) + 4].mean(0) for s in t - 1.0]
+        pts = parse_profile(_curve([(s, *np.round(b, 5)) for s, b in zip(t, blocks, strict=True)]))
+        hit = lib.profile_segment(pts, k=1)[0]
+        assert hit["path"] == "/music/song.flac"
+        a, b = hit["segment"]
+        off.append(abs((b - a) - 20.0))
+    if tempo_step is None:
+        assert max(off) <= 2.0, off  # one 2 s block: the shift itself
+    else:
+        assert max(off) > 2.0, off
