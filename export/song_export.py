@@ -60,13 +60,17 @@ def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version:
         args += (random_trajectory(9, ck["trajectory_head"]["columns"], torch.Generator().manual_seed(1)),)
         names_in, names_out = names_in + ["trajectory"], names_out + ["trajectory_valence", "trajectory_arousal"]
         dynamic["trajectory"] = {0: "frames"}
-        method = (f"{TRAJECTORY_METHOD} of {ck['trajectory_model']} (its outputs, descriptors as logits: mean, std, "
-                  f"p10, p50, p90); with another dynamic model, {method}")
+        share = float(ck.get("trajectory_head_share", 1.0))
+        head = (f"{TRAJECTORY_METHOD} of {ck['trajectory_model']} (its outputs, descriptors as logits: mean, std, "
+                f"p10, p50, p90)")
+        method = (f"{head}; with another dynamic model, {method}" if share >= 1.0 else
+                  f"the mean of {head} and {method}; with another dynamic model, the latter alone")
     torch.onnx.export(net, args, str(out), input_names=names_in, output_names=names_out,
                       dynamic_axes=dynamic, opset_version=OPSET, dynamo=False)
     meta = {"name": name, "version": version, "kind": "song", "features": FEATURES.to_dict(),
             "outputs": names_out, "scale": "DEAM [-1, 1]", "embedding_dim": cfg.dim, "method": method,
             "trajectory_weight": float(ck.get("trajectory_weight", 1.0)), "trajectory_model": ck.get("trajectory_model"),
+            "trajectory_head_share": float(ck.get("trajectory_head_share", 1.0)) if net.trajectory_head is not None else 0.0,
             "trajectory_model_sha256": ck.get("trajectory_model_sha256")}
     finish_onnx(out, {**meta, **(extra_meta or {})})
     return out, parity_check(net, out)

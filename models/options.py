@@ -85,8 +85,8 @@ def add_static_benchmark_arguments(sb: argparse.ArgumentParser) -> None:
 
 
 # what `train-song` validation may choose to answer (models.song): a head on the VAE codes' statistics,
-# or on those of the dynamic model's trajectory
-SONG_HEADS = ("code", "trajectory")
+# one on those of the dynamic model's trajectory, or the mean of the two
+SONG_HEADS = ("code", "trajectory", "both")
 
 
 def add_train_song_arguments(ts: argparse.ArgumentParser) -> None:
@@ -100,7 +100,7 @@ def add_train_song_arguments(ts: argparse.ArgumentParser) -> None:
     ts.add_argument("--heads", nargs="+", choices=SONG_HEADS, default=list(SONG_HEADS),
                     help="what validation may choose to answer: 'code', the better of TNN-SVR and the plain SVR on "
                          "the VAE-code statistics; 'trajectory', an SVR on the statistics of the shipped dynamic "
-                         "model's outputs over the song (default: both)")
+                         "model's outputs over the song; 'both', the mean of those two heads (default: all three)")
     ts.add_argument("--limit", type=int, help="at most N clips per dataset and split (for quick checks)")
     ts.add_argument("--jobs", type=int, default=2)
     ts.add_argument("--teacher-features", action="store_true",

@@ -17,9 +17,12 @@ A third head reads the dynamic model instead of the codes: the same SVR on the s
 statistics of every output of the shipped dynamic model over the song (valence, arousal,
 their stds and the descriptors as logits: ``trajectory_statistics``), run from zero state on
 every frame, as ``emotrack analyze`` does. Validation (``selection_score``) chooses among the
-heads ``heads`` allows: "code" (the better of TNN-SVR and the plain SVR) and "trajectory".
-The graph always holds the code head; a trajectory head answers only for the dynamic model it
-was trained on (``trajectory_model``) and the code head for any other.
+heads ``heads`` allows: "code" (the better of TNN-SVR and the plain SVR), "trajectory", and
+"both" (the mean of those two: where neither head is clearly better on validation, their mean
+usually errs less than either, and it does not bet on a difference within validation noise).
+The graph always holds the code head; a trajectory head answers (alone, or half of the answer
+with "both": ``trajectory_head_share``) only for the dynamic model it was trained on
+(``trajectory_model``), and the code head alone for any other.
 
 The shipped answer may then mix in the trajectory's mean: ``w`` × the chosen head + (1 − w)
 × the mean of the dynamic model's trajectory over the song, ``w`` in ``BLEND_WEIGHTS`` chosen
@@ -68,6 +71,7 @@ SVR_PARAMS = {"C": 1.0, "epsilon": 0.1, "gamma": "scale"}  # as in the benchmark
 BLEND_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)  # the head's share; the first is the head alone
 CODE_METHODS = ("TNN-SVR", "SVR (raw code statistics)")
 TRAJECTORY_METHOD = "SVR (trajectory statistics)"
+BOTH_METHOD = "mean of the code and trajectory heads"
 LOGIT_EPS = 1e-4  # the descriptors (probabilities) are clipped to [eps, 1 - eps] before the logit
 
 
@@ -275,7 +279,10 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
     score = lambda p: selection_score(evaluate_split(val_clips, {"x": p[val]}))  # noqa: E731
     choice = {m: score(preds[m]) for m in CODE_METHODS + (TRAJECTORY_METHOD,)}
     code_method = max(CODE_METHODS, key=choice.get)  # the graph's code head, whatever answers
-    method = max([code_method] * ("code" in heads) + [TRAJECTORY_METHOD] * ("trajectory" in heads), key=choice.get)
+    preds[BOTH_METHOD] = 0.5 * (preds[code_method] + preds[TRAJECTORY_METHOD])  # both clipped already
+    choice[BOTH_METHOD] = score(preds[BOTH_METHOD])
+    method = max([code_method] * ("code" in heads) + [TRAJECTORY_METHOD] * ("trajectory" in heads)
+                 + [BOTH_METHOD] * ("both" in heads), key=choice.get)
     head, blend = preds[method], {}
     for w in BLEND_WEIGHTS:  # then how much of the trajectory mean to mix in, on the same songs
         blend[w] = score((w * head + (1 - w) * traj).clip(-1, 1))
@@ -288,6 +295,7 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
               "run": str(run), "data": data_summary(clips), "sources": sources or {},
               "train_seconds": round(time.time() - t0, 1), "heads": list(heads), "method": method,
               "code_method": code_method, "selection_val_score": choice,
+              "trajectory_head_share": 0.5 if method == BOTH_METHOD else 1.0,
               "trajectory_weight": weight, "trajectory_model": label, "trajectory_model_sha256": dynamic.sha256,
               "blend_val_score": {f"{w:g}": v for w, v in blend.items()}}
     for sp in ("val", "test"):
@@ -299,8 +307,9 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
     state = {"tnn_config": asdict(cfg), "n_features": int(x.shape[1]), "tnn": tnn.state_dict(),
              "svrs": [svr_state(s) for s in chosen], "method": method, "code_method": code_method,
              "raw_mean": raw_mean, "raw_scale": raw_scale, "vae_run": str(run), "trajectory_weight": weight,
-             "trajectory_model": label, "trajectory_model_sha256": dynamic.sha256}
-    if method == TRAJECTORY_METHOD:
+             "trajectory_model": label, "trajectory_model_sha256": dynamic.sha256,
+             "trajectory_head_share": 0.5 if method == BOTH_METHOD else 1.0}
+    if method in (TRAJECTORY_METHOD, BOTH_METHOD):
         state["trajectory_head"] = {"columns": int(runs[0].shape[1]), "mean": t_mean, "scale": t_scale,
                                     "svrs": [svr_state(s) for s in t_svrs]}
     torch.save(state, out / "song.pt")

@@ -4,7 +4,8 @@ thread of its own (the main thread, or an index worker process).
 ``SongModel`` runs the shipped whole-song graph (``emotrack-song.onnx``, made by
 ``emotrack export-song``): a head on the statistics of a song's VAE codes (its log-mel frames)
 and, in a model trained with one, a head on the statistics of the dynamic model's trajectory
-(every output of every frame: ``trajectory_matrix``), which answers when the trajectory comes
+(every output of every frame: ``trajectory_matrix``), which answers (alone, or mixed with the code
+head by ``trajectory_head_share``) when the trajectory comes
 from the dynamic model it was trained on; where the metadata says so, the mean of that
 trajectory is mixed in (``SongModel.whole``). ``AccurateSongModel`` (opt-in,
 ``--song-model accurate``) runs the musicnn teachers on the song's 3 s windows and an SVR
@@ -80,6 +81,12 @@ class SongModel:
                 raise ModelMismatchError(f"{self.path}: takes a trajectory but lacks the outputs "
                                          f"{list(self.TRAJECTORY_OUTPUTS)}; export it again with `emotrack export-song`")
             self.trajectory_columns = int(inputs["trajectory"].shape[1])
+        # when the trajectory head answers, its share of the answer; the rest is the code head's
+        # (1: the trajectory head alone, as in every song model before "both" heads)
+        self.trajectory_head_share = float(self.meta.get("trajectory_head_share", 1.0))
+        if not 0.0 <= self.trajectory_head_share <= 1.0:
+            raise ModelMismatchError(f"{self.path}: trajectory_head_share {self.trajectory_head_share} is not in [0, 1]; "
+                                     "export it again with `emotrack export-song`")
 
     @property
     def label(self) -> str:
@@ -118,7 +125,13 @@ class SongModel:
             # the graph needs the input even when only the code head is read; that head never uses it
             feed["trajectory"] = (np.zeros((1, self.trajectory_columns), np.float32) if trajectory is None
                                   else np.asarray(trajectory, np.float32))
-            names = list(self.TRAJECTORY_OUTPUTS) if trajectory is not None else names
+            if trajectory is not None:
+                share = self.trajectory_head_share
+                names = list(self.TRAJECTORY_OUTPUTS) + (names if share < 1.0 else [])
+                out = [float(x) for x in self.session.run(names, feed)]
+                if share >= 1.0:
+                    return out[0], out[1]
+                return (share * out[0] + (1.0 - share) * out[2], share * out[1] + (1.0 - share) * out[3])
         v, a = self.session.run(names, feed)
         return float(v), float(a)
 
@@ -128,8 +141,8 @@ class SongModel:
 
     def whole(self, mel: np.ndarray, trajectory: np.ndarray, model) -> tuple[float, float]:
         """The whole-song answer: the trajectory head if it ``hears`` this trajectory (every
-        output of every frame of the dynamic ``model``, ``trajectory_matrix``), else the code
-        head; then ``blend``."""
+        output of every frame of the dynamic ``model``, ``trajectory_matrix``; mixed with the code
+        head by ``trajectory_head_share``), else the code head alone; then ``blend``."""
         va = self._run(mel, trajectory if self.hears(trajectory, model) else None)
         return self.blend(va, trajectory, model)
 

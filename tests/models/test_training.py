@@ -238,6 +238,47 @@ def test_train_song_trajectory_head_answers_for_its_own_dynamic_model(tiny_run):
         parity_check(net, path)
 
 
+def test_train_song_both_heads_answer_their_mean(tiny_run):
+    """`train-song --heads both`: the answer is the mean of the code head and the trajectory
+    head (then the trajectory-mean blend), in training, in the exported graph's metadata and
+    at run time; with another dynamic model the code head answers alone."""
+    from emotrack.models.song import BOTH_METHOD
+    from emotrack.realtime.core.model import load_model
+    from emotrack.realtime.core.song import SongModel, analyze_song
+
+    song_run, exp = tiny_run["tmp"] / "song-both", tiny_run["tmp"] / "song-both-export"
+    r = run("train-song", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2", "--dim", "8",
+            "--heads", "both", "--run", str(tiny_run["run"]), "--out", str(song_run), "--no-progress",
+            env=tiny_run["env"])
+    rep = json.loads((song_run / "report.json").read_text())
+    assert rep["method"] == BOTH_METHOD and rep["trajectory_head_share"] == 0.5
+    assert f"| {BOTH_METHOD} |" in r.stdout and BOTH_METHOD in rep["selection_val_score"]
+    run("export-song", "--run", str(song_run), "--out", str(exp), env=tiny_run["env"])
+    song = SongModel(exp / "emotrack-song.onnx")
+    shipped = load_model()
+    assert song.trajectory_head_share == 0.5 and song.trajectory_columns == 4 + len(shipped.descriptor_names)
+    assert song.meta["method"].startswith("the mean of ")
+
+    seen = {}
+    run_graph = song._run
+
+    def spy(mel, trajectory):  # what analyze_song hands the graph
+        seen["mel"], seen["trajectory"] = mel, trajectory
+        return run_graph(mel, trajectory)
+
+    song._run = spy
+    res = analyze_song(shipped, ROOT / "assets" / "demo.opus", song)
+    song._run = run_graph
+    mel, traj = np.asarray(seen["mel"], np.float32), np.asarray(seen["trajectory"], np.float32)
+    code_v, code_a = song.predict(mel)  # the code head alone
+    tv, ta = (float(x) for x in song.session.run(list(song.TRAJECTORY_OUTPUTS), {"mel": mel, "trajectory": traj}))
+    assert max(abs(tv - code_v), abs(ta - code_a)) > 1e-6  # the two heads differ, or the check proves little
+    want = song.blend((0.5 * tv + 0.5 * code_v, 0.5 * ta + 0.5 * code_a), traj, shipped)
+    assert abs(res.valence - want[0]) < 1e-5 and abs(res.arousal - want[1]) < 1e-5  # float32 graph outputs
+    other = analyze_song(load_model(tiny_run["export"] / "emotrack-vae-lstm.onnx"), ROOT / "assets" / "demo.opus", song)
+    assert abs(other.valence - code_v) < 1e-5 and abs(other.arousal - code_a) < 1e-5  # another model: code head alone
+
+
 def test_song_parity_gate_fails_a_wrong_graph(tiny_run):
     import torch
     from emotrack.export.onnx_export import ExportParityError
