@@ -98,6 +98,7 @@ def segment_dtw(q: np.ndarray, v: np.ndarray, a: np.ndarray, track: bool = False
     tempo = np.float32(tempo)
     f = cost(0)  # the first query point may sit anywhere
     e = np.full(n, inf, np.float32)
+    g2 = np.empty(max(0, n - 2), np.float32)  # g[t-2] + tempo, reused every row
     sf = np.arange(n) if track else None
     se = sf
     for i in range(1, len(q)):
@@ -105,7 +106,7 @@ def segment_dtw(q: np.ndarray, v: np.ndarray, a: np.ndarray, track: bool = False
         g = np.minimum(e, f)
         prev = np.full(n, inf, np.float32)  # best of g[t-1], g[t-2] + tempo
         prev[1:] = g[:-1]
-        g2 = g[:-2] + tempo
+        np.add(g[:-2], tempo, out=g2)
         if not track:
             np.minimum(prev[2:], g2, out=prev[2:])
         else:
