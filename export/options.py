@@ -32,7 +32,7 @@ def add_export_song_arguments(es: argparse.ArgumentParser) -> None:
     es.add_argument("--run", default="runs/song", help="the run folder written by `emotrack train-song`")
     es.add_argument("--out", default=None, help="output folder (default: the package's assets/)")
     es.add_argument("--name", default="emotrack-song")
-    es.add_argument("--model-version", default="4")
+    es.add_argument("--model-version", default="5")
     es.add_argument("--previous", metavar="ONNX",
                     help="a song model shipped before (e.g. `git show HEAD:assets/emotrack-song.onnx > old.onnx`): "
                          "the card gives its answers on the same test songs, through the runtime, as a row")

@@ -60,7 +60,7 @@ def test_song_model_runs_without_torch_and_agrees_with_the_frames(demo_path, mod
     song, mels = SongModel(), audio_frames(load_audio(demo_path))
     assert (song.trajectory_model, song.trajectory_sha256) == (model.label, model.sha256) and song.made_for(model)
     assert 0 <= song.trajectory_weight <= 1
-    if song.trajectory_columns:  # a trajectory head (emotrack-song 3's) reads every output of every frame
+    if song.trajectory_columns:  # a trajectory head (emotrack-song 3, half of 5) reads every output of every frame
         assert song.trajectory_columns == 4 + len(model.descriptor_names) == full.shape[1] and song.hears(full, model)
     else:  # the code head answers (emotrack-song 4), with the trajectory's mean mixed in
         assert song.trajectory_weight > 0 and not song.hears(full, model)
