@@ -217,7 +217,7 @@ def render_song_markdown(card: dict) -> str:
     previous = card.get("previous_test") or {}
     traj_feats = r.get("trajectory_features")
     n_traj = traj_feats.split("(")[-1].split(")")[0] if traj_feats else ""
-    lines = [f"# Whole-song model: {card['name']}", "",
+    lines = [f"# Whole-song model: {card['name']} {card.get('version', '')}".rstrip(), "",
              "One valence and arousal per song, from heads trained on the training splits, each ending in one RBF "
              "SVR per dimension (C 1, ε 0.1, γ 'scale'):", "",
              f"- on the statistics of the VAE codes (the VAE encoder of the VAE-LSTM above codes each 0.5 s frame; over "
@@ -293,7 +293,7 @@ def render_accurate_song_markdown(card: dict) -> str:
     val = r.get("selection_val_score") or {}
     merged = {"test": {ds: {**card["onnx_test"].get(ds, {}), **m} for ds, m in r["test"].items()}}
     e2e = card["end_to_end"]
-    lines = [f"# Accurate whole-song model (opt-in): {card['name']}", "",
+    lines = [f"# Accurate whole-song model (opt-in): {card['name']} {card.get('version', '')}".rstrip(), "",
              "`emotrack analyze --song --song-model accurate` and `emotrack index --song-model accurate`. The "
              "two musicnn taggers (MSD_musicnn and MTT_musicnn, musicnn 0.1.0, ISC licence; the teachers of the "
              "VAE-LSTM) run at analysis time on the causal 3 s windows ending every "
