@@ -90,21 +90,25 @@ class StreamingResampler:
         n_in_total = self._n_in + len(x)
         # output n needs input index (n*M)//L <= n_in_total - 1, i.e. n*M < n_in_total*L
         last_n = (n_in_total * self.L - 1) // self.M
-        n = np.arange(self._n_out, last_n + 1, dtype=np.int64)
-        out = np.empty(len(n), dtype=np.float32)
-        if len(n):
-            m = n * self.M
-            # first buf index of the K inputs ending at input (m // L); always >= 0
-            j = m // self.L - base - (self.K - 1)
-            p = m % self.L
+        count = max(0, last_n + 1 - self._n_out)
+        out = np.empty(count, dtype=np.float32)
+        if count:
             win = np.lib.stride_tricks.sliding_window_view(buf, self.K)
-            # one contiguous (n, K) row per output and a per-row sum: the result does not
-            # depend on how the input was split into blocks
-            if self.L == 1:  # one phase (44.1 -> 22.05 kHz): rows every M inputs, a strided view;
-                # the same products and sums as below without gathering two (n, K) copies first
-                out[:] = (win[j[0]: j[-1] + 1: self.M] * self._polyrev[0]).sum(axis=1)
+            # each output is its K inputs (oldest first) dotted with its phase's taps, summed in an
+            # order that does not depend on how the input was split into blocks
+            if self.L == 1:  # one phase (44.1 -> 22.05 kHz): the rows are every M-th window, a
+                # strided view, summed tap by tap over all rows at once (no (n, K) temporary)
+                j0 = self._n_out * self.M - base - (self.K - 1)  # buf index of output n's first input
+                rows, h = win[j0: j0 + self.M * (count - 1) + 1: self.M], self._polyrev[0]
+                np.multiply(rows[:, 0], h[0], out=out)
+                tmp = np.empty_like(out)
+                for k in range(1, self.K):
+                    out += np.multiply(rows[:, k], h[k], out=tmp)
             else:
-                out[:] = (win[j] * self._polyrev[p]).sum(axis=1)
+                m = np.arange(self._n_out, last_n + 1, dtype=np.int64) * self.M
+                # first buf index of the K inputs ending at input (m // L); always >= 0
+                j = m // self.L - base - (self.K - 1)
+                out[:] = (win[j] * self._polyrev[m % self.L]).sum(axis=1)  # one (n, K) row per output
         self._n_out = last_n + 1
         self._n_in = n_in_total
         self._hist = buf[len(buf) - (self.K - 1):]
