@@ -117,7 +117,8 @@ def segment_dtw(q: np.ndarray, v: np.ndarray, a: np.ndarray, track: bool = False
             sp[1:] = sg[:-1]
             sp[2:][two] = sg[:-2][two]
             se, sf = sf, sp
-        e = f + (c + tempo)  # q[i] on the same point as q[i-1], which was reached by advancing
+        e = f + c  # q[i] on the same point as q[i-1], which was reached by advancing
+        e += tempo
         f = prev + c
     g = np.minimum(e, f)
     if track:
