@@ -69,8 +69,9 @@ def segment_dtw(q: np.ndarray, v: np.ndarray, a: np.ndarray, track: bool = False
     distance from each query point to the sequence point it is matched to (plus the step
     weights below), over all matchings that end with the last query point at ``t``. A
     matching starts anywhere; from one query point to the next it advances 0, 1 or 2
-    sequence points, never 0 twice in a row, so the matched stretch is between half and twice the query's length (a tempo
-    change of up to 2x either way) and every query point counts exactly once.
+    sequence points, never 0 twice in a row, so the matched stretch is between half and
+    twice the query's length (a tempo change of up to 2x either way) and every query point
+    counts exactly once.
 
     Every step that advances 0 or 2 points adds ``tempo`` to the cost (a step weight, as in
     the additive step weights of classic DTW): without it, where a trajectory changes little
