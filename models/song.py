@@ -284,6 +284,7 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
     method = max([code_method] * ("code" in heads) + [TRAJECTORY_METHOD] * ("trajectory" in heads)
                  + [BOTH_METHOD] * ("both" in heads), key=choice.get)
     head, blend = preds[method], {}
+    head_share = 0.5 if method == BOTH_METHOD else 1.0  # the trajectory head's share, where it answers
     for w in BLEND_WEIGHTS:  # then how much of the trajectory mean to mix in, on the same songs
         blend[w] = score((w * head + (1 - w) * traj).clip(-1, 1))
     weight = max(BLEND_WEIGHTS, key=lambda w: np.nan_to_num(blend[w], nan=-np.inf))  # ties keep more of the head
@@ -295,7 +296,7 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
               "run": str(run), "data": data_summary(clips), "sources": sources or {},
               "train_seconds": round(time.time() - t0, 1), "heads": list(heads), "method": method,
               "code_method": code_method, "selection_val_score": choice,
-              "trajectory_head_share": 0.5 if method == BOTH_METHOD else 1.0,
+              "trajectory_head_share": head_share,
               "trajectory_weight": weight, "trajectory_model": label, "trajectory_model_sha256": dynamic.sha256,
               "blend_val_score": {f"{w:g}": v for w, v in blend.items()}}
     for sp in ("val", "test"):
@@ -308,7 +309,7 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
              "svrs": [svr_state(s) for s in chosen], "method": method, "code_method": code_method,
              "raw_mean": raw_mean, "raw_scale": raw_scale, "vae_run": str(run), "trajectory_weight": weight,
              "trajectory_model": label, "trajectory_model_sha256": dynamic.sha256,
-             "trajectory_head_share": 0.5 if method == BOTH_METHOD else 1.0}
+             "trajectory_head_share": head_share}
     if method in (TRAJECTORY_METHOD, BOTH_METHOD):
         state["trajectory_head"] = {"columns": int(runs[0].shape[1]), "mean": t_mean, "scale": t_scale,
                                     "svrs": [svr_state(s) for s in t_svrs]}
