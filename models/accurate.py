@@ -104,7 +104,7 @@ def run_accurate(clips: list[Clip], out: Path, cfg: StudentConfig | None = None,
     for k, v in split.items():
         log(f"{k}: {len(v)} clips, {sum(len(s.mel) for s in v) / 7200:.2f} h")
     scaler = TeacherScaler(split["train"])
-    th, targets = head_and_targets(seqs, split, cfg.head_sets, scaler)
+    th, targets = head_and_targets(seqs, split, cfg.head_sets, scaler, cfg.head_rff)
     attach_inputs(seqs, scaler)
     datasets = sorted({s.clip.dataset for s in seqs})
     tried, best = [], None

@@ -12,6 +12,15 @@ learned and then dropped: their rating scales sit at different levels (Soundtrac
 is about −0.22), while the quadrant sets' signs fix where zero is. The ridge penalty is
 chosen on the validation split. At run time the per-frame answer is smoothed causally
 with an exponential average of time constant ``SMOOTH_SECONDS`` (3 s).
+
+Optionally (``rff`` > 0) the ridge also sees ``rff`` random Fourier features (Rahimi & Recht)
+of the frame: cosines of random projections of its first ``RFF_PCS`` principal components
+(whitened on the training frames), which approximate an RBF kernel of width ``RFF_GAMMA``,
+so the head can bend where valence is not a straight line through the teachers' space.
+The features' projections are drawn from a fixed seed and kept in the head; the expanded
+design is standardised like the rest. Chosen by grouped 5-fold cross-validation on the
+training and validation clips of Soundtracks and Panda (``scripts/cv_teacher_head.py``,
+``docs/model/experiments/teacher-head-cv.json``).
 """
 
 from __future__ import annotations
@@ -26,6 +35,8 @@ from .teacher_pass import KEYS, has_targets, load_targets
 
 SMOOTH_SECONDS = 3.0
 MIN_T = 3.0  # seconds: frames before this see part of the silence that starts every stream
+RFF_PCS = 64  # principal components the random features see
+RFF_GAMMA = 0.01  # the RBF kernel's width on the whitened components
 ALPHAS = (1e2, 1e3, 1e4, 3e4, 1e5, 3e5, 1e6)
 CONTINUOUS = ("soundtracks", "emotify", "vgmidi", "deam", "pmemo", "emomusic")
 
@@ -54,6 +65,33 @@ def clip_targets(seq) -> np.ndarray:
     return y
 
 
+def random_features(n_features: int, x: np.ndarray, seed: int = 0, gamma: float = RFF_GAMMA) -> dict:
+    """The random-feature map fit on standardised training frames ``x`` (N, 500): the
+    whitened principal directions, the random projections and phases (an RBF kernel of width
+    ``gamma`` on the whitened components), and the features' standardising statistics."""
+    _, s, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
+    k = min(RFF_PCS, len(s))
+    rng = np.random.default_rng(seed)
+    rff = {"pcs": (vt[:k] / (s[:k, None] / math.sqrt(len(x)) + 1e-9)).T,
+           "W": rng.normal(0.0, math.sqrt(2 * gamma), (k, n_features)),
+           "b": rng.uniform(0.0, 2 * math.pi, n_features), "mu": 0.0, "sd": 1.0}
+    f = _cosines(rff, x)
+    rff["mu"], rff["sd"] = f.mean(0), f.std(0) + 1e-6
+    return rff
+
+
+def _cosines(rff: dict, x: np.ndarray) -> np.ndarray:
+    return np.cos((x @ rff["pcs"]) @ rff["W"] + rff["b"])
+
+
+def expand(head: dict, x: np.ndarray) -> np.ndarray:
+    """Standardised frames (N, 500) -> the head's design rows (with its random features, if any)."""
+    rff = head.get("rff")
+    if not rff:
+        return x
+    return np.concatenate([x, (_cosines(rff, x) - rff["mu"]) / rff["sd"]], 1)
+
+
 def _design(seqs, mu=None, sd=None):
     xs, ys, ds = [], [], []
     for s in seqs:
@@ -72,10 +110,25 @@ def _design(seqs, mu=None, sd=None):
     return (X - mu) / sd, Y, D, mu, sd
 
 
-def fit(train, val, alphas=ALPHAS) -> dict:
+def fit(train, val, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA) -> dict:
     """The ridge head on the training sequences, its penalty picked on the validation ones by
-    the mean Pearson r (clip means against labels) over their datasets and both dimensions."""
+    the mean Pearson r (clip means against labels) over their datasets and both dimensions;
+    with ``rff`` random Fourier features beside the teachers' outputs."""
+    best = None
+    for head in fit_all(train, alphas, rff, gamma):
+        score = val_score(head, val)
+        if best is None or score > best[0]:
+            best = (score, head)
+    best[1]["val_score"] = best[0]
+    return best[1]
+
+
+def fit_all(train, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA) -> list[dict]:
+    """One ridge head on the training sequences for each penalty in ``alphas``."""
     X, Y, D, mu, sd = _design(train)
+    feats = random_features(rff, X, gamma=gamma) if rff else None
+    if feats:
+        X = expand({"rff": feats}, X)
     sets = sorted(set(D))
     offset_sets = [d for d in sets if d in CONTINUOUS]
     w = np.zeros(len(D))
@@ -85,19 +138,16 @@ def fit(train, val, alphas=ALPHAS) -> dict:
     A = np.concatenate([X, np.ones((len(D), 1)), dummies], 1)
     Aw = A * w[:, None]
     G, B = Aw.T @ A, Aw.T @ Y
-    best = None
+    heads = []
     for alpha in alphas:
         reg = np.full(A.shape[1], alpha)
         reg[X.shape[1]:] = 0.0  # intercepts are not penalised
         coef = np.linalg.solve(G + np.diag(reg) + 1e-9 * np.eye(len(reg)), B)
-        head = {"coef": coef[: X.shape[1]].astype(np.float32), "bias": coef[X.shape[1]].astype(np.float32),
-                "offsets": {d: coef[X.shape[1] + 1 + i].tolist() for i, d in enumerate(offset_sets)},
-                "mu": mu.astype(np.float32), "sd": sd.astype(np.float32), "alpha": alpha, "sets": sets}
-        score = val_score(head, val)
-        if best is None or score > best[0]:
-            best = (score, head)
-    best[1]["val_score"] = best[0]
-    return best[1]
+        heads.append({"coef": coef[: X.shape[1]].astype(np.float32), "bias": coef[X.shape[1]].astype(np.float32),
+                      "offsets": {d: coef[X.shape[1] + 1 + i].tolist() for i, d in enumerate(offset_sets)},
+                      "mu": mu.astype(np.float32), "sd": sd.astype(np.float32), "alpha": alpha, "sets": sets,
+                      "rff": feats})
+    return heads
 
 
 def smooth(raw: np.ndarray, hop: float = 0.5, seconds: float = SMOOTH_SECONDS) -> np.ndarray:
@@ -121,7 +171,7 @@ def smooth(raw: np.ndarray, hop: float = 0.5, seconds: float = SMOOTH_SECONDS) -
 def predict(head: dict, clip, n_frames: int, smoothed: bool = True) -> np.ndarray:
     """(n_frames, 2) valence, arousal from the teachers' outputs (no per-dataset offset)."""
     x = (teacher_features(clip, n_frames) - head["mu"]) / head["sd"]
-    raw = np.clip(x @ head["coef"] + head["bias"], -1, 1)
+    raw = np.clip(expand(head, x) @ head["coef"] + head["bias"], -1, 1)
     out = smooth(raw) if smoothed else raw
     # before the first window, hold its answer (a stream's first frames)
     first = np.flatnonzero(np.isfinite(out).all(1))

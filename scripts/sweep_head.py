@@ -7,7 +7,7 @@ stage-1 encoder (``RUN/frames.pt``), without retraining stage 1.
         '{"pseudo_source": "ridge"}'
 
 Each argument is a JSON object of ``StudentConfig`` fields that differ from the defaults
-(``head_sets`` refits the ridge teacher head on those sets; ``pseudo_source`` "ridge" takes
+(``head_sets`` refits the ridge teacher head on those sets, ``head_rff`` with random features; ``pseudo_source`` "ridge" takes
 its smoothed answers as pseudo-labels, "accurate" trains the accurate head in the sweep and
 takes its; ``joint_epochs`` adds stage 3). One line per setting goes to ``--out`` (appended;
 a setting already there is skipped, so a stopped sweep resumes): the validation metrics the
@@ -112,7 +112,7 @@ def main() -> int:
         if args.leave_out and "head_sets" in setting:  # the left-out set stays out of the teacher head
             cfg = replace(cfg, head_sets=tuple(d for d in cfg.head_sets if d != args.leave_out))
         tg = targets
-        if (cfg.head_sets, cfg.pseudo_source) != (base.head_sets, base.pseudo_source):  # other pseudo-labels
+        if (cfg.head_sets, cfg.pseudo_source, cfg.head_rff) != (base.head_sets, base.pseudo_source, base.head_rff):
             _, tg, _, _ = student.student_targets(seqs, split, cfg, scaler)
         net = distill.student_net(cfg)
         torch.manual_seed(cfg.seed)

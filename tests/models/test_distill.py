@@ -92,13 +92,16 @@ def test_stage1_checkpoint_is_kept_across_stage2_settings_and_lstm_width():
     cfg, net = replace(StudentConfig(), lambda_frame_va=0.0, pseudo_source="ridge"), student_net()
     same = [key(replace(cfg, head_ema=0.99, head_ensemble=3, lambda_pseudo=2.0, joint_epochs=3), net),
             key(cfg, replace(net, lstm_hidden=256)), key(replace(cfg, pseudo_source="accurate"), net),
-            key(replace(cfg, lambda_labels=0.0, label_sets=("soundtracks",)), net)]
+            key(replace(cfg, lambda_labels=0.0, label_sets=("soundtracks",)), net),
+            key(replace(cfg, head_rff=2000), net)]  # without the map to them, stage 1 never sees the pseudo-labels
     assert all(stage1_key(k) == stage1_key(key(cfg, net)) for k in same)
     different = [key(replace(cfg, lambda_frame=0.2), net), key(cfg, replace(net, latent_dim=32)),
                  key(replace(cfg, lambda_frame_va=5.0), net), key(replace(cfg, frame_eq_db=6.0), net),
                  key(replace(cfg, frame_masks=1), net)]
     assert stage1_key(key(replace(cfg, lambda_frame_va=5.0), net)) != stage1_key(
         key(replace(cfg, lambda_frame_va=5.0, pseudo_source="accurate"), net))  # then the pseudo-labels count
+    assert stage1_key(key(replace(cfg, lambda_frame_va=5.0), net)) != stage1_key(
+        key(replace(cfg, lambda_frame_va=5.0, head_rff=2000), net))  # and the head that makes them
     assert all(stage1_key(k) != stage1_key(key(cfg, net)) for k in different)
 
 
