@@ -98,7 +98,7 @@ stay at the shipped recipe's values.
 outputs, :func:`teacher_head.fit`). Grouped cross-validation of the head alone put it within
 0.006 of the linear head, and stage 2 from two seeds' encoders with 2000 or 4000 features
 scored -0.009 to +0.007 on validation against the linear head's pseudo-labels, while a bent
-head carried much worse to a set it never heard (docs/training.md, "A teacher head that
+head read valence much worse on a set it never heard (docs/training.md, "A teacher head that
 bends"); it stays 0.
 
 The encoder's shape: ``front = "musicnn"`` (``nets.MusicnnFront``: the teachers' own front and mid
