@@ -286,6 +286,10 @@ def check_config(cfg: StudentConfig) -> None:
         raise ValueError(f"frame_eq_db={eq!r}: give the EQ's largest change in dB, 0 (off) to 24, e.g. 6")
     if isinstance(masks, bool) or not isinstance(masks, int) or masks < 0:
         raise ValueError(f"frame_masks={masks!r}: give how many masks of each kind, a whole number from 0 (off)")
+    rff = cfg.head_rff
+    if isinstance(rff, bool) or not isinstance(rff, int) or rff < 0:
+        raise ValueError(f"head_rff={rff!r}: give how many random features the teacher head adds, a whole number "
+                         "from 0 (off), e.g. 2000")
 
 
 def head_and_targets(seqs: list[Seq], split: dict[str, list[Seq]], sets: tuple[str, ...],

@@ -128,7 +128,7 @@ def test_stage1_augmentation_stays_within_its_bounds_and_leaves_the_input_alone(
     assert torch.equal(augment_frames(x, np.random.default_rng(3), 0.0, 0), x)
     check_config(replace(StudentConfig(), frame_eq_db=6, frame_masks=2))
     for bad in ({"frame_eq_db": -1.0}, {"frame_eq_db": 60.0}, {"frame_eq_db": "6"}, {"frame_masks": 1.5},
-                {"frame_masks": -2}, {"frame_masks": True}):
+                {"frame_masks": -2}, {"frame_masks": True}, {"head_rff": -5}, {"head_rff": 1.5}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             check_config(replace(StudentConfig(), **bad))
 
