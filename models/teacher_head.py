@@ -15,12 +15,13 @@ with an exponential average of time constant ``SMOOTH_SECONDS`` (3 s).
 
 Optionally (``rff`` > 0) the ridge also sees ``rff`` random Fourier features (Rahimi & Recht)
 of the frame: cosines of random projections of its first ``RFF_PCS`` principal components
-(whitened on the training frames), which approximate an RBF kernel of width ``RFF_GAMMA``,
-so the head can bend where valence is not a straight line through the teachers' space.
-The features' projections are drawn from a fixed seed and kept in the head; the expanded
-design is standardised like the rest. Chosen by grouped 5-fold cross-validation on the
-training and validation clips of Soundtracks and Panda (``scripts/cv_teacher_head.py``,
-``docs/model/experiments/teacher-head-cv.json``).
+(whitened on the training frames), which approximate the RBF kernel exp(-gamma * d^2)
+(``RFF_GAMMA``), so the head can bend where valence is not a straight line through the
+teachers' space. The features' projections are drawn from a fixed seed and kept in the head;
+the expanded design is standardised like the rest. Compared with the linear head by grouped
+5-fold cross-validation on the training and validation clips of Soundtracks and Panda
+(``scripts/cv_teacher_head.py``, ``docs/model/experiments/teacher-head-cv.json``), it was not
+better beyond noise and read valence worse on a set it never heard: off in every recipe.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from .teacher_pass import KEYS, has_targets, load_targets
 SMOOTH_SECONDS = 3.0
 MIN_T = 3.0  # seconds: frames before this see part of the silence that starts every stream
 RFF_PCS = 64  # principal components the random features see
-RFF_GAMMA = 0.01  # the RBF kernel's width on the whitened components
+RFF_GAMMA = 0.01  # the RBF kernel's gamma, exp(-gamma * d^2), on the whitened components
 ALPHAS = (1e2, 1e3, 1e4, 3e4, 1e5, 3e5, 1e6)
 CONTINUOUS = ("soundtracks", "emotify", "vgmidi", "deam", "pmemo", "emomusic")
 
@@ -67,8 +68,8 @@ def clip_targets(seq) -> np.ndarray:
 
 def random_features(n_features: int, x: np.ndarray, seed: int = 0, gamma: float = RFF_GAMMA) -> dict:
     """The random-feature map fit on standardised training frames ``x`` (N, 500): the
-    whitened principal directions, the random projections and phases (an RBF kernel of width
-    ``gamma`` on the whitened components), and the features' standardising statistics."""
+    whitened principal directions, the random projections and phases (the RBF kernel
+    exp(-gamma * d^2) on the whitened components), and the features' standardising statistics."""
     _, s, vt = np.linalg.svd(x - x.mean(0), full_matrices=False)
     k = min(RFF_PCS, len(s))
     rng = np.random.default_rng(seed)
