@@ -192,7 +192,12 @@ def predictions(head: dict, seqs) -> dict[str, np.ndarray]:
 
 
 def val_score(head: dict, seqs) -> float:
-    res = evaluate_predictions(seqs, predictions(head, seqs))
+    return mean_r(evaluate_predictions(seqs, predictions(head, seqs)))
+
+
+def mean_r(res: dict) -> float:
+    """The mean Pearson r over the datasets and both dimensions of ``evaluate_predictions``'
+    result (what picks the penalty); -inf where there is none."""
     rs = [m[d]["r"]["mean"] for m in res.values() for d in ("valence", "arousal")]
     rs = [r for r in rs if math.isfinite(r)]
     return float(np.mean(rs)) if rs else -math.inf

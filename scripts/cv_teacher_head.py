@@ -35,18 +35,15 @@ from emotrack.models.seqs import build_seqs
 ALPHAS = (1e3, 3e3, 1e4, 3e4, 1e5, 3e5)  # the cross-validation's; fits as a run's use teacher_head.ALPHAS
 
 
-def scores(seqs, preds) -> dict:
+def scores(res: dict) -> dict:
+    """The numbers reported per dataset, from ``evaluate_predictions``' result."""
     out = {}
-    for ds, m in evaluate_predictions(seqs, preds).items():
+    for ds, m in res.items():
         row = {"valence r": m["valence"]["r"]["mean"], "arousal r": m["arousal"]["r"]["mean"]}
         if "quadrant_accuracy" in m:
             row |= {"quadrant accuracy": m["quadrant_accuracy"], "valence sign accuracy": m["valence"]["sign_accuracy"]}
         out[ds] = row
     return out
-
-
-def mean_r(sc: dict) -> float:
-    return float(np.mean([v for row in sc.values() for k, v in row.items() if k.endswith(" r") and math.isfinite(v)]))
 
 
 def clip_means(seqs, preds) -> np.ndarray:
@@ -109,14 +106,14 @@ def main() -> int:
             for h in heads:
                 held[h["alpha"]].update(th.predictions(h, out))
         if args.folds:
-            cv = {a: scores(pool, held[a]) for a in ALPHAS}
-            best = max(ALPHAS, key=lambda a: mean_r(cv[a]))
-            row |= {"cv": {f"{a:g}": {"mean r": mean_r(cv[a]), **cv[a]} for a in ALPHAS},
-                    "cv best alpha": best, "cv best mean r": mean_r(cv[best])}
+            cv = {a: evaluate_predictions(pool, held[a]) for a in ALPHAS}
+            best = max(ALPHAS, key=lambda a: th.mean_r(cv[a]))
+            row |= {"cv": {f"{a:g}": {"mean r": th.mean_r(cv[a]), **scores(cv[a])} for a in ALPHAS},
+                    "cv best alpha": best, "cv best mean r": th.mean_r(cv[best])}
         head = th.fit(split["train"], split["val"], th.ALPHAS, n, gamma)  # as a run fits it
         test_preds[text] = th.predictions(head, split["test"])
         row["test"] = {"alpha (validation)": head["alpha"], "validation mean r": head["val_score"],
-                       **scores(split["test"], test_preds[text])}
+                       **scores(evaluate_predictions(split["test"], test_preds[text]))}
         if args.transfer:
             row["transfer"] = {}
             for ds in args.sets:
@@ -124,7 +121,7 @@ def main() -> int:
                                [s for s in split["val"] if s.clip.dataset == ds], th.ALPHAS, n, gamma)
                 others = [s for s in split["test"] if s.clip.dataset != ds]
                 row["transfer"][f"fit on {ds} alone"] = {"alpha (validation)": alone["alpha"],
-                                                         **scores(others, th.predictions(alone, others))}
+                                                         **scores(evaluate_predictions(others, th.predictions(alone, others)))}
         row["seconds"] = round(time.time() - t0)
         first = args.variants[0]
         if text != first:
