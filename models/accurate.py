@@ -71,16 +71,18 @@ def base_config(seed: int = 0, threads: int = 2, quick: bool = False) -> Student
     return cfg
 
 
-def accurate_net(hidden: int) -> NetConfig:
-    """The head's shape: 500 inputs (the teachers' outputs) into an LSTM of ``hidden`` units."""
-    return NetConfig(latent_dim=500, lstm_hidden=hidden, lstm_layers=1)
+def accurate_net(hidden: int, inputs: int = 500) -> NetConfig:
+    """The head's shape: 500 inputs (the teachers' outputs; 1062 with MSD_vgg's) into an LSTM of
+    ``hidden`` units."""
+    return NetConfig(latent_dim=inputs, lstm_hidden=hidden, lstm_layers=1)
 
 
-def attach_inputs(seqs, scaler: TeacherScaler, hold: bool = False) -> None:
+def attach_inputs(seqs, scaler: TeacherScaler, hold: bool = False, vgg: bool = False) -> None:
     """Each clip's standardised teacher outputs as the head's input, ``codes["student"]`` (1, T, 500);
-    a frame without a window takes the training mean, or with ``hold`` the last frame that has one."""
+    a frame without a window takes the training mean, or with ``hold`` the last frame that has one.
+    With ``vgg``, MSD_vgg's outputs after them (1, T, 1062)."""
     for s in seqs:
-        z = scaler.apply(teacher_head.teacher_features(s.clip, len(s.mel)))
+        z = scaler.apply(teacher_head.teacher_features(s.clip, len(s.mel), vgg))
         s.codes["student"] = (hold_last(z) if hold else np.nan_to_num(z, nan=0.0))[None]
 
 
@@ -172,27 +174,30 @@ def pseudo_teacher(seqs, split: dict, scaler: TeacherScaler, targets: dict, cfg:
     training report and {clip key: (T, 2)} valence, arousal (no offsets, as at run time).
     A leave-one-out run's clips hold no training clip of the left-out set, so neither does
     this head's training."""
+    vgg = cfg.head_vgg
     train = [s for s in split["train"] if s.clip.dataset in REAL_SETS and s.clip.dataset in cfg.select_sets
-             and has_targets(s.clip)]
+             and teacher_head.has_features(s.clip, vgg)]
     real = [d for d in REAL_SETS if any(s.clip.dataset == d for s in train)]
-    val = [s for s in split["val"] if s.clip.dataset in real and has_targets(s.clip)]
+    val = [s for s in split["val"] if s.clip.dataset in real and teacher_head.has_features(s.clip, vgg)]
     if not train or not val:
         raise ValueError(f"the accurate pseudo-label teacher needs training and validation clips of {real} "
                          "with teacher outputs (run `emotrack teacher-pass`)")
     quick = cfg.head_epochs <= 2  # a --quick run keeps its tiny epochs
     c = replace(cfg, **PSEUDO_SETTING, lambda_tags=0.0, lambda_embed=0.0, head_epochs=2 if quick else 60,
                 patience=2 if quick else 12, head_ema=0.0, head_ensemble=1)  # as base_config
+    if vgg:  # the inputs with MSD_vgg's outputs, standardised on the same training clips
+        scaler = TeacherScaler(split["train"], vgg=True)
     saved = {s.key: s.codes.pop("student", None) for s in seqs}
     try:
-        attach_inputs(train + val, scaler)
+        attach_inputs(train + val, scaler, vgg=vgg)
         torch.manual_seed(cfg.seed * 1000 + 17)
-        head, rep = train_heads(accurate_net(c.lstm_hidden), sorted({s.clip.dataset for s in train}), train, val,
-                                targets, c)
+        head, rep = train_heads(accurate_net(c.lstm_hidden, len(scaler.mu)), sorted({s.clip.dataset for s in train}),
+                                train, val, targets, c)
         preds = {}
         for s in seqs:
-            if not has_targets(s.clip):
+            if not teacher_head.has_features(s.clip, vgg):
                 continue
-            attach_inputs([s], scaler, hold=True)
+            attach_inputs([s], scaler, hold=True, vgg=vgg)
             preds[s.key] = predict_head(head, [s])[s.key][:, :2]
             del s.codes["student"]
     finally:

@@ -101,6 +101,12 @@ scored -0.009 to +0.007 on validation against the linear head's pseudo-labels, w
 head read valence much worse on a set it never heard (docs/training.md, "A teacher head that
 bends"); it stays 0.
 
+``head_vgg`` puts musicnn's MSD_vgg tagger's outputs (``emotrack teacher-pass --vgg``) beside the
+teachers' in the ridge teacher head and, with ``pseudo_source = "accurate"``, in the accurate
+head's input: the pseudo-labels' teachers hear more, the student's own distillation targets
+stay the two musicnn teachers'. An experiment (docs/training.md, "Two more taggers in the
+wheel"); off by default.
+
 The encoder's shape: ``front = "musicnn"`` (``nets.MusicnnFront``: the teachers' own front and mid
 end cut to one frame, tall timbral filters max-pooled over pitch, temporal filters, 1-d
 convolutions over time) instead of the three strided convs (``front = "conv"``, emotrack-vae-lstm
@@ -225,6 +231,8 @@ class StudentConfig:
     # random Fourier features beside the teachers' outputs in the ridge teacher head (0: linear;
     # teacher_head.fit's ``rff``)
     head_rff: int = 0
+    # MSD_vgg's outputs beside the teachers' in the pseudo-labels' teachers (teacher_head.fit's ``vgg``)
+    head_vgg: bool = False
     leave_out: str | None = None  # a dataset trained without (its test split is still evaluated)
     # with leave_out: its training and validation audio stays, without labels (teacher targets
     # and pseudo-labels only): the student hears that kind of music, never its ratings
@@ -290,16 +298,18 @@ def check_config(cfg: StudentConfig) -> None:
     if isinstance(rff, bool) or not isinstance(rff, int) or rff < 0:
         raise ValueError(f"head_rff={rff!r}: give how many random features the teacher head adds, a whole number "
                          "from 0 (off), e.g. 2000")
+    if not isinstance(cfg.head_vgg, bool):
+        raise ValueError(f"head_vgg={cfg.head_vgg!r}: give true or false")
 
 
 def head_and_targets(seqs: list[Seq], split: dict[str, list[Seq]], sets: tuple[str, ...],
-                     scaler: TeacherScaler, rff: int = 0) -> tuple[dict, dict[str, Targets]]:
+                     scaler: TeacherScaler, rff: int = 0, vgg: bool = False) -> tuple[dict, dict[str, Targets]]:
     """The teacher head fit on the training clips of ``sets`` (their validation clips choose
-    its alpha; ``rff`` random features, see :func:`teacher_head.fit`), and every clip's
-    standardised teacher targets with its pseudo-labels."""
+    its alpha; ``rff`` random features, ``vgg`` MSD_vgg's outputs, see :func:`teacher_head.fit`),
+    and every clip's standardised teacher targets with its pseudo-labels."""
     head_train = [s for s in split["train"] if s.clip.dataset in sets]
     th = teacher_head.fit(head_train, [s for s in split["val"] if s.clip.dataset in sets]
-                          or split["val"], rff=rff) if head_train else None
+                          or split["val"], rff=rff, vgg=vgg) if head_train else None
     if th is None:
         raise ValueError(f"the teacher head needs training clips of {sets} with teacher targets")
     return th, {s.key: targets_of(s, scaler, th) for s in seqs}
@@ -318,10 +328,12 @@ class Targets:
 
 
 class TeacherScaler:
-    """Per-dimension mean and std of the teachers' outputs over the training frames."""
+    """Per-dimension mean and std of the teachers' outputs over the training frames (with
+    ``vgg``, MSD_vgg's after them: the first 500 columns are the teachers' either way)."""
 
-    def __init__(self, seqs: list[Seq]):
-        xs = [teacher_head.teacher_features(s.clip, len(s.mel)) for s in seqs if has_targets(s.clip)]
+    def __init__(self, seqs: list[Seq], vgg: bool = False):
+        xs = [teacher_head.teacher_features(s.clip, len(s.mel), vgg) for s in seqs
+              if teacher_head.has_features(s.clip, vgg)]
         x = np.concatenate(xs)
         x = x[np.isfinite(x).all(1)]
         self.mu, self.sd = x.mean(0).astype(np.float32), (x.std(0) + 1e-6).astype(np.float32)
@@ -330,7 +342,9 @@ class TeacherScaler:
         self.typical = (1 / (1 + np.exp(-logits))).mean(0).astype(np.float32)
 
     def apply(self, x: np.ndarray) -> np.ndarray:
-        return ((x - self.mu) / self.sd).astype(np.float32)
+        """Standardise rows of the first ``x.shape[1]`` columns (the teachers' 500 alone, or all)."""
+        n = x.shape[1]
+        return ((x - self.mu[:n]) / self.sd[:n]).astype(np.float32)
 
 
 def before_min_t(pseudo: np.ndarray) -> np.ndarray:
@@ -352,7 +366,10 @@ def targets_of(seq: Seq, scaler: TeacherScaler, head: dict) -> Targets:
     cols = {k: slice(*_key_span(k)) for k in KEYS}
     emb = np.concatenate([z[:, cols["MSD_musicnn_penultimate"]], z[:, cols["MTT_musicnn_penultimate"]]], 1)
     tags = np.concatenate([z[:, cols["MSD_musicnn_logits"]], z[:, cols["MTT_musicnn_logits"]]], 1)
-    pseudo = before_min_t(teacher_head.predict(head, seq.clip, T))
+    if teacher_head.has_features(seq.clip, head.get("vgg", False)):
+        pseudo = before_min_t(teacher_head.predict(head, seq.clip, T))
+    else:  # a head with MSD_vgg's outputs and a clip without them (its VGG pass is missing)
+        pseudo = np.full((T, 2), np.nan, np.float32)
     return Targets(emb, tags, pseudo)
 
 
@@ -401,7 +418,7 @@ def frame_pool(seqs: list[Seq], targets: dict[str, Targets]):
 
 
 STAGE1_SETTINGS = ("frames_per_epoch", "lambda_frame", "lambda_frame_va", "pseudo_source", "batch_frames", "lr", "seed",
-                   "head_sets", "head_rff", "leave_out", "keep_audio", "frame_eq_db", "frame_masks")
+                   "head_sets", "head_rff", "head_vgg", "leave_out", "keep_audio", "frame_eq_db", "frame_masks")
 
 
 def stage1_key(key: str) -> str:
@@ -410,13 +427,14 @@ def stage1_key(key: str) -> str:
     cfg, net, n, *after = json.loads(key)  # after: stage 1's own key, for stage 1b
     net = {k: v for k, v in net.items() if not k.startswith("lstm_")}  # the LSTM is stage 2's
     kept = {k: cfg.get(k) for k in STAGE1_SETTINGS}
-    for name in ("keep_audio", "frame_eq_db", "frame_masks", "head_rff"):  # off: as keys written before the option
+    for name in ("keep_audio", "frame_eq_db", "frame_masks", "head_rff", "head_vgg"):  # off: as keys before the option
         if not kept.get(name):
             kept.pop(name, None)
     if not kept.get("lambda_frame_va"):  # without the map to them, stage 1 does not see the pseudo-labels
         kept.pop("lambda_frame_va", None)
         kept.pop("pseudo_source", None)
         kept.pop("head_rff", None)
+        kept.pop("head_vgg", None)
     return json.dumps([kept, net, n, *after], sort_keys=True)
 
 

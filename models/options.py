@@ -49,6 +49,9 @@ def add_teacher_pass_arguments(tp: argparse.ArgumentParser) -> None:
     _data(tp)
     tp.add_argument("--limit", type=int, help="at most N clips per dataset and split")
     tp.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
+    tp.add_argument("--vgg", action="store_true",
+                    help="instead: musicnn's MSD_vgg tagger on every second frame, cached apart (teacher/vgg-v1; "
+                         "an experiment, not used by the shipped recipe; docs/training.md)")
 
 
 def add_evaluate_arguments(v: argparse.ArgumentParser) -> None:

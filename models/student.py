@@ -70,7 +70,7 @@ def student_targets(seqs: list[Seq], split: dict[str, list[Seq]], cfg: StudentCo
     {clip key: (T, 2)} or None, its training report or None)."""
     if cfg.pseudo_source not in PSEUDO_SOURCES:
         raise ValueError(f"pseudo_source {cfg.pseudo_source!r}: one of {PSEUDO_SOURCES}")
-    th, targets = head_and_targets(seqs, split, cfg.head_sets, scaler, cfg.head_rff)
+    th, targets = head_and_targets(seqs, split, cfg.head_sets, scaler, cfg.head_rff, cfg.head_vgg)
     if cfg.pseudo_source == "ridge":
         return th, targets, None, None
     _, rep, preds = pseudo_teacher(seqs, split, scaler, targets, cfg)

@@ -22,6 +22,11 @@ the expanded design is standardised like the rest. Compared with the linear head
 5-fold cross-validation on the training and validation clips of Soundtracks and Panda
 (``scripts/cv_teacher_head.py``, ``docs/model/experiments/teacher-head-cv.json``), it was not
 better beyond noise and read valence worse on a set it never heard: off in every recipe.
+
+Optionally (``vgg``) the frame also carries musicnn's MSD_vgg tagger's 562 outputs from its
+own pass (``emotrack teacher-pass --vgg``, every second frame; a frame between holds the
+last window's, so nothing after the frame is used): an experiment (docs/training.md, "Two
+more taggers in the wheel"), off in every recipe.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import numpy as np
 
 from .data import QUADRANT_SIGNS
 from .evaluate import evaluate_predictions
-from .teacher_pass import KEYS, has_targets, load_targets
+from .teacher_pass import KEYS, VGG_KEYS, has_targets, load_targets, targets_path
 
 SMOOTH_SECONDS = 3.0
 MIN_T = 3.0  # seconds: frames before this see part of the silence that starts every stream
@@ -42,11 +47,32 @@ ALPHAS = (1e2, 1e3, 1e4, 3e4, 1e5, 3e5, 1e6)
 CONTINUOUS = ("soundtracks", "emotify", "vgmidi", "deam", "pmemo", "emomusic")
 
 
-def teacher_features(clip, n_frames: int) -> np.ndarray:
+def teacher_features(clip, n_frames: int, vgg: bool = False) -> np.ndarray:
     """(n_frames, 500) float32: both teachers' penultimate and logits; NaN rows where no
-    window was run (every other frame of the stride-2 sets)."""
+    window was run (every other frame of the stride-2 sets). With ``vgg``, (n_frames, 1062):
+    MSD_vgg's outputs beside them (see :func:`vgg_features`)."""
     t = load_targets(clip, n_frames)
-    return np.concatenate([t[k] for k in KEYS], 1)
+    x = np.concatenate([t[k] for k in KEYS], 1)
+    return np.concatenate([x, vgg_features(clip, n_frames)], 1) if vgg else x
+
+
+def vgg_features(clip, n_frames: int) -> np.ndarray:
+    """(n_frames, 562) float32: MSD_vgg's outputs on the window ending at each frame, or the
+    last one before it (the pass runs every second frame); NaN before the first."""
+    z = np.load(targets_path(clip, vgg=True))
+    k = z["k"]
+    k = k[k <= n_frames]
+    out = np.full((n_frames, sum(z[key].shape[1] for key in VGG_KEYS)), np.nan, np.float32)
+    if len(k):
+        rows = np.concatenate([z[key][: len(k)].astype(np.float32) for key in VGG_KEYS], 1)
+        idx = np.searchsorted(k, np.arange(1, n_frames + 1), side="right") - 1  # the last window at or before
+        ok = idx >= 0
+        out[ok] = rows[idx[ok]]
+    return out
+
+
+def has_features(clip, vgg: bool = False) -> bool:
+    return has_targets(clip) and (not vgg or has_targets(clip, vgg=True))
 
 
 def clip_targets(seq) -> np.ndarray:
@@ -93,12 +119,12 @@ def expand(head: dict, x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, (_cosines(rff, x) - rff["mu"]) / rff["sd"]], 1)
 
 
-def _design(seqs, mu=None, sd=None):
+def _design(seqs, mu=None, sd=None, vgg: bool = False):
     xs, ys, ds = [], [], []
     for s in seqs:
-        if not has_targets(s.clip):
+        if not has_features(s.clip, vgg):
             continue
-        x = teacher_features(s.clip, len(s.mel))
+        x = teacher_features(s.clip, len(s.mel), vgg)
         y = clip_targets(s)
         ok = np.isfinite(x).all(1) & np.isfinite(y).all(1)
         if ok.any():
@@ -111,12 +137,12 @@ def _design(seqs, mu=None, sd=None):
     return (X - mu) / sd, Y, D, mu, sd
 
 
-def fit(train, val, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA) -> dict:
+def fit(train, val, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA, vgg: bool = False) -> dict:
     """The ridge head on the training sequences, its penalty picked on the validation ones by
     the mean Pearson r (clip means against labels) over their datasets and both dimensions;
-    with ``rff`` random Fourier features beside the teachers' outputs."""
+    with ``rff`` random Fourier features beside the teachers' outputs, with ``vgg`` MSD_vgg's."""
     best = None
-    for head in fit_all(train, alphas, rff, gamma):
+    for head in fit_all(train, alphas, rff, gamma, vgg):
         score = val_score(head, val)
         if best is None or score > best[0]:
             best = (score, head)
@@ -124,9 +150,9 @@ def fit(train, val, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA) -> di
     return best[1]
 
 
-def fit_all(train, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA) -> list[dict]:
+def fit_all(train, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA, vgg: bool = False) -> list[dict]:
     """One ridge head on the training sequences for each penalty in ``alphas``."""
-    X, Y, D, mu, sd = _design(train)
+    X, Y, D, mu, sd = _design(train, vgg=vgg)
     feats = random_features(rff, X, gamma=gamma) if rff else None
     if feats:
         X = expand({"rff": feats}, X)
@@ -147,7 +173,7 @@ def fit_all(train, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA) -> lis
         heads.append({"coef": coef[: X.shape[1]].astype(np.float32), "bias": coef[X.shape[1]].astype(np.float32),
                       "offsets": {d: coef[X.shape[1] + 1 + i].tolist() for i, d in enumerate(offset_sets)},
                       "mu": mu.astype(np.float32), "sd": sd.astype(np.float32), "alpha": alpha, "sets": sets,
-                      "rff": feats})
+                      "rff": feats, "vgg": vgg})
     return heads
 
 
@@ -171,7 +197,7 @@ def smooth(raw: np.ndarray, hop: float = 0.5, seconds: float = SMOOTH_SECONDS) -
 
 def predict(head: dict, clip, n_frames: int, smoothed: bool = True) -> np.ndarray:
     """(n_frames, 2) valence, arousal from the teachers' outputs (no per-dataset offset)."""
-    x = (teacher_features(clip, n_frames) - head["mu"]) / head["sd"]
+    x = (teacher_features(clip, n_frames, head.get("vgg", False)) - head["mu"]) / head["sd"]
     raw = np.clip(expand(head, x) @ head["coef"] + head["bias"], -1, 1)
     out = smooth(raw) if smoothed else raw
     # before the first window, hold its answer (a stream's first frames)
@@ -185,7 +211,7 @@ def predictions(head: dict, seqs) -> dict[str, np.ndarray]:
     """{clip key: (T, 4)} as the evaluation takes them (no predicted std)."""
     out = {}
     for s in seqs:
-        if has_targets(s.clip):
+        if has_features(s.clip, head.get("vgg", False)):
             p = predict(head, s.clip, len(s.mel))
             out[s.key] = np.concatenate([p, np.full_like(p, np.nan)], 1)
     return out

@@ -16,6 +16,15 @@ which would look ahead).
 
 Cache: ``$EMOTRACK_CACHE/teacher/v1/<dataset>/<id>.npz`` (float16), written atomically, so
 a stopped pass loses at most the clips in flight and a re-run goes on with the rest.
+
+``--vgg`` (opt-in, not part of the shipped recipe): the same pass with musicnn's MSD_vgg
+tagger instead (:class:`emotrack.models.teachers.VggRunner`: its 50 tag logits, flattened
+last pool and fourth pool's channel mean and max, 562 numbers), on every second frame of
+every set (``VGG_STRIDE``; a frame between holds the last window's answer where used), into
+``$EMOTRACK_CACHE/teacher/vgg-v1/``. ``scripts/probe_vgg_teachers.py`` found at the clip
+level that a head fit on Panda alone reads the film music's valence better with it
+(docs/training.md, "Two more taggers in the wheel"); this pass is what a frame-level head
+and the student need to test that.
 """
 
 from __future__ import annotations
@@ -34,23 +43,27 @@ from emotrack.realtime.core.config import FEATURES
 from .cache import audio_frames, cache_dir, cache_path, clip_audio, save_atomic
 from .cli import load_clips, roots_of
 from .data import Clip
-from .teachers import SAMPLE_RATE, TEACHERS, TeacherRunner
+from .teachers import SAMPLE_RATE, TEACHERS, TeacherRunner, VggRunner
 
 RECIPE = "v1"  # bump when the targets change (teachers, windows, resampling)
 STRIDE = {"debian": 2, "emopia": 2}
 ORDER = ("soundtracks", "panda4q", "emotify", "vgmidi", "deam", "pmemo", "emomusic", "debian", "emopia")
 KEYS = tuple(f"{t}_{k}" for t in TEACHERS for k in ("logits", "penultimate"))
+VGG_RECIPE = "vgg-v1"
+VGG_PASS = ("MSD_vgg",)
+VGG_STRIDE = 2
+VGG_KEYS = tuple(f"{t}_{k}" for t in VGG_PASS for k in VggRunner.PARTS)
 # one pass's record in pass.json; "load": the machine's mean 1-min load average while it ran (other
 # work beside the pass shows as load above its processes, and the card says so)
 PASS_KEYS = ("done", "audio_hours", "seconds", "jobs", "finished", "load")
 
 
-def targets_path(clip: Clip) -> Path:
-    return cache_dir() / "teacher" / RECIPE / clip.dataset / f"{clip.id.replace('/', '_')}.npz"
+def targets_path(clip: Clip, vgg: bool = False) -> Path:
+    return cache_dir() / "teacher" / (VGG_RECIPE if vgg else RECIPE) / clip.dataset / f"{clip.id.replace('/', '_')}.npz"
 
 
-def has_targets(clip: Clip) -> bool:
-    return targets_path(clip).exists()
+def has_targets(clip: Clip, vgg: bool = False) -> bool:
+    return targets_path(clip, vgg).exists()
 
 
 def load_targets(clip: Clip, n_frames: int) -> dict[str, np.ndarray]:
@@ -67,26 +80,29 @@ def load_targets(clip: Clip, n_frames: int) -> dict[str, np.ndarray]:
     return out
 
 
-def clip_targets(clip: Clip, runner: TeacherRunner, audio: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """The teachers on every ``STRIDE``-th 0.5 s frame of a clip (audio at the model rate)."""
+def clip_targets(clip: Clip, runner: TeacherRunner | VggRunner, audio: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """The teachers on every ``STRIDE``-th 0.5 s frame of a clip (audio at the model rate);
+    with a :class:`VggRunner`, its tagger on every ``VGG_STRIDE``-th."""
+    vgg = isinstance(runner, VggRunner)
+    keys = VGG_KEYS if vgg else KEYS
     y = clip_audio(clip) if audio is None else audio
     n = len(y) // FEATURES.frame_samples
-    stride = STRIDE.get(clip.dataset, 1)
+    stride = VGG_STRIDE if vgg else STRIDE.get(clip.dataset, 1)
     k = np.arange(stride, n + 1, stride, dtype=np.int32)
     y16 = StreamingResampler(FEATURES.sample_rate, SAMPLE_RATE).process(y)
-    out = runner.run(y16, k * FEATURES.frame_seconds) if len(k) else {key: np.zeros((0, 1)) for key in KEYS}
-    return {"k": k, **{key: out[key].astype(np.float16) for key in KEYS}}
+    out = runner.run(y16, k * FEATURES.frame_seconds) if len(k) else {key: np.zeros((0, 1)) for key in keys}
+    return {"k": k, **{key: out[key].astype(np.float16) for key in keys}}
 
 
-_runner: TeacherRunner | None = None
+_runner: TeacherRunner | VggRunner | None = None
 
 
-def _init() -> None:
+def _init(vgg: bool = False) -> None:
     global _runner
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     torch.set_num_threads(1)
-    _runner = TeacherRunner(threads=1)
+    _runner = VggRunner(VGG_PASS, threads=1) if vgg else TeacherRunner(threads=1)
 
 
 def _work(clip: Clip) -> tuple[str, float, str | None]:
@@ -96,7 +112,7 @@ def _work(clip: Clip) -> tuple[str, float, str | None]:
         fpath = cache_path(clip, FEATURES)
         if not fpath.exists():
             save_atomic(fpath, audio_frames(y).astype(np.float16))
-        tpath = targets_path(clip)
+        tpath = targets_path(clip, isinstance(_runner, VggRunner))
         res = clip_targets(clip, _runner, y)
         tpath.parent.mkdir(parents=True, exist_ok=True)
         tmp = tpath.with_suffix(f".{os.getpid()}.tmp.npz")
@@ -107,17 +123,19 @@ def _work(clip: Clip) -> tuple[str, float, str | None]:
         return clip.key, 0.0, f"{type(e).__name__}: {e}"
 
 
-def run_pass(clips: list[Clip], jobs: int = 2, log=print) -> dict:
-    """Targets for every clip that has none yet, in ``ORDER`` of datasets; returns a summary."""
+def run_pass(clips: list[Clip], jobs: int = 2, log=print, vgg: bool = False) -> dict:
+    """Targets for every clip that has none yet, in ``ORDER`` of datasets; returns a summary.
+    ``vgg``: the VGG tagger's pass (``VGG_RECIPE``) instead of the teachers'."""
     rank = {d: i for i, d in enumerate(ORDER)}
-    todo = sorted((c for c in clips if not has_targets(c)), key=lambda c: (rank.get(c.dataset, 99), c.key))
+    recipe = VGG_RECIPE if vgg else RECIPE
+    todo = sorted((c for c in clips if not has_targets(c, vgg)), key=lambda c: (rank.get(c.dataset, 99), c.key))
     log(f"teacher pass: {len(clips) - len(todo)} of {len(clips)} clips cached; {len(todo)} to do with {jobs} "
-        f"processes -> {cache_dir() / 'teacher' / RECIPE}")
+        f"processes -> {cache_dir() / 'teacher' / recipe}")
     t0 = time.time()
     done, audio_s, errors, loads = 0, 0.0, {}, []
     if not todo:
         return {"clips": len(clips), "done": 0, "seconds": 0.0, "errors": {}}
-    with ProcessPoolExecutor(jobs, initializer=_init) as ex:
+    with ProcessPoolExecutor(jobs, initializer=_init, initargs=(vgg,)) as ex:
         futures = [ex.submit(_work, c) for c in todo]
         for f in as_completed(futures):
             key, secs, err = f.result()
@@ -135,7 +153,7 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print) -> dict:
            "jobs": jobs, "errors": errors, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "load": round(float(np.mean(loads)), 2)}
     if done:  # the model card reports what the passes that filled the cache took, together
-        path = cache_dir() / "teacher" / RECIPE / "pass.json"
+        path = cache_dir() / "teacher" / recipe / "pass.json"
         prev = json.loads(path.read_text()) if path.exists() else {}
         passes = prev.get("passes") or ([{k: prev.get(k) for k in PASS_KEYS}] if prev else [])
         if prev.get("note"):  # what whoever ran the earlier passes wrote beside them (the card prints it)
@@ -155,7 +173,7 @@ def cmd_teacher_pass(args) -> int:
     def log(msg: str) -> None:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
-    res = run_pass(clips, jobs=args.jobs, log=log)
+    res = run_pass(clips, jobs=args.jobs, log=log, vgg=getattr(args, "vgg", False))
     log(f"teacher pass finished: {res['done']} clips in {res['seconds'] / 60:.1f} min, {len(res['errors'])} errors")
     return 1 if res["errors"] else 0
 

@@ -16,6 +16,13 @@ Network (``musicnn.models.build_musicnn``): batch-norm of the input; timbral con
 frequency; three 1-D convolutions of 64 filters (width 7) with residual connections;
 max- and mean-pooling over time, batch-norm, a 200-unit ReLU layer with batch-norm (the
 "penultimate" embedding) and 50 tag logits.
+
+The same wheel carries two more taggers on the same front end and tags, MSD_vgg and MTT_vgg
+(``musicnn.models.vgg`` with 128 filters: batch-norm of the input; five 3 x 3 convolutions,
+each ReLU -> batch-norm -> max pool of 4 x 1 (stride 2), 2 x 2, 2 x 2, 2 x 2, 4 x 4 (time x
+mel); the last 2 x 1 x 128 map flattened in TF's order; 50 tag logits): :class:`Vgg`,
+:func:`load_vgg`, checked against TensorFlow like the others. They are not teachers of the
+shipped recipe; ``scripts/probe_vgg_teachers.py`` measures what they would add.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from .tfckpt import read_checkpoint
 
 BN_EPS = 1e-3  # tf.compat.v1.layers.batch_normalization's default
 TEACHERS = ("MSD_musicnn", "MTT_musicnn")
+VGG_TAGGERS = ("MSD_vgg", "MTT_vgg")
 MTT_LABELS = ['guitar', 'classical', 'slow', 'techno', 'strings', 'drums', 'electronic', 'rock', 'fast', 'piano',
               'ambient', 'beat', 'violin', 'vocal', 'synth', 'female', 'indian', 'opera', 'male', 'singing', 'vocals',
               'no vocals', 'harpsichord', 'loud', 'quiet', 'flute', 'woman', 'male vocal', 'no vocal', 'pop', 'soft',
@@ -64,8 +72,8 @@ class TeacherMissingError(RuntimeError):
 
 def checkpoint_dir(name: str) -> Path:
     """The folder of a musicnn checkpoint inside the installed wheel."""
-    if name not in TEACHERS:
-        raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHERS)}")
+    if name not in TEACHERS + VGG_TAGGERS:
+        raise ValueError(f"unknown teacher {name!r}; known: {', '.join(TEACHERS + VGG_TAGGERS)}")
     try:
         root = resources.files("musicnn")
     except ModuleNotFoundError as e:  # the package only; its code (TensorFlow) is never imported
@@ -196,6 +204,60 @@ def load_teacher(name: str, checkpoint: str | Path | None = None) -> Musicnn:
     return net.eval()
 
 
+class Vgg(nn.Module):
+    """musicnn's ``vgg(x, is_training, 50, 128)`` for inference: (B, 187, 96) compressed mel
+    patches -> logits (B, 50), the flattened last pool (B, 256), and the five pools."""
+
+    POOLS = (((4, 1), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((2, 2), (2, 2)), ((4, 4), (4, 4)))
+
+    def __init__(self, filters: int = 128, n_classes: int = 50):
+        super().__init__()
+        self.bn_in = nn.BatchNorm2d(1, eps=BN_EPS)
+        self.convs = nn.ModuleList([nn.Conv2d(1 if i == 0 else filters, filters, 3, padding=1) for i in range(5)])
+        self.bns = nn.ModuleList([nn.BatchNorm2d(filters, eps=BN_EPS) for _ in range(5)])
+        self.out = nn.Linear(2 * filters, n_classes)
+
+    def forward(self, x: torch.Tensor):
+        h = self.bn_in(x.unsqueeze(1))  # (B, 1, T, F): time is the height, as in TF's NHWC
+        pools = []
+        for conv, bn, (k, s) in zip(self.convs, self.bns, self.POOLS, strict=True):
+            h = F.max_pool2d(bn(F.relu(conv(h))), k, s)  # TF's max_pooling2d pads "valid"
+            pools.append(h)
+        flat = h.permute(0, 2, 3, 1).flatten(1)  # TF flattens (height, width, channels)
+        return self.out(flat), flat, pools
+
+
+def load_vgg(name: str, checkpoint: str | Path | None = None) -> Vgg:
+    """MSD_vgg or MTT_vgg with its weights, in eval mode; every tensor of the checkpoint
+    (but Adam's slots) is used exactly once."""
+    if name not in VGG_TAGGERS:
+        raise ValueError(f"unknown VGG tagger {name!r}; known: {', '.join(VGG_TAGGERS)}")
+    w = read_checkpoint(checkpoint or checkpoint_dir(name))
+    w = {k: v for k, v in w.items() if "Adam" not in k and not k.endswith("_power")}
+    used: set[str] = set()
+
+    def take(key: str) -> torch.Tensor:
+        used.add(key)
+        return torch.from_numpy(np.ascontiguousarray(w[key]))
+
+    def bn(module: nn.Module, key: str) -> None:
+        module.weight.data, module.bias.data = take(f"{key}/gamma"), take(f"{key}/beta")
+        module.running_mean.data, module.running_var.data = take(f"{key}/moving_mean"), take(f"{key}/moving_variance")
+
+    net = Vgg()
+    bn(net.bn_in, "batch_normalization")
+    for i, (conv, b) in enumerate(zip(net.convs, net.bns, strict=True)):
+        conv.weight.data = _conv2d_weight(w[f"{i + 1}CNN/kernel"])
+        used.add(f"{i + 1}CNN/kernel")
+        conv.bias.data = take(f"{i + 1}CNN/bias")
+        bn(b, f"batch_normalization_{i + 1}")
+    net.out.weight.data, net.out.bias.data = take("dense/kernel").T.contiguous(), take("dense/bias")
+    unused = sorted(set(w) - used)
+    if unused:
+        raise ValueError(f"{name}: checkpoint tensors not used by the port: {unused}")
+    return net.eval()
+
+
 # ---------------------------------------------------------------------- causal windows, fast
 class _TimbralGraph(nn.Module):
     """Normalised input (1, 1, T + 6, 96) -> timbral features (1, 408, T), no padding."""
@@ -307,4 +369,68 @@ class TeacherRunner:
                 lo, pe = patch_sess.run(None, {"x": xn[idx][:, None], "tim": tim[:, idx].transpose(1, 0, 2).copy()})
                 logits[b:b + len(s)], pen[b:b + len(s)] = lo, pe
             out[f"{name}_logits"], out[f"{name}_penultimate"] = logits, pen
+        return out
+
+
+class _VggGraph(nn.Module):
+    """Compressed mel patches (B, 187, 96) -> logits (B, 50), the flattened last pool (B, 256),
+    the fourth pool's mean and max over time and mel (B, 128 each)."""
+
+    def __init__(self, net: Vgg):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        logits, flat, pools = self.net(x)
+        return logits, flat, pools[3].mean((2, 3)), pools[3].amax((2, 3))
+
+
+class VggRunner:
+    """A VGG tagger on the same causal ~3 s windows as :class:`TeacherRunner`, through
+    onnxruntime: ``run(y16k, frame_ends)`` -> {"<name>_logits": (n, 50), "<name>_pool5":
+    (n, 256), "<name>_pool4mean": (n, 128), "<name>_pool4max": (n, 128)} float32 per name.
+    No sample after a window's end is used (tested)."""
+
+    PARTS = ("logits", "pool5", "pool4mean", "pool4max")
+    BATCH = 16
+
+    def __init__(self, names: tuple[str, ...] = ("MSD_vgg",), threads: int = 1, workdir: str | Path | None = None):
+        import onnxruntime as ort
+
+        self.names = names
+        self._tmp = tempfile.TemporaryDirectory(prefix="emotrack-vgg-") if workdir is None else None
+        work = Path(workdir or self._tmp.name)
+        work.mkdir(parents=True, exist_ok=True)
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = threads
+        so.inter_op_num_threads = 1
+        so.log_severity_level = 3
+        self.sessions = {}
+        for name in names:
+            path = work / f"{name}.onnx"
+            with torch.no_grad(), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                torch.onnx.export(_VggGraph(load_vgg(name)), (torch.zeros(2, PATCH_FRAMES, N_MELS),), str(path),
+                                  input_names=["x"], output_names=list(self.PARTS),
+                                  dynamic_axes={k: {0: "b"} for k in ("x", *self.PARTS)}, opset_version=17, dynamo=False)
+            self.sessions[name] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+
+    def run(self, y16k: np.ndarray, frame_ends: np.ndarray) -> dict[str, np.ndarray]:
+        frame_ends = np.asarray(frame_ends, dtype=np.float64)
+        starts = window_starts(frame_ends)
+        last_sample = np.round(frame_ends * SAMPLE_RATE).astype(np.int64)
+        if len(frame_ends) and last_sample.max() > len(y16k):
+            raise ValueError(f"a window ends at {frame_ends.max():.3f} s, after the audio ({len(y16k) / SAMPLE_RATE:.3f} s)")
+        spec = melspectrogram(y16k[: last_sample.max()] if len(frame_ends) else y16k[:0])
+        spec = np.concatenate([np.zeros((PATCH_FRAMES - 1, N_MELS), np.float32), spec])
+        out = {}
+        for name, sess in self.sessions.items():
+            parts = [[] for _ in self.PARTS]
+            for b in range(0, len(starts), self.BATCH):
+                idx = starts[b:b + self.BATCH, None] + np.arange(PATCH_FRAMES)[None]
+                for acc, r in zip(parts, sess.run(None, {"x": spec[idx]}), strict=True):
+                    acc.append(r)
+            for part, acc in zip(self.PARTS, parts, strict=True):
+                dim = {"logits": 50, "pool5": 256}.get(part, 128)
+                out[f"{name}_{part}"] = np.concatenate(acc) if acc else np.zeros((0, dim), np.float32)
         return out

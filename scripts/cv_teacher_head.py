@@ -5,7 +5,9 @@ split is scored once per variant, as a run fits it (training clips, alpha on val
     python scripts/cv_teacher_head.py --out docs/model/experiments/teacher-head-cv.json \\
         0 2000:0.003 2000:0.01 2000:0.02 1000:0.01 4000:0.01
 
-Each argument is ``N_FEATURES[:GAMMA]`` (0: the linear head). Folds are drawn by clip group
+Each argument is ``N_FEATURES[:GAMMA][+vgg]`` (0: the linear head; ``+vgg``: MSD_vgg's outputs
+beside the teachers', from ``emotrack teacher-pass --vgg``; clips without them are left out of
+every variant, so all are scored on the same clips). Folds are drawn by clip group
 (album, artist: what the splits keep apart) with a fixed seed, the same for every variant. For
 each variant and penalty: Pearson r of clip means against labels, valence and arousal apart,
 per dataset, over the held-out predictions of all folds pooled; the penalty a variant is
@@ -82,9 +84,11 @@ def main() -> int:
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--transfer", action="store_true", help="also fit on each set alone, score the others")
     ap.add_argument("--limit", type=int, help="at most this many clips per dataset and split (a quick check)")
-    ap.add_argument("variants", nargs="+", help="N_FEATURES[:GAMMA], 0 for the linear head")
+    ap.add_argument("variants", nargs="+", help="N_FEATURES[:GAMMA][+vgg], 0 for the linear head")
     args = ap.parse_args()
-    seqs = [s for s in build_seqs(load_clips(args.data, args.sets, {}, args.limit), jobs=1) if th.has_targets(s.clip)]
+    vgg_any = any(v.endswith("+vgg") for v in args.variants)
+    seqs = [s for s in build_seqs(load_clips(args.data, args.sets, {}, args.limit), jobs=1)
+            if th.has_features(s.clip, vgg_any)]
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     pool = split["train"] + split["val"]
     groups = sorted({s.clip.group for s in pool})
@@ -95,13 +99,14 @@ def main() -> int:
               "clips": {k: len(v) for k, v in split.items()}, "variants": []}
     test_preds = {}
     for text in args.variants:
-        n, _, g = text.partition(":")
+        vgg = text.endswith("+vgg")
+        n, _, g = text.removesuffix("+vgg").partition(":")
         n, gamma = int(n), float(g) if g else th.RFF_GAMMA
         t0 = time.time()
         held = {a: {} for a in ALPHAS}
-        row: dict = {"features": n, "gamma": gamma if n else None}
+        row: dict = {"features": n, "gamma": gamma if n else None, "vgg": vgg}
         for f in range(args.folds):
-            heads = th.fit_all([s for s in pool if fold[s.clip.group] != f], ALPHAS, n, gamma)
+            heads = th.fit_all([s for s in pool if fold[s.clip.group] != f], ALPHAS, n, gamma, vgg)
             out = [s for s in pool if fold[s.clip.group] == f]
             for h in heads:
                 held[h["alpha"]].update(th.predictions(h, out))
@@ -110,7 +115,7 @@ def main() -> int:
             best = max(ALPHAS, key=lambda a: th.mean_r(cv[a]))
             row |= {"cv": {f"{a:g}": {"mean r": th.mean_r(cv[a]), **scores(cv[a])} for a in ALPHAS},
                     "cv best alpha": best, "cv best mean r": th.mean_r(cv[best])}
-        head = th.fit(split["train"], split["val"], th.ALPHAS, n, gamma)  # as a run fits it
+        head = th.fit(split["train"], split["val"], th.ALPHAS, n, gamma, vgg)  # as a run fits it
         test_preds[text] = th.predictions(head, split["test"])
         row["test"] = {"alpha (validation)": head["alpha"], "validation mean r": head["val_score"],
                        **scores(evaluate_predictions(split["test"], test_preds[text]))}
@@ -118,7 +123,7 @@ def main() -> int:
             row["transfer"] = {}
             for ds in args.sets:
                 alone = th.fit([s for s in split["train"] if s.clip.dataset == ds],
-                               [s for s in split["val"] if s.clip.dataset == ds], th.ALPHAS, n, gamma)
+                               [s for s in split["val"] if s.clip.dataset == ds], th.ALPHAS, n, gamma, vgg)
                 others = [s for s in split["test"] if s.clip.dataset != ds]
                 row["transfer"][f"fit on {ds} alone"] = {"alpha (validation)": alone["alpha"],
                                                          **scores(evaluate_predictions(others, th.predictions(alone, others)))}

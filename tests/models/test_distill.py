@@ -93,7 +93,8 @@ def test_stage1_checkpoint_is_kept_across_stage2_settings_and_lstm_width():
     same = [key(replace(cfg, head_ema=0.99, head_ensemble=3, lambda_pseudo=2.0, joint_epochs=3), net),
             key(cfg, replace(net, lstm_hidden=256)), key(replace(cfg, pseudo_source="accurate"), net),
             key(replace(cfg, lambda_labels=0.0, label_sets=("soundtracks",)), net),
-            key(replace(cfg, head_rff=2000), net)]  # without the map to them, stage 1 never sees the pseudo-labels
+            key(replace(cfg, head_rff=2000), net),  # without the map to them, stage 1 never sees the pseudo-labels
+            key(replace(cfg, head_vgg=True), net)]
     assert all(stage1_key(k) == stage1_key(key(cfg, net)) for k in same)
     different = [key(replace(cfg, lambda_frame=0.2), net), key(cfg, replace(net, latent_dim=32)),
                  key(replace(cfg, lambda_frame_va=5.0), net), key(replace(cfg, frame_eq_db=6.0), net),
@@ -102,6 +103,8 @@ def test_stage1_checkpoint_is_kept_across_stage2_settings_and_lstm_width():
         key(replace(cfg, lambda_frame_va=5.0, pseudo_source="accurate"), net))  # then the pseudo-labels count
     assert stage1_key(key(replace(cfg, lambda_frame_va=5.0), net)) != stage1_key(
         key(replace(cfg, lambda_frame_va=5.0, head_rff=2000), net))  # and the head that makes them
+    assert stage1_key(key(replace(cfg, lambda_frame_va=5.0), net)) != stage1_key(
+        key(replace(cfg, lambda_frame_va=5.0, head_vgg=True), net))
     assert all(stage1_key(k) != stage1_key(key(cfg, net)) for k in different)
 
 
@@ -128,7 +131,8 @@ def test_stage1_augmentation_stays_within_its_bounds_and_leaves_the_input_alone(
     assert torch.equal(augment_frames(x, np.random.default_rng(3), 0.0, 0), x)
     check_config(replace(StudentConfig(), frame_eq_db=6, frame_masks=2))
     for bad in ({"frame_eq_db": -1.0}, {"frame_eq_db": 60.0}, {"frame_eq_db": "6"}, {"frame_masks": 1.5},
-                {"frame_masks": -2}, {"frame_masks": True}, {"head_rff": -5}, {"head_rff": 1.5}):
+                {"frame_masks": -2}, {"frame_masks": True}, {"head_rff": -5}, {"head_rff": 1.5},
+                {"head_vgg": 1}, {"head_vgg": "yes"}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             check_config(replace(StudentConfig(), **bad))
 

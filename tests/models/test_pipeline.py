@@ -86,11 +86,20 @@ def test_whole_pipeline_tiny(tmp_path):
     assert f"{done['clips']} of {done['clips']} clips cached; 0 to do" in again.stdout, again.stdout
     after = json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text())
     assert after == done and done["total"]["passes"] == 1 and done["total"]["done"] == done["done"]  # nothing added
+    # the opt-in VGG pass: cached apart, every second frame, the teachers' cache untouched
+    run("teacher-pass", "--vgg", *data, "--jobs", "1", env=env)
+    vgg = json.loads((tmp_path / "cache" / "teacher" / "vgg-v1" / "pass.json").read_text())
+    assert vgg["errors"] == {} and vgg["done"] == done["clips"], vgg
+    one = np.load(next((tmp_path / "cache" / "teacher" / "vgg-v1" / "debian").glob("*.npz")))
+    assert one["k"][0] == 2 and (np.diff(one["k"]) == 2).all()
+    assert one["MSD_vgg_logits"].shape == (len(one["k"]), 50) and one["MSD_vgg_pool5"].shape[1] == 256
+    assert json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text()) == done
 
     runs = []
     # seed 1: the ridge head's pseudo-labels, stage-1 augmentation and emotrack-vae-lstm 3's conv encoder front
     s1 = ["--set", "frame_eq_db=6", "--set", "frame_masks=1", "--set", "front=conv"]
-    for seed, pseudo, va, aug in ((0, "accurate", "5", []), (1, "ridge", "0", s1)):
+    # seed 0: the pseudo-labels' teachers hear MSD_vgg too (the VGG pass above)
+    for seed, pseudo, va, aug in ((0, "accurate", "5", ["--set", "head_vgg=true"]), (1, "ridge", "0", s1)):
         out = tmp_path / f"s{seed}"
         run("train", "--teachers", "--quick", *data, "--seed", str(seed), "--threads", "1", "--jobs", "1",
             "--pseudo", pseudo, "--set", f"lambda_frame_va={va}", *aug, "--out", str(out), env=env)
@@ -98,6 +107,7 @@ def test_whole_pipeline_tiny(tmp_path):
     # the accurate head taught seed 0's pseudo-labels and is reported beside the ridge head; seed 1 had the ridge's
     reports = [json.loads((tmp_path / f"s{seed}" / "report.json").read_text()) for seed in (0, 1)]
     assert reports[0]["student_config"]["pseudo_source"] == "accurate"
+    assert reports[0]["student_config"]["head_vgg"] is True and reports[1]["student_config"]["head_vgg"] is False
     # seed 1's encoder saw augmented frames (stage 1 only), and its stage-1 key says so
     assert (reports[1]["student_config"]["frame_eq_db"], reports[1]["student_config"]["frame_masks"]) == (6.0, 1)
     assert '"frame_masks": 1' in reports[1]["frames"]["key"] and "frame_masks" not in reports[0]["frames"]["key"]

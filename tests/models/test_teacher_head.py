@@ -34,7 +34,7 @@ def test_random_features_learn_a_bend_the_linear_head_cannot(monkeypatch, tmp_pa
     (train, f1), (val, f2), (test, f3) = (_clips(n, rng, k, mix) for n, k in ((400, "train"), (100, "val"), (100, "test")))
     feats = {**f1, **f2, **f3}
     monkeypatch.setattr(teacher_head, "has_targets", lambda clip: True)
-    monkeypatch.setattr(teacher_head, "teacher_features", lambda clip, n: feats[clip.key])
+    monkeypatch.setattr(teacher_head, "teacher_features", lambda clip, n, vgg=False: feats[clip.key])
     labels = np.array([(s.clip.valence, s.clip.arousal) for s in test])
 
     def test_r(head):
@@ -53,3 +53,26 @@ def test_random_features_learn_a_bend_the_linear_head_cannot(monkeypatch, tmp_pa
     back = torch.load(tmp_path / "student.pt", weights_only=False)["teacher_head"]
     clip = test[0].clip
     np.testing.assert_array_equal(teacher_head.predict(back, clip, T), teacher_head.predict(bent, clip, T))
+
+
+def test_vgg_features_hold_the_last_window_and_never_look_ahead(monkeypatch, tmp_path):
+    """The VGG pass runs every second frame: a frame between holds the window that ended
+    before it, frames before the first window have none, and a window after the clip's
+    last frame is never used."""
+    from emotrack.models import teacher_pass
+
+    monkeypatch.setenv("EMOTRACK_CACHE", str(tmp_path))
+    clip = Clip("soundtracks", "x", "x", "train", valence=0.0, arousal=0.0)
+    path = teacher_pass.targets_path(clip, vgg=True)
+    path.parent.mkdir(parents=True)
+    k = np.array([2, 4, 6], np.int32)
+    parts = {key: (np.arange(3)[:, None] + 10 * i + np.zeros((3, d))).astype(np.float16)
+             for i, (key, d) in enumerate(zip(teacher_pass.VGG_KEYS, (50, 256, 128, 128), strict=True))}
+    np.savez(path, k=k, **parts)
+    f = teacher_head.vgg_features(clip, 5)
+    assert f.shape == (5, 562)
+    assert np.isnan(f[0]).all()
+    # window rows 0, 0, 1, 1 on frames 2..5 (the window at frame 6 is after the clip's end)
+    np.testing.assert_array_equal(f[1:, 0], [0, 0, 1, 1])
+    np.testing.assert_array_equal(f[1:, 50], [10, 10, 11, 11])  # the parts in VGG_KEYS order
+    assert teacher_head.has_features(clip) is False  # no musicnn targets for it

@@ -15,6 +15,7 @@ from emotrack.models.tfckpt import CheckpointError, read_checkpoint  # noqa: E40
 from ..conftest import ROOT  # noqa: E402
 
 FIXTURE = ROOT / "tests" / "fixtures" / "musicnn_tf.npz"
+VGG_FIXTURE = ROOT / "tests" / "fixtures" / "musicnn_vgg_tf.npz"
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +55,24 @@ def test_torch_port_matches_tensorflow(have_musicnn, name):
     np.testing.assert_allclose(logits.numpy(), f[f"{name}_logits"], atol=1e-4, rtol=0)
     np.testing.assert_allclose(pen.numpy(), f[f"{name}_penultimate"], atol=1e-4, rtol=0)
     np.testing.assert_allclose(mean_pool.numpy(), f[f"{name}_mean_pool"], atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", teachers.VGG_TAGGERS)
+def test_vgg_port_matches_tensorflow(have_musicnn, name):
+    """The wheel's VGG taggers (probed as extra teachers) against TF's own graph on the same
+    patches (``scripts/teacher_fixture.py --vgg``): logits, the flattened last pool (whose
+    order the dense layer depends on) and the fourth pool, TF's NHWC."""
+    f = np.load(VGG_FIXTURE)
+    spec = teachers.melspectrogram(f["audio_int16"].astype(np.float32) / 32767)
+    patches = torch.from_numpy(np.stack([spec[s:s + teachers.PATCH_FRAMES] for s in f["starts"]]))
+    with torch.no_grad():
+        logits, flat, pools = teachers.load_vgg(name)(patches)
+    # measured gap ~1e-5 (summation order), on logits up to ~10
+    np.testing.assert_allclose(logits.numpy(), f[f"{name}_logits"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(flat.numpy(), f[f"{name}_pool5"], atol=1e-4, rtol=0)
+    np.testing.assert_allclose(pools[3].permute(0, 2, 3, 1).numpy(), f[f"{name}_pool4"], atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="unknown VGG tagger"):
+        teachers.load_vgg("MSD_musicnn")
 
 
 def test_front_end_casts_to_float16_before_the_log():
@@ -100,3 +119,41 @@ def test_teacher_windows_are_causal(runner):
     for key in base:
         np.testing.assert_array_equal(base[key][before], moved[key][before])
         assert np.abs(base[key][~before] - moved[key][~before]).max() > 1e-3  # later windows do see it
+
+
+@pytest.fixture(scope="module")
+def vgg_runner(have_musicnn, tmp_path_factory):
+    return teachers.VggRunner(workdir=tmp_path_factory.mktemp("vgg"))
+
+
+def test_vgg_runner_equals_the_network_on_each_window(vgg_runner):
+    rng = np.random.default_rng(0)
+    y = (rng.normal(size=16000 * 5) * np.linspace(0.01, 0.3, 16000 * 5)).astype(np.float32)
+    ends = 0.5 * np.arange(1, 11)
+    out = vgg_runner.run(y, ends)
+    spec = np.concatenate([np.zeros((teachers.PATCH_FRAMES - 1, teachers.N_MELS), np.float32),
+                           teachers.melspectrogram(y)])
+    x = torch.from_numpy(np.stack([spec[s:s + teachers.PATCH_FRAMES] for s in teachers.window_starts(ends)]))
+    with torch.no_grad():
+        logits, flat, pools = teachers.load_vgg("MSD_vgg")(x)
+    np.testing.assert_allclose(out["MSD_vgg_logits"], logits.numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(out["MSD_vgg_pool5"], flat.numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(out["MSD_vgg_pool4mean"], pools[3].mean((2, 3)).numpy(), atol=1e-4, rtol=0)
+    np.testing.assert_allclose(out["MSD_vgg_pool4max"], pools[3].amax((2, 3)).numpy(), atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="after the audio"):
+        vgg_runner.run(y, [6.0])
+
+
+def test_vgg_windows_are_causal(vgg_runner):
+    rng = np.random.default_rng(1)
+    y = (rng.normal(size=16000 * 6) * 0.1).astype(np.float32)
+    ends = 0.5 * np.arange(1, 13)
+    base = vgg_runner.run(y, ends)
+    cut = 3.0
+    z = y.copy()
+    z[int(cut * 16000):] = rng.normal(size=len(z) - int(cut * 16000)).astype(np.float32)
+    moved = vgg_runner.run(z, ends)
+    before = ends <= cut
+    for key in base:
+        np.testing.assert_array_equal(base[key][before], moved[key][before])
+        assert np.abs(base[key][~before] - moved[key][~before]).max() > 1e-3
