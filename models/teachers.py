@@ -299,6 +299,35 @@ class _PatchGraph(nn.Module):
         return net.out(pen), pen
 
 
+def _workdir_and_options(workdir, prefix: str, threads: int):
+    """(the temporary folder to keep alive or None, the folder for the exported graphs,
+    onnxruntime's session options: ``threads`` intra-op threads, quiet)."""
+    import onnxruntime as ort
+
+    tmp = tempfile.TemporaryDirectory(prefix=prefix) if workdir is None else None
+    work = Path(workdir or tmp.name)
+    work.mkdir(parents=True, exist_ok=True)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = threads
+    so.inter_op_num_threads = 1
+    so.log_severity_level = 3
+    return tmp, work, so
+
+
+def _window_spec(y16k: np.ndarray, frame_ends) -> tuple[np.ndarray, np.ndarray]:
+    """The first frame of each causal window ending at ``frame_ends`` (s), and the compressed
+    spectrogram with ``PATCH_FRAMES - 1`` silent frames before it, cut after the last window:
+    no sample after a window's end reaches it."""
+    frame_ends = np.asarray(frame_ends, dtype=np.float64)
+    starts = window_starts(frame_ends)
+    last_sample = np.round(frame_ends * SAMPLE_RATE).astype(np.int64)
+    if len(frame_ends) and last_sample.max() > len(y16k):
+        raise ValueError(f"a window ends at {frame_ends.max():.3f} s, after the audio ({len(y16k) / SAMPLE_RATE:.3f} s)")
+    need = int(starts.max()) + 1 if len(starts) else 0
+    spec = melspectrogram(y16k[: last_sample.max()] if len(frame_ends) else y16k[:0])
+    return starts, np.concatenate([np.zeros((PATCH_FRAMES - 1, N_MELS), np.float32), spec])[: need + PATCH_FRAMES - 1]
+
+
 class TeacherRunner:
     """Both teachers' outputs on causal ~3 s windows, through onnxruntime (one thread each).
 
@@ -314,13 +343,7 @@ class TeacherRunner:
         import onnxruntime as ort
 
         self.names = names
-        self._tmp = tempfile.TemporaryDirectory(prefix="emotrack-teachers-") if workdir is None else None
-        work = Path(workdir or self._tmp.name)
-        work.mkdir(parents=True, exist_ok=True)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
+        self._tmp, work, so = _workdir_and_options(workdir, "emotrack-teachers-", threads)
         self.models = {}
         for name in names:
             net = load_teacher(name)
@@ -344,15 +367,7 @@ class TeacherRunner:
                                  ort.InferenceSession(str(b), so, providers=["CPUExecutionProvider"]))
 
     def run(self, y16k: np.ndarray, frame_ends: np.ndarray) -> dict[str, np.ndarray]:
-        frame_ends = np.asarray(frame_ends, dtype=np.float64)
-        starts = window_starts(frame_ends)
-        last_sample = np.round(frame_ends * SAMPLE_RATE).astype(np.int64)
-        if len(frame_ends) and last_sample.max() > len(y16k):
-            raise ValueError(f"a window ends at {frame_ends.max():.3f} s, after the audio ({len(y16k) / SAMPLE_RATE:.3f} s)")
-        # only the frames the windows need: none reaches past the last window's end
-        need = int(starts.max()) + 1 if len(starts) else 0
-        spec = melspectrogram(y16k[: last_sample.max()] if len(frame_ends) else y16k[:0])
-        spec = np.concatenate([np.zeros((PATCH_FRAMES - 1, N_MELS), np.float32), spec])[: need + PATCH_FRAMES - 1]
+        starts, spec = _window_spec(y16k, frame_ends)
         out = {}
         for name, (scale, shift, tim_sess, patch_sess) in self.models.items():
             xn = spec * scale + shift
@@ -398,13 +413,7 @@ class VggRunner:
         import onnxruntime as ort
 
         self.names = names
-        self._tmp = tempfile.TemporaryDirectory(prefix="emotrack-vgg-") if workdir is None else None
-        work = Path(workdir or self._tmp.name)
-        work.mkdir(parents=True, exist_ok=True)
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = threads
-        so.inter_op_num_threads = 1
-        so.log_severity_level = 3
+        self._tmp, work, so = _workdir_and_options(workdir, "emotrack-vgg-", threads)
         self.sessions = {}
         for name in names:
             path = work / f"{name}.onnx"
@@ -416,13 +425,7 @@ class VggRunner:
             self.sessions[name] = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
     def run(self, y16k: np.ndarray, frame_ends: np.ndarray) -> dict[str, np.ndarray]:
-        frame_ends = np.asarray(frame_ends, dtype=np.float64)
-        starts = window_starts(frame_ends)
-        last_sample = np.round(frame_ends * SAMPLE_RATE).astype(np.int64)
-        if len(frame_ends) and last_sample.max() > len(y16k):
-            raise ValueError(f"a window ends at {frame_ends.max():.3f} s, after the audio ({len(y16k) / SAMPLE_RATE:.3f} s)")
-        spec = melspectrogram(y16k[: last_sample.max()] if len(frame_ends) else y16k[:0])
-        spec = np.concatenate([np.zeros((PATCH_FRAMES - 1, N_MELS), np.float32), spec])
+        starts, spec = _window_spec(y16k, frame_ends)
         out = {}
         for name, sess in self.sessions.items():
             parts = [[] for _ in self.PARTS]
