@@ -58,6 +58,15 @@ def bootstrap(f, x, y, n=500, seed=0) -> dict:
     return {"mean": val, "std": float(np.std(bs)) if bs else float("nan"), "n": int(len(x))}
 
 
+def paired_bootstrap_r(y, a, b, rng, n: int = 1000) -> dict:
+    """Pearson r(b, y) - r(a, y) (two predictions ``a``, ``b`` of the same labels ``y``) and its
+    95 % interval over ``n`` paired resamples drawn from ``rng``."""
+    y, a, b = (np.asarray(v, float) for v in (y, a, b))
+    diffs = [pearson(b[k], y[k]) - pearson(a[k], y[k]) for k in (rng.integers(0, len(y), len(y)) for _ in range(n))]
+    return {"difference": pearson(b, y) - pearson(a, y),
+            "95% interval": [float(v) for v in np.percentile(diffs, [2.5, 97.5])]}
+
+
 def evaluate_predictions(seqs, preds: dict[str, np.ndarray]) -> dict:
     """``seqs``: objects with ``.clip``, ``.v``, ``.a``, ``.sign`` (see train.Seq);
     ``preds``: {clip key: (T, 4) [v, a, v_std, a_std]}. Returns {dataset: metrics}."""

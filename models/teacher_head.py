@@ -157,24 +157,34 @@ def fit_all(train, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA, vgg: b
     if feats:
         X = expand({"rff": feats}, X)
     sets = sorted(set(D))
-    offset_sets = [d for d in sets if d in CONTINUOUS]
+    return [{"coef": w.astype(np.float32), "bias": b.astype(np.float32), "offsets": off, "mu": mu.astype(np.float32), "sd": sd.astype(np.float32),
+             "alpha": alpha, "sets": sets, "rff": feats, "vgg": vgg}
+            for alpha, (w, b, off) in zip(alphas, solve(X, Y, D, alphas, [d for d in sets if d in CONTINUOUS]),
+                                          strict=True)]
+
+
+def solve(X: np.ndarray, Y: np.ndarray, D: np.ndarray, alphas, offset_sets) -> list[tuple]:
+    """The ridge fit on standardised rows ``X`` (N, k) against ``Y`` (N, 2), each dataset in
+    ``D`` (N,) weighing the same in total (the mean row weight is 1), with an unpenalised
+    intercept and an unpenalised offset of its own for each dataset in ``offset_sets``; one
+    (coef (k, 2), bias (2,), {dataset: offset}) per penalty in ``alphas``."""
+    sets = sorted(set(D))
     w = np.zeros(len(D))
-    for d in sets:  # each dataset the same total weight; the mean frame weight is 1
+    for d in sets:
         w[D == d] = len(D) / (len(sets) * (D == d).sum())
     dummies = np.stack([(D == d).astype(np.float64) for d in offset_sets], 1) if offset_sets else np.zeros((len(D), 0))
     A = np.concatenate([X, np.ones((len(D), 1)), dummies], 1)
     Aw = A * w[:, None]
     G, B = Aw.T @ A, Aw.T @ Y
-    heads = []
+    k = X.shape[1]
+    out = []
     for alpha in alphas:
         reg = np.full(A.shape[1], alpha)
-        reg[X.shape[1]:] = 0.0  # intercepts are not penalised
+        reg[k:] = 0.0  # intercepts are not penalised
         coef = np.linalg.solve(G + np.diag(reg) + 1e-9 * np.eye(len(reg)), B)
-        heads.append({"coef": coef[: X.shape[1]].astype(np.float32), "bias": coef[X.shape[1]].astype(np.float32),
-                      "offsets": {d: coef[X.shape[1] + 1 + i].tolist() for i, d in enumerate(offset_sets)},
-                      "mu": mu.astype(np.float32), "sd": sd.astype(np.float32), "alpha": alpha, "sets": sets,
-                      "rff": feats, "vgg": vgg})
-    return heads
+        out.append((coef[:k], coef[k],
+                    {d: coef[k + 1 + i].tolist() for i, d in enumerate(offset_sets)}))
+    return out
 
 
 def smooth(raw: np.ndarray, hop: float = 0.5, seconds: float = SMOOTH_SECONDS) -> np.ndarray:

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from emotrack.models import teacher_head as th
 from emotrack.models.cli import load_clips
-from emotrack.models.evaluate import evaluate_predictions
+from emotrack.models.evaluate import evaluate_predictions, paired_bootstrap_r
 from emotrack.models.seqs import build_seqs
 
 ALPHAS = (1e3, 3e3, 1e4, 3e4, 1e5, 3e5)  # the cross-validation's; fits as a run's use teacher_head.ALPHAS
@@ -65,14 +65,7 @@ def bootstrap_diff(seqs, a, b, n=1000, seed=0) -> dict:
             lab = np.array([s.sign for s in sub], float)
         pa, pb = clip_means(sub, a), clip_means(sub, b)
         for d, name in ((0, "valence"), (1, "arousal")):
-            diffs = []
-            for _ in range(n):
-                k = rng.integers(0, len(sub), len(sub))
-                diffs.append(np.corrcoef(pb[k, d], lab[k, d])[0, 1] - np.corrcoef(pa[k, d], lab[k, d])[0, 1])
-            lo, hi = np.percentile(diffs, [2.5, 97.5])
-            out[f"{ds} {name} r"] = {"difference": float(np.corrcoef(pb[:, d], lab[:, d])[0, 1]
-                                                        - np.corrcoef(pa[:, d], lab[:, d])[0, 1]),
-                                     "95% interval": [float(lo), float(hi)]}
+            out[f"{ds} {name} r"] = paired_bootstrap_r(lab[:, d], pa[:, d], pb[:, d], rng, n)
     return out
 
 

@@ -42,6 +42,8 @@ from emotrack.models import teachers as T
 from emotrack.models.cache import cache_dir, clip_audio
 from emotrack.models.cli import load_clips
 from emotrack.models.data import QUADRANT_SIGNS
+from emotrack.models.evaluate import paired_bootstrap_r
+from emotrack.models.teacher_head import solve
 from emotrack.models.teacher_pass import KEYS, targets_path
 from emotrack.realtime.core.audio import StreamingResampler
 from emotrack.realtime.core.config import FEATURES
@@ -118,22 +120,12 @@ class Probe:
                            for c in clips], float)
 
     def fit(self, X, idx):
-        """One ridge head per penalty on clips ``idx``."""
+        """One ridge head per penalty on clips ``idx`` (``teacher_head.solve``, as the frame-level head)."""
         mu, sd = X[idx].mean(0), X[idx].std(0) + 1e-6
         d = self.ds[idx]
-        w = np.zeros(len(idx))
-        for s in set(d):
-            w[d == s] = len(idx) / (len(set(d)) * (d == s).sum())
-        off = [(d == s).astype(float) for s in sorted(set(d)) if s == "soundtracks" and len(set(d)) > 1]
-        A = np.column_stack([(X[idx] - mu) / sd, np.ones(len(idx)), *off])
-        G, B = (A * w[:, None]).T @ A, (A * w[:, None]).T @ self.y[idx]
-        k = X.shape[1]
-        heads = []
-        for a in ALPHAS:
-            reg = np.r_[np.full(k, a), np.zeros(A.shape[1] - k)]
-            coef = np.linalg.solve(G + np.diag(reg) + 1e-9 * np.eye(len(reg)), B)
-            heads.append({"alpha": a, "mu": mu, "sd": sd, "W": coef[:k], "b": coef[k]})
-        return heads
+        offsets = ["soundtracks"] if "soundtracks" in d and len(set(d)) > 1 else []
+        return [{"alpha": a, "mu": mu, "sd": sd, "W": w, "b": b}
+                for a, (w, b, _) in zip(ALPHAS, solve((X[idx] - mu) / sd, self.y[idx], d, ALPHAS, offsets), strict=True)]
 
     @staticmethod
     def predict(h, X, idx):
@@ -216,22 +208,15 @@ def main() -> int:
             for s in SETS:
                 idx = np.flatnonzero(pr.ds[te] == s)
                 for j, dim in enumerate(("valence", "arousal")):
-                    y, a, b = pr.y[te][idx, j], test_pred["musicnn"][idx, j], test_pred[name][idx, j]
-                    diffs = [np.corrcoef(b[k], y[k])[0, 1] - np.corrcoef(a[k], y[k])[0, 1]
-                             for k in (rng.integers(0, len(idx), len(idx)) for _ in range(1000))]
-                    boot[f"{s} {dim} r"] = {"difference": float(np.corrcoef(b, y)[0, 1] - np.corrcoef(a, y)[0, 1]),
-                                            "95% interval": [float(v) for v in np.percentile(diffs, [2.5, 97.5])]}
+                    boot[f"{s} {dim} r"] = paired_bootstrap_r(pr.y[te][idx, j], test_pred["musicnn"][idx, j],
+                                                              test_pred[name][idx, j], rng)
             row["test: paired bootstrap against musicnn"] = boot
             boot = {}
             for s in SETS:
                 idx = np.flatnonzero(pr.ds != s)
                 for j, dim in enumerate(("valence", "arousal")):
-                    y, a, b = pr.y[idx, j], transfer_pred["musicnn", s][:, j], transfer_pred[name, s][:, j]
-                    diffs = [np.corrcoef(b[k], y[k])[0, 1] - np.corrcoef(a[k], y[k])[0, 1]
-                             for k in (rng.integers(0, len(idx), len(idx)) for _ in range(1000))]
-                    boot[f"fit on {s} alone: {pr.ds[idx][0]} {dim} r"] = {
-                        "difference": float(np.corrcoef(b, y)[0, 1] - np.corrcoef(a, y)[0, 1]),
-                        "95% interval": [float(v) for v in np.percentile(diffs, [2.5, 97.5])]}
+                    boot[f"fit on {s} alone: {pr.ds[idx][0]} {dim} r"] = paired_bootstrap_r(
+                        pr.y[idx, j], transfer_pred["musicnn", s][:, j], transfer_pred[name, s][:, j], rng)
             row["transfer, every clip of the other set: paired bootstrap against musicnn"] = boot
         report["variants"][name] = row
         print(f"{name}: cv mean r {cv[a_cv]['mean r']:.3f}, test {json.dumps({k: round(v, 3) for k, v in row['test'].items()})}",

@@ -76,3 +76,22 @@ def test_vgg_features_hold_the_last_window_and_never_look_ahead(monkeypatch, tmp
     np.testing.assert_array_equal(f[1:, 0], [0, 0, 1, 1])
     np.testing.assert_array_equal(f[1:, 50], [10, 10, 11, 11])  # the parts in VGG_KEYS order
     assert teacher_head.has_features(clip) is False  # no musicnn targets for it
+
+
+def test_solve_weighs_each_set_the_same_and_learns_its_offset():
+    """The array-level ridge (the frame-level head's and the clip-level probe's): every set
+    weighs the same in total whatever its size, and a set with an offset gets it unpenalised."""
+    rng = np.random.default_rng(0)
+    D = np.array(["soundtracks"] * 900 + ["panda4q"] * 100)
+    X = rng.normal(size=(1000, 3))
+    coef = np.array([[0.5, -0.2], [0.0, 0.3], [0.1, 0.0]])
+    Y = X @ coef + np.where(D == "soundtracks", -0.3, 0.0)[:, None]
+    (w, b, off), = teacher_head.solve(X, Y, D, (1e-6,), ["soundtracks"])
+    np.testing.assert_allclose(w, coef, atol=1e-6)  # noise-free: exact up to the tiny penalty
+    np.testing.assert_allclose(b, 0.0, atol=1e-6)
+    np.testing.assert_allclose(off["soundtracks"], [-0.3, -0.3], atol=1e-6)
+    # an enormous penalty leaves the intercept alone: the mean of the two sets' means, not of the rows
+    Y = np.where(D == "soundtracks", 1.0, -1.0)[:, None].repeat(2, 1)
+    (w, b, off), = teacher_head.solve(X, Y, D, (1e12,), [])
+    assert np.abs(w).max() < 1e-6 and off == {}
+    np.testing.assert_allclose(b, 0.0, atol=1e-6)  # by rows it would be 0.8
