@@ -335,6 +335,8 @@ class TeacherScaler:
     def __init__(self, seqs: list[Seq], vgg: bool = False):
         xs = [teacher_head.teacher_features(s.clip, len(s.mel), vgg) for s in seqs
               if teacher_head.has_features(s.clip, vgg)]
+        if not xs:
+            raise teacher_head.no_features("training clip", vgg)
         x = np.concatenate(xs)
         x = x[np.isfinite(x).all(1)]
         self.mu, self.sd = x.mean(0).astype(np.float32), (x.std(0) + 1e-6).astype(np.float32)

@@ -35,6 +35,7 @@ import math
 
 import numpy as np
 
+from .cache import cache_dir
 from .data import QUADRANT_SIGNS
 from .evaluate import evaluate_predictions
 from .teacher_pass import KEYS, VGG_KEYS, has_targets, load_targets, targets_path
@@ -73,6 +74,14 @@ def vgg_features(clip, n_frames: int) -> np.ndarray:
 
 def has_features(clip, vgg: bool = False) -> bool:
     return has_targets(clip) and (not vgg or has_targets(clip, vgg=True))
+
+
+def no_features(what: str, vgg: bool = False) -> ValueError:
+    """The error when none of ``what`` (e.g. "training clip") has the outputs a step reads."""
+    outputs, cmd = ("the teachers' and MSD_vgg's outputs", "emotrack teacher-pass` and `emotrack teacher-pass --vgg") \
+        if vgg else ("the teachers' outputs", "emotrack teacher-pass")
+    return ValueError(f"no {what} has {outputs} in the cache ({cache_dir() / 'teacher'}): run `{cmd}` first, "
+                      "with the same --data, --debian-root and EMOTRACK_CACHE as this command")
 
 
 def clip_targets(seq) -> np.ndarray:
@@ -131,6 +140,8 @@ def _design(seqs, mu=None, sd=None, vgg: bool = False):
             xs.append(x[ok])
             ys.append(y[ok])
             ds += [s.clip.dataset] * int(ok.sum())
+    if not xs:
+        raise no_features("labelled training clip of the teacher head's sets", vgg)
     X, Y, D = np.concatenate(xs), np.concatenate(ys), np.array(ds)
     if mu is None:
         mu, sd = X.mean(0), X.std(0) + 1e-6

@@ -48,7 +48,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
         if args.leave_out:
             clips, cfg = leave_out(clips, cfg, args.leave_out, keep_audio=args.keep_audio)
-        report = run_student(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
+        try:  # missing teacher outputs are refused before any training (nothing in --out is lost)
+            report = run_student(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
+        except ValueError as e:
+            print(f"emotrack train: {e}", file=sys.stderr)
+            return 2
         print(format_table(report["test"]))
         return 0
     clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)

@@ -73,6 +73,14 @@ def test_whole_pipeline_tiny(tmp_path):
     make_debian_root(deb)
     data = ["--datasets", "soundtracks", "panda4q", "--limit", "1", "--debian-root", str(deb)]
 
+    def refused(*args, says):  # before its pass has run, a run stops with what to do and leaves nothing
+        r = subprocess.run(EMOTRACK + ["train", "--teachers", "--quick", *data, "--threads", "1", "--jobs", "1", *args,
+                                       "--out", str(tmp_path / "refused")], capture_output=True, text=True, timeout=600,
+                           env=env)
+        assert r.returncode == 2 and "Traceback" not in r.stderr and says in r.stderr, r.stderr[-3000:]
+        assert not (tmp_path / "refused" / "frames.pt").exists()
+
+    refused(says="run `emotrack teacher-pass` first")
     tp = run("teacher-pass", *data, "--jobs", "1", env=env)
     done = json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text())
     assert done["errors"] == {} and done["done"] == done["clips"] >= 5, (tp.stdout, done)
@@ -86,6 +94,7 @@ def test_whole_pipeline_tiny(tmp_path):
     assert f"{done['clips']} of {done['clips']} clips cached; 0 to do" in again.stdout, again.stdout
     after = json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text())
     assert after == done and done["total"]["passes"] == 1 and done["total"]["done"] == done["done"]  # nothing added
+    refused("--set", "head_vgg=true", says="`emotrack teacher-pass --vgg` first")
     # the opt-in VGG pass: cached apart, every second frame, the teachers' cache untouched
     run("teacher-pass", "--vgg", *data, "--jobs", "1", env=env)
     vgg = json.loads((tmp_path / "cache" / "teacher" / "vgg-v1" / "pass.json").read_text())
