@@ -179,6 +179,16 @@ def test_whole_pipeline_tiny(tmp_path):
         # how far 6 dB less or more input moves the test predictions, measured for every head
         assert all(np.isfinite(row["level_shift"][g][d]) for g in ("-6 dB", "+6 dB") for d in ("valence", "arousal"))
     assert lodo_rows[1]["config"]["head_gains_db"] == [0.0]
+    # the accurate pseudo-label teacher on other inputs (scripts/probe_pseudo_teacher_inputs.py), and its resumption
+    probe_out = tmp_path / "inputs.jsonl"
+    cmd = [sys.executable, str(ROOT / "scripts" / "probe_pseudo_teacher_inputs.py"), "--datasets", "soundtracks",
+           "panda4q", "--limit", "1", "--debian-root", str(deb), "--quick", "--out", str(probe_out)]
+    for variants in (["base", "stack"], ["stack", "logits", "vgg"]):
+        r = subprocess.run([*cmd, *variants], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+    rows = [json.loads(line) for line in probe_out.read_text().splitlines()]
+    assert [x["variant"] for x in rows] == ["base", "stack", "logits", "vgg"] and "stack: done" in r.stdout
+    assert all(x["epochs"] >= 1 and {"soundtracks", "panda4q"} <= set(x["test"]) for x in rows), rows
     # the context probe reads the codes the sweep cached
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_context.py"), "--run", runs[0], "--datasets",
                         "soundtracks", "panda4q", "--limit", "1", "--debian-root", str(deb), "--ks", "1", "2"],
