@@ -107,6 +107,9 @@ head's input: the pseudo-labels' teachers hear more, the student's own distillat
 stay the two musicnn teachers'. The ridge head gained on every split with it, but stage 2 from
 two seeds' encoders scored +0.010 and -0.001 on validation (the accurate head, with 1,062
 inputs, lost 0.01 in both), so it stays off (docs/training.md, "Two more taggers in the wheel").
+Nor did a smaller form reach it (the accurate head on MSD_vgg's 50 logits, or on the ridge
+head's answer, ``scripts/probe_pseudo_teacher_inputs.py``), nor the ridge head's pseudo-labels
+with MSD_vgg (validation +0.001 and -0.006 against the recipe's, -0.012 with the film music left out).
 
 The encoder's shape: ``front = "musicnn"`` (``nets.MusicnnFront``: the teachers' own front and mid
 end cut to one frame, tall timbral filters max-pooled over pitch, temporal filters, 1-d
