@@ -84,6 +84,11 @@ def run_clips(report: dict) -> list[Clip]:
 
 def cmd_evaluate(args) -> int:
     args.json = args.json or args.format == "json"
+    for run in (args.student_runs or []) + (args.lodo_runs or []):  # before the baselines' minutes of work
+        if not (Path(run) / "report.json").is_file():
+            print(f"emotrack evaluate: {run} has no report.json: give the --out folder of a finished "
+                  "`emotrack train --teachers` run (a run writes it when it ends)", file=sys.stderr)
+            return 2
     try:
         if args.student_runs and not args.datasets:  # the songs the runs were tested on
             report = json.loads((Path(args.student_runs[0]) / "report.json").read_text())

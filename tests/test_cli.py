@@ -39,6 +39,16 @@ def test_help_lists_exit_codes_and_version_names_the_models():
     assert "emotrack-vae-lstm" in v.stdout and "sha256" in v.stdout and "differs" not in v.stdout
 
 
+def test_evaluate_refuses_a_run_without_its_report_before_any_work(tmp_path):
+    done, unfinished = tmp_path / "done", tmp_path / "unfinished"
+    done.mkdir()
+    unfinished.mkdir()
+    (done / "report.json").write_text("{}")
+    r = run("evaluate", "--student-runs", str(done), "--lodo-runs", str(unfinished), block=False)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert f"{unfinished} has no report.json" in r.stderr and "emotrack train --teachers" in r.stderr
+
+
 def test_one_format_vocabulary():
     for cmd in (["analyze"], ["find"], ["devices"], ["bench"], ["evaluate"]):
         assert "--format" in run(*cmd, "--help", block=False).stdout, cmd
