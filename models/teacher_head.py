@@ -168,10 +168,10 @@ def fit_all(train, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA, vgg: b
     if feats:
         X = expand({"rff": feats}, X)
     sets = sorted(set(D))
-    return [{"coef": w.astype(np.float32), "bias": b.astype(np.float32), "offsets": off, "mu": mu.astype(np.float32), "sd": sd.astype(np.float32),
-             "alpha": alpha, "sets": sets, "rff": feats, "vgg": vgg}
-            for alpha, (w, b, off) in zip(alphas, solve(X, Y, D, alphas, [d for d in sets if d in CONTINUOUS]),
-                                          strict=True)]
+    fits = solve(X, Y, D, alphas, [d for d in sets if d in CONTINUOUS])
+    return [{"coef": w.astype(np.float32), "bias": b.astype(np.float32), "offsets": off, "mu": mu.astype(np.float32),
+             "sd": sd.astype(np.float32), "alpha": alpha, "sets": sets, "rff": feats, "vgg": vgg}
+            for alpha, (w, b, off) in zip(alphas, fits, strict=True)]
 
 
 def solve(X: np.ndarray, Y: np.ndarray, D: np.ndarray, alphas, offset_sets) -> list[tuple]:
@@ -193,8 +193,7 @@ def solve(X: np.ndarray, Y: np.ndarray, D: np.ndarray, alphas, offset_sets) -> l
         reg = np.full(A.shape[1], alpha)
         reg[k:] = 0.0  # intercepts are not penalised
         coef = np.linalg.solve(G + np.diag(reg) + 1e-9 * np.eye(len(reg)), B)
-        out.append((coef[:k], coef[k],
-                    {d: coef[k + 1 + i].tolist() for i, d in enumerate(offset_sets)}))
+        out.append((coef[:k], coef[k], {d: coef[k + 1 + i].tolist() for i, d in enumerate(offset_sets)}))
     return out
 
 

@@ -48,7 +48,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
         if args.leave_out:
             clips, cfg = leave_out(clips, cfg, args.leave_out, keep_audio=args.keep_audio)
-        try:  # missing teacher outputs are refused before any training (nothing in --out is lost)
+        try:  # input it cannot train on (no teacher outputs, a set without training clips): one line, exit 2;
+            # missing teacher outputs are found before any training, and checkpoints already written stay
             report = run_student(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
         except ValueError as e:
             print(f"emotrack train: {e}", file=sys.stderr)
