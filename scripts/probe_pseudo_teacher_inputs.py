@@ -15,10 +15,11 @@ Variants (its own pseudo-labels, the ridge head's, are with MSD_vgg for every va
 
 One line per variant goes to ``--out`` (appended; a variant already there is skipped): the
 head's best validation mean r (what ``pseudo_source = "accurate"`` keeps its epoch by), and
-its valence and arousal r (clip means) per set on validation and test. ``sweep_head.py``
-shows that two runs of the same setting differ by about 0.001 (threads' order of sums), so
-read differences of that size as none. About 3 minutes a variant on one core; needs the
-teacher pass and the VGG pass (``emotrack teacher-pass [--vgg]``).
+its valence and arousal r (clip means) per set on validation and test. The same variant and
+seed scored the same to 1e-4 here as inside ``sweep_head.py``'s runs; another seed (the
+head's initialisation and batch order) moved a variant's score by up to 0.009, so a variant
+counts as better only if it is higher with every seed. 2-5 minutes a variant on one core;
+needs the teacher pass and the VGG pass (``emotrack teacher-pass [--vgg]``).
 """
 
 from __future__ import annotations
