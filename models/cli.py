@@ -14,6 +14,7 @@ import numpy as np
 from emotrack.realtime.core.model import load_model
 
 from .baselines import fit_ridge, predict_ridge
+from .cache import cache_dir
 from .data import ROOT_LOADERS, Clip, default_data_root, load_all
 from .evaluate import evaluate_predictions, format_table
 from .seqs import build_seqs
@@ -30,6 +31,23 @@ def load_clips(data: str | Path | None, datasets: list[str] | None, roots: dict[
     if datasets != [] and not data.exists():
         raise FileNotFoundError(f"data folder {data} not found; pass --data or set EMOTRACK_DATA")
     return limit_clips(load_all(data, datasets, roots), limit)
+
+
+def add_script_arguments(ap) -> None:
+    """The clip options the training-side scripts share (``scripts/sweep_head.py``,
+    ``scripts/probe_*.py``): which clips, as ``emotrack train`` reads them (see :func:`script_clips`)."""
+    ap.add_argument("--data", help="the shared data folder (default: as `emotrack train`)")
+    ap.add_argument("--datasets", nargs="+", help="default: every dataset, as `emotrack train`")
+    ap.add_argument("--limit", type=int, help="at most this many clips per dataset and split (a quick check)")
+    ap.add_argument("--debian-root", help="Debian's free music (default: $EMOTRACK_CACHE/debian-music, where "
+                                          "scripts/debian-music.sh puts it; left out where it is not)")
+
+
+def script_clips(args) -> list[Clip]:
+    """The clips of :func:`add_script_arguments`' options."""
+    root = Path(args.debian_root) if args.debian_root else cache_dir() / "debian-music"
+    roots = {"debian": str(root)} if (root / "root").is_dir() else {}
+    return load_clips(args.data, args.datasets, roots, args.limit)
 
 
 def roots_of(args) -> dict[str, str]:

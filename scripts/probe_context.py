@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 from emotrack.models import distill, student
-from emotrack.models.cli import load_clips
+from emotrack.models.cli import add_script_arguments, script_clips
 from emotrack.models.seqs import build_seqs, log
 from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
@@ -45,15 +45,11 @@ def r2(p: np.ndarray, y: np.ndarray) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, type=Path, help="a student run with codes.npz")
-    ap.add_argument("--debian-root", default=str(Path.home() / ".cache/emotrack/debian-music"))
-    ap.add_argument("--data", help="the shared data folder (default: as `emotrack train`)")
-    ap.add_argument("--datasets", nargs="+", help="default: every dataset, as `emotrack train`")
-    ap.add_argument("--limit", type=int, help="at most this many clips per dataset and split (a quick check)")
+    add_script_arguments(ap)
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 6, 12])
     args = ap.parse_args()
     codes = np.load(args.run / "codes.npz")
-    roots = {"debian": args.debian_root} if Path(args.debian_root, "root").is_dir() else {}
-    seqs = [s for s in build_seqs(load_clips(args.data, args.datasets, roots, args.limit), jobs=2) if s.key in codes.files]
+    seqs = [s for s in build_seqs(script_clips(args), jobs=2) if s.key in codes.files]
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val")}
     scaler = distill.TeacherScaler(split["train"])
     _, targets, _, _ = student.student_targets(seqs, split, distill.StudentConfig(), scaler)

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from emotrack.models import accurate, distill, teacher_head
-from emotrack.models.cli import load_clips
+from emotrack.models.cli import add_script_arguments, script_clips
 from emotrack.models.evaluate import evaluate_predictions
 from emotrack.models.seqs import build_seqs, log
 
@@ -72,18 +72,14 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--leave-out", metavar="DATASET", help="as `emotrack train --leave-out`")
-    ap.add_argument("--debian-root", default=str(Path.home() / ".cache/emotrack/debian-music"))
-    ap.add_argument("--data", help="the shared data folder (default: as `emotrack train`)")
-    ap.add_argument("--datasets", nargs="+", help="default: every dataset, as `emotrack train`")
-    ap.add_argument("--limit", type=int, help="at most this many clips per dataset and split (a quick check)")
+    add_script_arguments(ap)
     ap.add_argument("--quick", action="store_true", help="two epochs a head (proves the path)")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("variants", nargs="+", choices=VARIANTS)
     args = ap.parse_args()
     done = {json.loads(line)["variant"] for line in args.out.read_text().splitlines()} if args.out.exists() else set()
     torch.set_num_threads(1)
-    roots = {"debian": args.debian_root} if Path(args.debian_root, "root").is_dir() else {}
-    clips = load_clips(args.data, args.datasets, roots, args.limit)
+    clips = script_clips(args)
     base = replace(distill.StudentConfig.quick() if args.quick else distill.StudentConfig(), seed=args.seed, threads=1)
     if args.leave_out:
         clips, base = distill.leave_out(clips, base, args.leave_out)

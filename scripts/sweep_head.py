@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from emotrack.models import distill, student
-from emotrack.models.cli import load_clips
+from emotrack.models.cli import add_script_arguments, script_clips
 from emotrack.models.evaluate import evaluate_predictions
 from emotrack.models.seqs import GAINS_DB, build_seqs, log
 
@@ -62,10 +62,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, type=Path)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--debian-root", default=str(Path.home() / ".cache/emotrack/debian-music"))
-    ap.add_argument("--data", help="the shared data folder (default: as `emotrack train`)")
-    ap.add_argument("--datasets", nargs="+", help="default: every dataset, as `emotrack train`")
-    ap.add_argument("--limit", type=int, help="at most this many clips per dataset and split (a quick check)")
+    add_script_arguments(ap)
     ap.add_argument("--leave-out", metavar="DATASET", help="as `emotrack train --leave-out`: for a leave-one-out run")
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--threads", type=int, default=1)
@@ -77,8 +74,7 @@ def main() -> int:
     done = {json.dumps(r["setting"], sort_keys=True) for r in rows if r.get("finetune", {}) == ft}
     torch.set_num_threads(args.threads)
     base = replace(distill.StudentConfig(), seed=args.seed, threads=args.threads)
-    roots = {"debian": args.debian_root} if Path(args.debian_root, "root").is_dir() else {}
-    clips = load_clips(args.data, args.datasets, roots, args.limit)
+    clips = script_clips(args)
     if args.leave_out:
         clips, base = distill.leave_out(clips, base, args.leave_out)
     seqs = build_seqs(clips, jobs=1)
