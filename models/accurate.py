@@ -100,7 +100,7 @@ def run_accurate(clips: list[Clip], out: Path, cfg: StudentConfig | None = None,
     if missing:
         log(f"clips of {missing} have no teacher outputs and are left out (run `emotrack teacher-pass` for them)")
     if not clips:
-        raise ValueError("no clip has teacher outputs: run `emotrack teacher-pass` first")
+        raise teacher_head.no_features("clip")
     seqs = build_seqs(clips, jobs=jobs)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     for k, v in split.items():
