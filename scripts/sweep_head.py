@@ -13,7 +13,20 @@ takes its; ``joint_epochs`` adds stage 3). One line per setting goes to ``--out`
 a setting already there is skipped, so a stopped sweep resumes): the validation metrics the
 choice is made on, the test metrics for the record, and how far the test predictions move
 when the audio is 6 dB quieter or louder (``level_shift``). The codes of every clip are
-cached next to the run (``RUN/codes.npz``).
+cached next to the run (``RUN/codes.npz``); each setting's head is saved beside ``--out``.
+
+``--merge`` scores instead the heads already saved for the settings given (same ``--out``,
+``--run`` and ``--finetune``), merged into one (``distill.merge_heads``: the mean of their
+outputs before the non-linearities, as ``head_ensemble`` does in training), for example
+three stage-2 seeds of one encoder:
+
+    python scripts/sweep_head.py --run runs/student-s0 --out sweep-s0.jsonl '{}' '{"seed": 100}' '{"seed": 200}'
+    python scripts/sweep_head.py --run runs/student-s0 --out sweep-s0.jsonl --merge '{}' '{"seed": 100}' '{"seed": 200}'
+
+With ``--export OUT.onnx`` the run's student (``RUN/student.pt``, whose encoder made the
+cached codes) with the merged head in place of its own is written as the runtime's graph
+(``OUT.pt`` beside it, exported through the same parity gate as ``emotrack export``), so
+that ``emotrack bench --model OUT.onnx`` times it.
 """
 
 from __future__ import annotations
@@ -58,6 +71,86 @@ def level_shift(head, seqs) -> dict:
     return out
 
 
+def head_tag(setting: dict) -> str:
+    """The saved head's file-name part for a setting."""
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "-", "_".join(f"{k}={v}" for k, v in sorted(setting.items()))) or "defaults"
+
+
+def net_fields(run: Path) -> dict:
+    """The encoder's and the LSTM's shape the run was trained with (from the stage-1 checkpoint's
+    key), so that its ``frames.pt`` loads and the heads are as wide as the run's."""
+    made = json.loads(torch.load(run / "frames.pt", map_location="cpu", weights_only=False)["key"])[0]
+    out = {k: tuple(made[k]) if isinstance(made[k], list) else made[k]
+           for k in ("front", "channels", "enc_hidden", "lstm_hidden") if k in made}
+    return {"front": None, **out}  # keys from before the musicnn front: the conv encoder
+
+
+def config_of(base: distill.StudentConfig, setting: dict) -> distill.StudentConfig:
+    return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in setting.items()})
+
+
+def scores(head, split: dict) -> dict:
+    """The validation and test summaries of a row, and ``level_shift`` where the test clips
+    have codes at every gain."""
+    row = {"val": summary(evaluate_predictions(split["val"], distill.predict_head(head, split["val"]))),
+           "test": summary(evaluate_predictions(split["test"], distill.predict_head(head, split["test"])))}
+    if all(len(s.codes["student"]) == len(GAINS_DB) for s in split["test"]):
+        row["level_shift"] = level_shift(head, split["test"])
+    return row
+
+
+def merge_saved(args, settings: list[dict], base: distill.StudentConfig, datasets: list[str], split: dict,
+                done: set, ft: dict) -> int:
+    """``--merge``: one row for the saved heads of ``settings`` merged."""
+    key = json.dumps({"merged": settings}, sort_keys=True)
+    if key in done:
+        log(f"merged {settings}: done")
+        return 0
+    files = [args.out.with_name(f"{args.out.stem}.{head_tag(st)}.pt") for st in settings]
+    missing = [str(f) for f in files if not f.exists()]
+    if missing:
+        print(f"sweep_head: no saved head {', '.join(missing)}: run those settings first (without --merge) "
+              "with the same --out", file=sys.stderr)
+        return 2
+    heads = []
+    for st, f in zip(settings, files, strict=True):
+        h = distill.StudentHead(distill.student_net(config_of(base, st)), datasets)
+        h.load_state_dict(torch.load(f, map_location="cpu"))
+        heads.append(h.eval())
+    head = distill.merge_heads(heads)
+    if args.export:
+        try:
+            export_merged(args.run, head, datasets, args.export)
+        except ValueError as e:
+            print(f"sweep_head: {e}", file=sys.stderr)
+            return 2
+    val_r = distill._val_score(head, split["val"], base.select_sets)
+    row = {"setting": {"merged": settings}, "finetune": ft, "seed": args.seed, "best_val_mean_r": val_r,
+           **scores(head, split)}
+    with args.out.open("a") as f:
+        f.write(json.dumps(row, default=str) + "\n")
+    log(f"merged {settings}: val mean r {val_r:.4f}")
+    return 0
+
+
+def export_merged(run: Path, head, datasets: list[str], out: Path) -> None:
+    """``--export``: RUN/student.pt with ``head`` in place of its own -> OUT.pt and OUT (ONNX)."""
+    from emotrack.export.student_export import export_student
+
+    ck = torch.load(run / "student.pt", map_location="cpu", weights_only=False)
+    if ck["datasets"] != datasets:
+        raise ValueError(f"{run / 'student.pt'} was trained on {ck['datasets']}, the heads on "
+                         f"{datasets}: give the run's own clip options")
+    frames = torch.load(run / "frames.pt", map_location="cpu", weights_only=False)["model"]
+    if not all(torch.equal(frames[f"vae.{k}"], v) for k, v in ck["vae"].items()):
+        raise ValueError(f"the encoder in {run / 'student.pt'} is not {run / 'frames.pt'}'s (stage 1b "
+                         "or 3 ran after it), so the heads, trained on frames.pt's codes, cannot go with it")
+    ck["head"], ck["net_config"] = head.state_dict(), head.cfg.to_dict()
+    torch.save(ck, out.with_suffix(".pt"))
+    _, parity = export_student(out.with_suffix(".pt"), out)
+    log(f"merged head exported -> {out} (parity {parity})")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--run", required=True, type=Path)
@@ -67,21 +160,29 @@ def main() -> int:
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--finetune", help='JSON {"epochs": E, "lambda_frame": L}: more stage-1 epochs first')
+    ap.add_argument("--merge", action="store_true",
+                    help="score the saved heads of the settings given, merged into one (one row)")
+    ap.add_argument("--export", type=Path, metavar="ONNX", help="with --merge: the run's student with the merged head")
     ap.add_argument("settings", nargs="+")
     args = ap.parse_args()
     ft = json.loads(args.finetune) if args.finetune else {}
     rows = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     done = {json.dumps(r["setting"], sort_keys=True) for r in rows if r.get("finetune", {}) == ft}
+    if args.export and (not args.merge or ft):
+        ap.error("--export goes with --merge, without --finetune (the run's student.pt must hold the codes' encoder)")
+    if not (args.run / "frames.pt").exists():
+        ap.error(f"{args.run / 'frames.pt'} not found: give a run folder of `emotrack train --teachers` (stage 1 done)")
     torch.set_num_threads(args.threads)
-    base = replace(distill.StudentConfig(), seed=args.seed, threads=args.threads)
+    base = replace(distill.StudentConfig(), seed=args.seed, threads=args.threads, **net_fields(args.run))
     clips = script_clips(args)
     if args.leave_out:
         clips, base = distill.leave_out(clips, base, args.leave_out)
     seqs = build_seqs(clips, jobs=1)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
-    scaler = distill.TeacherScaler(split["train"])
-    _, targets, _, _ = student.student_targets(seqs, split, base, scaler)
     cache = args.run / ("codes.npz" if not ft else f"codes-ft{ft['epochs']}-{ft['lambda_frame']}.npz")
+    scaler, targets = distill.TeacherScaler(split["train"]), None
+    if not args.merge or (ft and not cache.exists()):  # scoring saved heads needs no training targets
+        _, targets, _, _ = student.student_targets(seqs, split, base, scaler)
     if cache.exists():
         z = np.load(cache)
         for s in seqs:
@@ -99,12 +200,14 @@ def main() -> int:
     datasets = sorted({s.clip.dataset for s in seqs})
     if ft and any(json.loads(t).get("joint_epochs") for t in args.settings):
         ap.error("--finetune and joint_epochs together are not supported (stage 3 starts from RUN/frames.pt)")
+    if args.merge:
+        return merge_saved(args, [json.loads(t) for t in args.settings], base, datasets, split, done, ft)
     for text in args.settings:
         setting = json.loads(text)
         if json.dumps(setting, sort_keys=True) in done:
             log(f"{setting}: done")
             continue
-        cfg = replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in setting.items()})
+        cfg = config_of(base, setting)
         if args.leave_out and "head_sets" in setting:  # the left-out set stays out of the teacher head
             cfg = replace(cfg, head_sets=tuple(d for d in cfg.head_sets if d != args.leave_out))
         tg = targets
@@ -125,16 +228,11 @@ def main() -> int:
             distill.encode_codes(fs.vae, split["test"])
         row = {"setting": setting, "finetune": ft, "seed": args.seed, "best_val_mean_r": rep["best_val_mean_r"],
                "epochs": [len(r["history"]) for r in rep.get("members", [rep])], "seconds": round(time.time() - t0),
-               "val": summary(evaluate_predictions(split["val"], distill.predict_head(head, split["val"]))),
-               "test": summary(evaluate_predictions(split["test"], distill.predict_head(head, split["test"]))),
-               "config": asdict(cfg)}
-        if all(len(s.codes["student"]) == len(GAINS_DB) for s in split["test"]):
-            row["level_shift"] = level_shift(head, split["test"])
+               **scores(head, split), "config": asdict(cfg)}
         if saved is not None:
             for s in seqs:
                 s.codes["student"] = saved[s.key]
-        tag = re.sub(r"[^A-Za-z0-9_.=+-]+", "-", "_".join(f"{k}={v}" for k, v in sorted(setting.items()))) or "defaults"
-        torch.save(head.state_dict(), args.out.with_name(f"{args.out.stem}.{tag}.pt"))
+        torch.save(head.state_dict(), args.out.with_name(f"{args.out.stem}.{head_tag(setting)}.pt"))
         with args.out.open("a") as f:
             f.write(json.dumps(row, default=str) + "\n")
         log(f"{setting}: val mean r {rep['best_val_mean_r']:.4f} | " + " | ".join(

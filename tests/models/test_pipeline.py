@@ -15,6 +15,7 @@ import zipfile
 
 import numpy as np
 import soundfile as sf
+import torch
 from emotrack.realtime.core.graph import METADATA_KEY
 from emotrack.realtime.core.model import EmotionModel
 
@@ -106,7 +107,9 @@ def test_whole_pipeline_tiny(tmp_path):
 
     runs = []
     # seed 1: the ridge head's pseudo-labels, stage-1 augmentation and emotrack-vae-lstm 3's conv encoder front
-    s1 = ["--set", "frame_eq_db=6", "--set", "frame_masks=1", "--set", "front=conv"]
+    # and neither stage 1b nor 3: its student.pt holds frames.pt's encoder (sweep_head --merge --export below)
+    s1 = ["--set", "frame_eq_db=6", "--set", "frame_masks=1", "--set", "front=conv", "--set", "frame_epochs_2=0",
+          "--set", "joint_epochs=0"]
     # seed 0: the pseudo-labels' teachers hear MSD_vgg too (the VGG pass above)
     for seed, pseudo, va, aug in ((0, "accurate", "5", ["--set", "head_vgg=true"]), (1, "ridge", "0", s1)):
         out = tmp_path / f"s{seed}"
@@ -124,7 +127,7 @@ def test_whole_pipeline_tiny(tmp_path):
     assert reports[0]["pseudo_teacher"]["sets"] == ["soundtracks", "panda4q"]
     assert {"student", "teacher head", "accurate head"} == set(reports[0]["test"])
     assert "pseudo_teacher" not in reports[1] and {"student", "teacher head"} == set(reports[1]["test"])
-    assert all(len(r["joint"]["history"]) == 1 for r in reports)  # --quick runs stage 3 too
+    assert len(reports[0]["joint"]["history"]) == 1 and "joint" not in reports[1]  # --quick runs stage 3 too
     # leave Soundtracks out but keep its audio, unlabelled: its training clips teach through the teachers only
     keep = tmp_path / "keep"
     run("train", "--teachers", "--quick", *data, "--threads", "1", "--jobs", "1", "--pseudo", "ridge",
@@ -165,6 +168,34 @@ def test_whole_pipeline_tiny(tmp_path):
                                             {"head_epochs": 2, "pseudo_source": "ridge"}]  # once each
     assert rows[1]["epochs"] == [2, 2] and {"soundtracks", "panda4q"} <= set(rows[0]["val"]) | set(rows[0]["test"])
     assert all(x["finetune"] == {"epochs": 1, "lambda_frame": 0.5} for x in rows) and "done" in r.stdout
+    # --merge: the saved heads of settings merged into one and scored; one head alone scores as its own row
+    # did (the same weights on the same codes: only float summation order could differ). With one clip a
+    # set the r are undefined, so the fingerprint is how far ±6 dB moves the test predictions
+    merge = [*cmd[:cmd.index('{"head_epochs": 2}')], "--merge"]
+    for settings in (['{"head_epochs": 2}'], ['{"head_epochs": 2}', '{"head_epochs": 2, "pseudo_source": "ridge"}']):
+        r = subprocess.run([*merge, *settings], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+    merged = [json.loads(line) for line in sweep.read_text().splitlines()][3:]
+    assert [x["setting"] for x in merged] == [{"merged": [{"head_epochs": 2}]},
+                                              {"merged": [{"head_epochs": 2}, {"head_epochs": 2, "pseudo_source": "ridge"}]}]
+    shift = [[x["level_shift"][g][d] for g in ("-6 dB", "+6 dB") for d in ("valence", "arousal")] for x in merged]
+    np.testing.assert_allclose(shift[0], [rows[0]["level_shift"][g][d] for g in ("-6 dB", "+6 dB")
+                                          for d in ("valence", "arousal")], atol=1e-6)
+    assert set(merged[0]["test"]) == set(rows[0]["test"]) and np.all(np.isfinite(shift)) and shift[1] != shift[0]
+    r = subprocess.run([*merge, '{"head_epochs": 3}'], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "no saved head" in r.stderr and "head_epochs=3" in r.stderr, r.stderr[-3000:]
+    # --export: the run's student with the merged head, through the export's parity gate, as the runtime
+    # loads it (one LSTM as wide as the heads together)
+    plain = [str(tmp_path / "plain.jsonl") if a == str(sweep) else runs[1] if a == runs[0] else a
+             for a in cmd[:cmd.index("--finetune")]]
+    two = ['{"head_epochs": 2}', '{"head_epochs": 2, "seed": 5}']
+    for extra in ([], ["--merge", "--export", str(tmp_path / "merged.onnx")]):
+        r = subprocess.run([*plain, *extra, *two], env=env, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+    meta = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / "merged.onnx")).metadata_props}[METADATA_KEY])
+    one = torch.load(tmp_path / "plain.head_epochs=2.pt", map_location="cpu")["lstm.weight_hh_l0"].shape[1]
+    assert meta["hidden_size"] == 2 * one
+    assert EmotionModel(tmp_path / "merged.onnx").descriptor_names == meta["descriptors"]
     # a leave-one-out sweep: the left-out set is only in the test rows, its songs never trained or selected
     lodo = tmp_path / "lodo.jsonl"
     lodo_cmd = [str(lodo) if a == str(sweep) else a for a in cmd[:cmd.index("--finetune")]]
@@ -179,6 +210,10 @@ def test_whole_pipeline_tiny(tmp_path):
         # how far 6 dB less or more input moves the test predictions, measured for every head
         assert all(np.isfinite(row["level_shift"][g][d]) for g in ("-6 dB", "+6 dB") for d in ("valence", "arousal"))
     assert lodo_rows[1]["config"]["head_gains_db"] == [0.0]
+    # no merged export where student.pt's encoder is not the one that made the codes (seed 0 ran stages 1b and 3)
+    r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", "--merge", "--export", str(tmp_path / "no.onnx"),
+                        '{"head_epochs": 2}'], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "stage 1b or 3 ran after it" in r.stderr and not (tmp_path / "no.onnx").exists()
     # the accurate pseudo-label teacher on other inputs (scripts/probe_pseudo_teacher_inputs.py), and its resumption
     probe_out = tmp_path / "inputs.jsonl"
     cmd = [sys.executable, str(ROOT / "scripts" / "probe_pseudo_teacher_inputs.py"), "--datasets", "soundtracks",
