@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from emotrack.models.distill import DESCRIPTORS, StudentHead
+from emotrack.models.distill import DESCRIPTORS, BlockLSTM, StudentHead, lstm_blocks
 from emotrack.models.nets import FrameVAE, NetConfig
 from emotrack.realtime.core.config import FEATURES
 from emotrack.realtime.core.model import EmotionModel, StepOutput
@@ -66,10 +66,33 @@ def load_student(ckpt_path: Path) -> tuple[StudentGraph, dict]:
     vae, net = load_vae(ck, ckpt_path)
     head = StudentHead(net, ck["datasets"])
     head.load_state_dict(ck["head"], strict=True)
+    split_blocks(head)
     # the tag head predicts standardised logits: MSD's 50 then MTT's 50 (see distill.targets_of)
     mu, sd = _tag_scaling(ck["teacher_mu"], ck["teacher_sd"])
     graph = StudentGraph(vae, head, ck["descriptor_index"], mu, sd).eval()
     return graph, ck
+
+
+@torch.no_grad()
+def split_blocks(head: StudentHead, T: int = 16) -> int:
+    """Merged heads (``head_ensemble``) go into the graph as their K LSTMs side by side
+    (``distill.BlockLSTM``), not as one LSTM K times as wide with zeros off its blocks; the
+    head's outputs and state must stay what they were (within PARITY_TOL, on a random sequence
+    from a random state). Returns K (1: the LSTM is left as it is)."""
+    K = lstm_blocks(head.lstm)
+    if K == 1:
+        return 1
+    g = torch.Generator().manual_seed(0)
+    z = torch.randn(2, T, head.lstm.input_size, generator=g)
+    st = tuple(torch.randn(1, 2, head.lstm.hidden_size, generator=g) for _ in range(2))
+    before, merged = head(z, st), head.lstm
+    head.lstm = BlockLSTM(merged, K)
+    after = head(z, st)
+    diff = max(float((a - b).abs().max()) for a, b in zip((*before[:2], *before[2], before[3]),
+                                                           (*after[:2], *after[2], after[3]), strict=True))
+    if diff > PARITY_TOL:
+        raise ExportParityError(f"the merged head's {K} LSTMs apart differ from it by {diff:.2e} (> {PARITY_TOL})")
+    return K
 
 
 def _tag_scaling(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -99,7 +122,8 @@ def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", versi
                           str(flt), input_names=["mel", "h", "c"], output_names=OUTPUTS, dynamic_axes=dyn,
                           opset_version=OPSET, dynamo=False)
     meta = {"name": name, "version": version, "features": FEATURES.to_dict(), "net": net.to_dict(),
-            "hidden_size": H, "num_layers": L, "outputs": OUTPUTS, "scale": "DEAM [-1, 1]",
+            "hidden_size": H, "num_layers": L, "lstm_blocks": len(getattr(graph.head.lstm, "parts", [0])),
+            "outputs": OUTPUTS, "scale": "DEAM [-1, 1]",
             "descriptors": list(ck["descriptors"]), "descriptor_typical": ck.get("descriptor_typical"),
             "descriptor_sources": [f"{m}:{t}" for m, t in DESCRIPTORS], "kind": "dynamic",
             "teachers": "musicnn 0.1.0 MSD_musicnn + MTT_musicnn (distilled; not run at run time)"}

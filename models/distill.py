@@ -821,7 +821,7 @@ def merge_heads(heads: list[StudentHead]) -> StudentHead:
         for w in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
             getattr(lstm, w).zero_()
         for k, h in enumerate(heads):
-            rows = torch.cat([torch.arange(g * K * H + k * H, g * K * H + (k + 1) * H) for g in range(4)])  # i, f, g, o
+            rows = _block_rows(K * H, H, k)  # i, f, g, o
             lstm.weight_ih_l0[rows] = h.lstm.weight_ih_l0
             lstm.weight_hh_l0[rows, k * H:(k + 1) * H] = h.lstm.weight_hh_l0
             lstm.bias_ih_l0[rows] = h.lstm.bias_ih_l0
@@ -832,6 +832,61 @@ def merge_heads(heads: list[StudentHead]) -> StudentHead:
             lin.bias.copy_(torch.stack([getattr(h, name).bias for h in heads]).mean(0))
         merged.std_scale.copy_(first.std_scale)
     return merged.eval()
+
+
+class BlockLSTM(nn.Module):
+    """A one-layer LSTM whose recurrence is block-diagonal (``merge_heads``'s) as its K blocks,
+    each an LSTM of its own on its slice of the state: the same outputs and state, without the
+    multiplications by the zeros off the blocks (three merged heads of 160 units: 0.43 M
+    instead of 1.04 M multiply-adds a step). The state keeps the merged shape (1, B, K·H)."""
+
+    def __init__(self, lstm: nn.LSTM, blocks: int):
+        super().__init__()
+        KH, K = lstm.hidden_size, blocks
+        self.H = KH // K
+        self.parts = nn.ModuleList()
+        for k in range(K):
+            rows = _block_rows(KH, self.H, k)
+            part = nn.LSTM(lstm.input_size, self.H, 1, batch_first=True)
+            with torch.no_grad():
+                part.weight_ih_l0.copy_(lstm.weight_ih_l0[rows])
+                part.weight_hh_l0.copy_(lstm.weight_hh_l0[rows, k * self.H:(k + 1) * self.H])
+                part.bias_ih_l0.copy_(lstm.bias_ih_l0[rows])
+                part.bias_hh_l0.copy_(lstm.bias_hh_l0[rows])
+            self.parts.append(part)
+
+    def forward(self, z, state):
+        h, c = state
+        ys, hs, cs = [], [], []
+        for k, part in enumerate(self.parts):
+            cut = slice(k * self.H, (k + 1) * self.H)
+            y, (h2, c2) = part(z, (h[..., cut].contiguous(), c[..., cut].contiguous()))
+            ys.append(y)
+            hs.append(h2)
+            cs.append(c2)
+        return torch.cat(ys, -1), (torch.cat(hs, -1), torch.cat(cs, -1))
+
+
+def _block_rows(KH: int, H: int, k: int) -> torch.Tensor:
+    """The gate rows (i, f, g, o) of block ``k`` of H units in an LSTM of KH units."""
+    return torch.cat([torch.arange(g * KH + k * H, g * KH + (k + 1) * H) for g in range(4)])
+
+
+def lstm_blocks(lstm: nn.LSTM) -> int:
+    """How many independent blocks a one-layer LSTM's recurrence has: the largest K for which
+    every weight from one block's state to another block's gates is exactly zero (K heads
+    merged by ``merge_heads``; 1 for an ordinary LSTM, or once stage 3 has trained across)."""
+    if lstm.num_layers != 1:
+        return 1
+    KH, w = lstm.hidden_size, lstm.weight_hh_l0.detach()
+    for K in sorted((k for k in range(2, KH + 1) if KH % k == 0), reverse=True):
+        H = KH // K
+        mask = torch.ones_like(w, dtype=torch.bool)
+        for k in range(K):
+            mask[_block_rows(KH, H, k)[:, None], torch.arange(k * H, (k + 1) * H)] = False
+        if not w[mask].any():
+            return K
+    return 1
 
 
 def train_joint(vae: FrameVAE, head: StudentHead, train: list[Seq], val: list[Seq], targets: dict,

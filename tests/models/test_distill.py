@@ -20,6 +20,7 @@ import torch
 from emotrack.models.accurate import hold_last
 from emotrack.models.data import Clip
 from emotrack.models.distill import (
+    BlockLSTM,
     FrameStudent,
     StudentConfig,
     StudentHead,
@@ -29,6 +30,7 @@ from emotrack.models.distill import (
     eval_frames,
     head_loss,
     leave_out,
+    lstm_blocks,
     merge_heads,
     stage1_key,
     student_net,
@@ -72,6 +74,22 @@ def test_merged_heads_are_the_mean_of_their_pre_activations():
     assert torch.allclose(merged.offsets, torch.stack([h.offsets for h in heads]).mean(0))
     mean, std, _, _ = merged(z)
     assert mean.shape == (2, 13, 2) and (std > 0).all()
+
+
+@torch.no_grad()
+def test_merged_lstm_runs_as_its_blocks_apart():
+    """The export runs K merged heads as K LSTMs (BlockLSTM): the same outputs and state as the
+    one wide LSTM, from a carried non-zero state; the blocks are found from the weights."""
+    merged = merge_heads(_heads(3))
+    assert lstm_blocks(merged.lstm) == 3 and lstm_blocks(_heads(1)[0].lstm) == 1
+    apart = BlockLSTM(merged.lstm, 3)
+    z, h, c = torch.randn(2, 9, 6), torch.randn(1, 2, 24), torch.randn(1, 2, 24)
+    (y1, (h1, c1)), (y2, (h2, c2)) = merged.lstm(z, (h, c)), apart(z, (h, c))
+    assert y2.shape == y1.shape and h2.shape == h1.shape == (1, 2, 24)
+    for a, b in ((y1, y2), (h1, h2), (c1, c2)):  # 24-term sums against 8-term ones: a few ulps
+        assert torch.allclose(a, b, atol=1e-6)
+    merged.lstm.weight_hh_l0[0, 8] = 0.1  # head 1's first unit now feeds head 0's first input gate
+    assert lstm_blocks(merged.lstm) == 1
 
 
 def test_one_head_merges_to_itself_and_unlike_heads_do_not_merge():
