@@ -102,8 +102,8 @@ def scores(head, split: dict) -> dict:
 def merge_saved(args, settings: list[dict], base: distill.StudentConfig, datasets: list[str], split: dict,
                 done: set, ft: dict) -> int:
     """``--merge``: one row for the saved heads of ``settings`` merged."""
-    key = json.dumps({"merged": settings}, sort_keys=True)
-    if key in done:
+    scored = json.dumps({"merged": settings}, sort_keys=True) in done
+    if scored and not args.export:
         log(f"merged {settings}: done")
         return 0
     files = [args.out.with_name(f"{args.out.stem}.{head_tag(st)}.pt") for st in settings]
@@ -124,6 +124,8 @@ def merge_saved(args, settings: list[dict], base: distill.StudentConfig, dataset
         except ValueError as e:
             print(f"sweep_head: {e}", file=sys.stderr)
             return 2
+    if scored:
+        return 0
     val_r = distill._val_score(head, split["val"], base.select_sets)
     row = {"setting": {"merged": settings}, "finetune": ft, "seed": args.seed, "best_val_mean_r": val_r,
            **scores(head, split)}
