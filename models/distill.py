@@ -136,6 +136,7 @@ against 0.573 / 0.581, Panda quadrant 0.467 against 0.393; Emotify arousal 0.716
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import time
@@ -573,6 +574,37 @@ def encode_codes(vae: FrameVAE, seqs: list[Seq], name: str = "student") -> None:
             x = torch.from_numpy(shift_gain(s.mel, g).astype(np.float32))
             out.append(torch.cat([code(x[i:i + 2048]) for i in range(0, len(x), 2048)]).numpy())
         s.codes[name] = np.stack(out).astype(np.float32)
+
+
+def encoder_hash(vae: FrameVAE) -> str:
+    """A fingerprint of the VAE's weights (its tensors' names, shapes and bytes): what its codes are."""
+    h = hashlib.sha256()
+    for name, t in sorted(vae.state_dict().items()):
+        h.update(f"{name}{tuple(t.shape)}".encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def cached_codes(vae: FrameVAE, seqs: list[Seq], path: Path) -> bool:
+    """``encode_codes`` through a cache at ``path`` (``.npz``, the codes of every clip at every
+    gain by clip key; beside it ``.json`` naming the encoder by ``encoder_hash``, the gains and
+    the features): read when it names this encoder and holds every clip, else encoded and
+    written. Stage 2 from a finished stage 1 (``emotrack train`` into a folder holding
+    ``frames.pt``, ``scripts/sweep_head.py``) then skips the encoding, the longest step after
+    stage 1 (about 45 min for 62 h of audio on one core). Returns whether it was read."""
+    path, meta = Path(path), Path(path).with_suffix(".json")
+    want = json.loads(json.dumps({"encoder": encoder_hash(vae), "gains_db": GAINS_DB, "features": FEATURES.to_dict()}))
+    if path.exists() and meta.exists() and json.loads(meta.read_text()) | {"clips": None} == want | {"clips": None}:
+        with np.load(path) as z:
+            if all(s.key in z.files for s in seqs):
+                for s in seqs:
+                    s.codes["student"] = z[s.key]
+                log(f"codes of {len(seqs)} clips read from {path}")
+                return True
+    encode_codes(vae, seqs)
+    np.savez(path, **{s.key: s.codes["student"] for s in seqs})
+    meta.write_text(json.dumps({**want, "clips": len(seqs)}, indent=1))
+    return False
 
 
 # ---------------------------------------------------------------------- stage 2: the LSTM head

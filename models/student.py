@@ -41,6 +41,7 @@ from .distill import (
     Targets,
     TeacherScaler,
     before_min_t,
+    cached_codes,
     calibrate,
     descriptor_index,
     descriptor_names,
@@ -119,7 +120,7 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     report["frames"]["test"] = eval_frames(fs, *frame_pool(split["test"], targets)) if split["test"] else {}
     for p in fs.parameters():
         p.requires_grad_(False)
-    encode_codes(fs.vae, seqs)
+    cached_codes(fs.vae, seqs, out / "codes.npz")
     datasets = sorted({s.clip.dataset for s in seqs})
     head, report["head"] = train_heads(net, datasets, split["train"], split["val"], targets, cfg)
     if cfg.joint_epochs:

@@ -13,7 +13,8 @@ takes its; ``joint_epochs`` adds stage 3). One line per setting goes to ``--out`
 a setting already there is skipped, so a stopped sweep resumes): the validation metrics the
 choice is made on, the test metrics for the record, and how far the test predictions move
 when the audio is 6 dB quieter or louder (``level_shift``). The codes of every clip are
-cached next to the run (``RUN/codes.npz``); each setting's head is saved beside ``--out``.
+cached next to the run (``RUN/codes.npz``, ``distill.cached_codes``, which ``emotrack train``
+reads too); each setting's head is saved beside ``--out``.
 
 ``--merge`` scores instead the heads already saved for the settings given (same ``--out``,
 ``--run`` and ``--finetune``), merged into one (``distill.merge_heads``: the mean of their
@@ -185,7 +186,7 @@ def main() -> int:
     scaler, targets = distill.TeacherScaler(split["train"]), None
     if not args.merge or (ft and not cache.exists()):  # scoring saved heads needs no training targets
         _, targets, _, _ = student.student_targets(seqs, split, base, scaler)
-    if cache.exists():
+    if ft and cache.exists():  # the fine-tuned encoder is not kept: its codes are known by the settings' name
         z = np.load(cache)
         for s in seqs:
             s.codes["student"] = z[s.key]
@@ -197,8 +198,11 @@ def main() -> int:
             rep1 = distill.train_frames(fs, split["train"], split["val"], targets, ftc)
             log(f"finetune {ft}: {rep1['history'][-1]}")
         fs.eval()
-        distill.encode_codes(fs.vae, seqs)
-        np.savez(cache, **{s.key: s.codes["student"] for s in seqs})
+        if ft:
+            distill.encode_codes(fs.vae, seqs)
+            np.savez(cache, **{s.key: s.codes["student"] for s in seqs})
+        else:  # the cache `emotrack train` reads and writes too, checked against the encoder
+            distill.cached_codes(fs.vae, seqs, cache)
     datasets = sorted({s.clip.dataset for s in seqs})
     if ft and any(json.loads(t).get("joint_epochs") for t in args.settings):
         ap.error("--finetune and joint_epochs together are not supported (stage 3 starts from RUN/frames.pt)")

@@ -26,6 +26,7 @@ from emotrack.models.distill import (
     StudentHead,
     _gain_index,
     augment_frames,
+    cached_codes,
     check_config,
     eval_frames,
     head_loss,
@@ -36,6 +37,7 @@ from emotrack.models.distill import (
     student_net,
 )
 from emotrack.models.nets import ConvEncoder, ConvMaxFreq, MusicnnFront, NetConfig
+from emotrack.models.seqs import Seq
 from emotrack.models.train_cli import with_settings
 from emotrack.realtime.core.config import FEATURES
 
@@ -396,3 +398,25 @@ def test_probe_rhythm_is_causal_and_finds_the_beat(monkeypatch):
     # causal: a frame's vector never depends on the frames after it
     np.testing.assert_array_equal(mod.rhythm(changed)[:12], feats[:12])
     assert not np.allclose(mod.rhythm(changed)[12:], feats[12:])
+
+
+@torch.no_grad()
+def test_codes_cache_is_read_only_for_the_encoder_and_clips_it_holds(tmp_path):
+    """``cached_codes``: a second stage 2 from the same encoder reads the codes instead of
+    encoding 62 h again; another encoder (one weight moved) or a clip it lacks encodes afresh."""
+    rng = np.random.default_rng(0)
+    seqs = [Seq(Clip("soundtracks", str(i), str(i), "train"), rng.normal(size=(5 + i, *FEATURES.frame_shape))
+                .astype(np.float16), np.zeros(5 + i), np.zeros(5 + i), np.zeros(2)) for i in range(2)]
+    fs = FrameStudent(student_net())
+    fs.eval()
+    path = tmp_path / "codes.npz"
+    assert cached_codes(fs.vae, seqs, path) is False and path.with_suffix(".json").exists()
+    first = [s.codes.pop("student") for s in seqs]
+    assert first[1].shape == (3, 6, student_net().latent_dim)  # every gain, every frame
+    assert cached_codes(fs.vae, seqs, path) is True
+    assert all(np.array_equal(s.codes["student"], f) for s, f in zip(seqs, first, strict=True))
+    more = [*seqs, Seq(Clip("panda4q", "x", "x", "val"), seqs[0].mel, seqs[0].v, seqs[0].a, seqs[0].sign)]
+    assert cached_codes(fs.vae, more, path) is False  # a clip the cache lacks
+    next(iter(fs.vae.encoder.parameters()))[0].add_(0.5)
+    assert cached_codes(fs.vae, seqs, path) is False  # another encoder
+    assert not np.allclose(seqs[1].codes["student"], first[1])

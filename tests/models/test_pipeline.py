@@ -192,6 +192,8 @@ def test_whole_pipeline_tiny(tmp_path):
     for extra in ([], ["--merge", "--export", str(tmp_path / "merged.onnx")]):
         r = subprocess.run([*plain, *extra, *two], env=env, capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr[-3000:]
+        # the codes `emotrack train` cached for this encoder are read, not encoded again
+        assert f"read from {runs[1]}/codes.npz" in r.stdout + r.stderr
     meta = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / "merged.onnx")).metadata_props}[METADATA_KEY])
     one = torch.load(tmp_path / "plain.head_epochs=2.pt", map_location="cpu")["lstm.weight_hh_l0"].shape[1]
     assert meta["hidden_size"] == 2 * one
