@@ -52,7 +52,8 @@ outputs, the descriptors). What changes is what it learns from. Two stages:
 The epoch of stage 2 that is kept is the best by the mean Pearson r of valence and arousal
 on the validation clips of the real recordings (``select_sets``); optionally the weights
 scored and kept are an exponential moving average (``head_ema`` per batch), and several
-heads are trained and merged into one wider LSTM (``head_ensemble``, ``merge_heads``).
+heads are trained and merged into one wider LSTM (``head_ensemble``, ``merge_heads``; the
+export runs it as the heads' LSTMs side by side, ``BlockLSTM``).
 Optionally (stage 3, ``joint_epochs``) the encoder and the head are then trained together
 on ``L2`` (``train_joint``). Then the predicted std is
 calibrated: one factor per dimension, chosen on the validation clips so that 68.3 % of the

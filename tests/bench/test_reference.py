@@ -37,3 +37,14 @@ def test_reference_refuses_what_it_cannot_time(tmp_path):
     assert r.returncode == 2 and "drop --no-model" in r.stderr
     r = bench("--reference", str(tmp_path / "nope.onnx"))
     assert r.returncode == 2 and "--reference" in r.stderr and "nope.onnx" in r.stderr
+
+
+def test_graph_step_timer_times_each_graph_given():
+    """scripts/time_graph_step.py: the graphs alone, taking turns, each from its own state."""
+    shipped = Path(__file__).resolve().parents[2] / "assets" / "emotrack-vae-lstm.onnx"
+    r = subprocess.run([sys.executable, str(V1.parents[2] / "scripts" / "time_graph_step.py"), str(shipped), str(V1),
+                        "--blocks", "2", "--steps", "5"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    lines = r.stdout.splitlines()
+    assert [line.split(":")[0] for line in lines] == [str(shipped), str(V1)]
+    assert all("(10 steps)" in line and float(line.split("median ")[1].split(" ms")[0]) > 0 for line in lines)
