@@ -592,7 +592,7 @@ def cached_codes(vae: FrameVAE, seqs: list[Seq], path: Path) -> bool:
     the features): read when it names this encoder and holds every clip, else encoded and
     written. Stage 2 from a finished stage 1 (``emotrack train`` into a folder holding
     ``frames.pt``, ``scripts/sweep_head.py``) then skips the encoding, the longest step after
-    stage 1 (about 45 min for 62 h of audio on one core). Returns whether it was read."""
+    stage 1 (20–45 min for 62 h of audio on one core). Returns whether it was read."""
     path, meta = Path(path), Path(path).with_suffix(".json")
     want = json.loads(json.dumps({"encoder": encoder_hash(vae), "gains_db": GAINS_DB, "features": FEATURES.to_dict()}))
     if path.exists() and meta.exists() and json.loads(meta.read_text()) | {"clips": None} == want | {"clips": None}:
