@@ -46,6 +46,7 @@ from emotrack.models import distill, student
 from emotrack.models.cli import add_script_arguments, script_clips
 from emotrack.models.evaluate import evaluate_predictions
 from emotrack.models.seqs import GAINS_DB, build_seqs, log
+from emotrack.models.train_cli import with_settings
 
 
 def summary(res: dict) -> dict:
@@ -77,17 +78,18 @@ def head_tag(setting: dict) -> str:
     return re.sub(r"[^A-Za-z0-9_.=+-]+", "-", "_".join(f"{k}={v}" for k, v in sorted(setting.items()))) or "defaults"
 
 
-def net_fields(run: Path) -> dict:
-    """The encoder's and the LSTM's shape the run was trained with (from the stage-1 checkpoint's
-    key), so that its ``frames.pt`` loads and the heads are as wide as the run's."""
-    made = json.loads(torch.load(run / "frames.pt", map_location="cpu", weights_only=False)["key"])[0]
+def net_fields(frames: dict) -> dict:
+    """The encoder's and the LSTM's shape the run was trained with (from its stage-1 checkpoint's
+    key), so that ``frames.pt`` loads and the heads are as wide as the run's."""
+    made = json.loads(frames["key"])[0]
     out = {k: tuple(made[k]) if isinstance(made[k], list) else made[k]
            for k in ("front", "channels", "enc_hidden", "lstm_hidden") if k in made}
     return {"front": None, **out}  # keys from before the musicnn front: the conv encoder
 
 
 def config_of(base: distill.StudentConfig, setting: dict) -> distill.StudentConfig:
-    return replace(base, **{k: tuple(v) if isinstance(v, list) else v for k, v in setting.items()})
+    """``base`` with a setting's fields, checked as ``emotrack train --set`` checks them."""
+    return with_settings(base, [f"{k}={json.dumps(v)}" for k, v in setting.items()])
 
 
 def scores(head, split: dict) -> dict:
@@ -100,8 +102,8 @@ def scores(head, split: dict) -> dict:
     return row
 
 
-def merge_saved(args, settings: list[dict], base: distill.StudentConfig, datasets: list[str], split: dict,
-                done: set, ft: dict) -> int:
+def merge_saved(args, frames: dict, settings: list[dict], base: distill.StudentConfig, datasets: list[str],
+                split: dict, done: set, ft: dict) -> int:
     """``--merge``: one row for the saved heads of ``settings`` merged."""
     scored = json.dumps({"merged": settings}, sort_keys=True) in done
     if scored and not args.export:
@@ -121,7 +123,7 @@ def merge_saved(args, settings: list[dict], base: distill.StudentConfig, dataset
     head = distill.merge_heads(heads)
     if args.export:
         try:
-            export_merged(args.run, head, datasets, args.export)
+            export_merged(args.run, frames["model"], head, datasets, args.export)
         except ValueError as e:
             print(f"sweep_head: {e}", file=sys.stderr)
             return 2
@@ -136,7 +138,7 @@ def merge_saved(args, settings: list[dict], base: distill.StudentConfig, dataset
     return 0
 
 
-def export_merged(run: Path, head, datasets: list[str], out: Path) -> None:
+def export_merged(run: Path, frames: dict, head, datasets: list[str], out: Path) -> None:
     """``--export``: RUN/student.pt with ``head`` in place of its own -> OUT.pt and OUT (ONNX)."""
     from emotrack.export.student_export import export_student
 
@@ -144,7 +146,6 @@ def export_merged(run: Path, head, datasets: list[str], out: Path) -> None:
     if ck["datasets"] != datasets:
         raise ValueError(f"{run / 'student.pt'} was trained on {ck['datasets']}, the heads on "
                          f"{datasets}: give the run's own clip options")
-    frames = torch.load(run / "frames.pt", map_location="cpu", weights_only=False)["model"]
     if not all(torch.equal(frames[f"vae.{k}"], v) for k, v in ck["vae"].items()):
         raise ValueError(f"the encoder in {run / 'student.pt'} is not {run / 'frames.pt'}'s (stage 1b "
                          "or 3 ran after it), so the heads, trained on frames.pt's codes, cannot go with it")
@@ -176,7 +177,8 @@ def main() -> int:
     if not (args.run / "frames.pt").exists():
         ap.error(f"{args.run / 'frames.pt'} not found: give a run folder of `emotrack train --teachers` (stage 1 done)")
     torch.set_num_threads(args.threads)
-    base = replace(distill.StudentConfig(), seed=args.seed, threads=args.threads, **net_fields(args.run))
+    frames = torch.load(args.run / "frames.pt", map_location="cpu", weights_only=False)  # stage 1's checkpoint
+    base = replace(distill.StudentConfig(), seed=args.seed, threads=args.threads, **net_fields(frames))
     clips = script_clips(args)
     if args.leave_out:
         clips, base = distill.leave_out(clips, base, args.leave_out)
@@ -192,7 +194,7 @@ def main() -> int:
             s.codes["student"] = z[s.key]
     else:
         fs = distill.FrameStudent(distill.student_net(base))
-        fs.load_state_dict(torch.load(args.run / "frames.pt", map_location="cpu", weights_only=False)["model"])
+        fs.load_state_dict(frames["model"])
         if ft:  # stage 1 goes on from the saved encoder with these settings, then the codes
             ftc = replace(base, frame_epochs_2=ft["epochs"], lambda_frame_2=ft["lambda_frame"]).stage_1b()
             rep1 = distill.train_frames(fs, split["train"], split["val"], targets, ftc)
@@ -207,7 +209,7 @@ def main() -> int:
     if ft and any(json.loads(t).get("joint_epochs") for t in args.settings):
         ap.error("--finetune and joint_epochs together are not supported (stage 3 starts from RUN/frames.pt)")
     if args.merge:
-        return merge_saved(args, [json.loads(t) for t in args.settings], base, datasets, split, done, ft)
+        return merge_saved(args, frames, [json.loads(t) for t in args.settings], base, datasets, split, done, ft)
     for text in args.settings:
         setting = json.loads(text)
         if json.dumps(setting, sort_keys=True) in done:
@@ -228,7 +230,7 @@ def main() -> int:
         if cfg.joint_epochs:  # stage 3 from the run's encoder and this head; the codes come back after
             saved = {s.key: s.codes["student"] for s in seqs}
             fs = distill.FrameStudent(distill.student_net(base))
-            fs.load_state_dict(torch.load(args.run / "frames.pt", map_location="cpu", weights_only=False)["model"])
+            fs.load_state_dict(frames["model"])
             rep = {**distill.train_joint(fs.vae, head, split["train"], split["val"], tg, cfg),
                    "stage2_val_mean_r": rep["best_val_mean_r"], "history": rep["history"]}
             distill.encode_codes(fs.vae, split["test"])
