@@ -70,22 +70,32 @@ def logmel_frames(frames: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarr
     ``frames``: float array (N, frame_samples) at ``cfg.sample_rate``, mono.
     Returns float32 (N, n_mels, n_stft_frames).
     """
-    frames = np.asarray(frames, dtype=np.float32)
+    frames = np.ascontiguousarray(frames, dtype=np.float32)
     if frames.ndim == 1:
         return logmel_frames(frames[None], cfg)[0]
+    if frames.ndim != 2:
+        raise ValueError(f"expected one frame or a batch (N, {cfg.frame_samples}) of frames, got shape {frames.shape}")
     if frames.shape[-1] != cfg.frame_samples:
         raise ValueError(f"expected frames of {cfg.frame_samples} samples, got {frames.shape[-1]}")
     n = frames.shape[0]
     if n > _CHUNK:  # small chunks stay in cache: ~5x faster per frame than one big batch
         return np.concatenate([logmel_frames(frames[i : i + _CHUNK], cfg) for i in range(0, n, _CHUNK)])
-    idx = np.arange(cfg.n_fft)[None, :] + cfg.stft_hop * np.arange(cfg.n_stft_frames)[:, None]
-    segs = frames[:, idx] * _window(cfg)  # (N, T, n_fft)
-    spec = np.fft.rfft(segs, axis=-1)
-    power = (spec.real**2 + spec.imag**2).astype(np.float32)  # (N, T, bins)
-    mel = power @ mel_filterbank(cfg).T  # (N, T, n_mels)
-    db = 10.0 * np.log10(np.maximum(mel, cfg.power_floor))
-    out = (db - cfg.db_offset) / cfg.db_scale
-    return np.ascontiguousarray(out.transpose(0, 2, 1), dtype=np.float32).reshape(
-        n, cfg.n_mels, cfg.n_stft_frames
-    )
-
+    t, nfft = cfg.n_stft_frames, cfg.n_fft
+    # the STFT windows as a strided view of the frames (no gather), times the window in one pass
+    segs = np.ndarray((n, t, nfft), np.float32, frames, 0,
+                      (frames.strides[0], cfg.stft_hop * 4, 4)) * _window(cfg)  # (N, T, n_fft)
+    spec = np.fft.rfft(segs, axis=-1)  # complex64
+    re, im = spec.real, spec.imag
+    power = re * re  # float32, the same products and sum as re**2 + im**2
+    power += im * im  # (N, T, bins)
+    # one 2-d product against the transposed view of the filters: BLAS gives the same sums as
+    # the stacked product did before (a contiguous copy of the filters would not: other kernels)
+    mel = (power.reshape(n * t, -1) @ mel_filterbank(cfg).T).reshape(n, t, cfg.n_mels)
+    # in place: the same float32 operations, in the same order, as
+    # (10 * log10(max(mel, floor)) - db_offset) / db_scale
+    np.maximum(mel, np.float32(cfg.power_floor), out=mel)
+    np.log10(mel, out=mel)
+    mel *= np.float32(10.0)
+    mel -= np.float32(cfg.db_offset)
+    mel /= np.float32(cfg.db_scale)
+    return np.ascontiguousarray(mel.transpose(0, 2, 1))

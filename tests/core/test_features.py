@@ -127,3 +127,43 @@ def test_stereo_to_mono_is_the_mean_of_the_channels_exactly():
     np.testing.assert_array_equal(to_mono(x3), x3.mean(axis=1, dtype=np.float32))
     np.testing.assert_array_equal(to_mono(x[:, :1]), x[:, 0])  # one channel, as a column or as it is
     np.testing.assert_array_equal(to_mono(x[:, 0]), x[:, 0])
+
+
+def _plain_logmel(frames, cfg=FEATURES):
+    """The log-mel written plainly (a gather of the STFT windows, the stacked product): the
+    formula the training features were computed with; the runtime's faster form must give
+    the same bits, or cached features and live frames would drift apart."""
+    from emotrack.realtime.core.features import _window
+
+    idx = np.arange(cfg.n_fft)[None, :] + cfg.stft_hop * np.arange(cfg.n_stft_frames)[:, None]
+    spec = np.fft.rfft(frames[:, idx] * _window(cfg), axis=-1)
+    mel = (spec.real**2 + spec.imag**2).astype(np.float32) @ mel_filterbank(cfg).T
+    db = 10.0 * np.log10(np.maximum(mel, cfg.power_floor))
+    return np.ascontiguousarray(((db - cfg.db_offset) / cfg.db_scale).transpose(0, 2, 1), dtype=np.float32)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_logmel_equals_the_plain_formula_bit_for_bit(n):
+    rng = np.random.default_rng(n)
+    for scale in (1e-6, 1e-3, 0.3, 3.0):  # silence-level to clipped, through the floor and the log
+        x = (rng.standard_normal((n, FEATURES.frame_samples)) * scale).astype(np.float32)
+        np.testing.assert_array_equal(logmel_frames(x), _plain_logmel(x))
+
+
+def test_logmel_refuses_a_batch_of_batches():
+    with pytest.raises(ValueError, match=r"expected one frame or a batch"):
+        logmel_frames(np.zeros((2, 3, FEATURES.frame_samples), np.float32))
+
+
+@pytest.mark.parametrize("sr_in,sr_out", [(48000, 22050), (24000, 22050), (22050, 16000)])
+def test_many_phase_resampler_equals_the_plain_formula(sr_in, sr_out):
+    # outputs are computed in runs of _CHUNK with a periodic table of taps; each must be the
+    # plain dot of its K inputs with its phase's taps (numpy's row sum), bit for bit
+    rs = StreamingResampler(sr_in, sr_out)
+    x = np.random.default_rng(5).standard_normal(3 * rs._CHUNK * rs.M // rs.L + 777).astype(np.float32)
+    y = rs.process(x)
+    assert len(y) > 2 * rs._CHUNK  # several runs, the last one partial
+    buf = np.concatenate([np.zeros(rs.K - 1, np.float32), x])
+    m = np.arange(len(y), dtype=np.int64) * rs.M
+    win = np.lib.stride_tricks.sliding_window_view(buf, rs.K)
+    np.testing.assert_array_equal(y, (win[m // rs.L] * rs._polyrev[m % rs.L]).sum(axis=1))
