@@ -16,10 +16,19 @@ they give identical numbers. Here each row (one frame) is quantized on its own: 
 where the integer product is exact and the rest is elementwise per row: a frame gives the
 same numbers alone or in any batch. The export's gate measures the difference from the
 float graph (``INT8_TOL``).
+
+The integer product is exact on every CPU only because the weights are stored as uint8
+(``wq + 128``, zero point 128), not int8. onnxruntime multiplies uint8 by int8 on x86
+without VNNI (AVX2, AVX-512 before Cascade Lake) with ``vpmaddubsw``, which adds two
+products into a saturating int16: 255 · 127 · 2 overflows it, and the same graph gave other
+numbers there (up to 0.03 in arousal on the demo) than on a VNNI CPU. uint8 by uint8 is
+widened to int16 before multiplying and never saturates; the zero point comes off in int32.
+``exact_weights`` rewrites a graph written before this (emotrack-vae-lstm 4 as first shipped).
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +40,10 @@ from onnx import TensorProto, helper, numpy_helper
 # smallest predicted std on the test splits and well under the 0.05 r the card calls noise;
 # measured differences are a tenth of it (the card gives them)
 INT8_TOL = 0.02
+
+ZERO_POINT = 128  # the weights' zero point: int8 values -127..127 stored as uint8 1..255
+SCHEME = ("int8 weights (stored as uint8 with zero point 128, exact on every CPU), one scale per output unit; "
+          "input quantized per frame to uint8 over its own range")
 
 
 def quantize_dense(src: Path, dst: Path, layer: str) -> dict:
@@ -58,12 +71,13 @@ def quantize_dense(src: Path, dst: Path, layer: str) -> dict:
             else np.zeros(m, np.float32))
     w_scale = np.abs(w).max(0) / 127.0
     w_scale[w_scale == 0] = 1.0
-    wq = np.clip(np.round(w / w_scale), -127, 127).astype(np.int8)
-    colsum = (wq.astype(np.float64) * w_scale).sum(0)
+    wq = np.clip(np.round(w / w_scale), -127, 127)
+    colsum = (wq * w_scale).sum(0)
 
     p = node_name.strip("/").replace("/", "_") + "_int8"
     x, y = node.input[0], node.output[0]
-    consts = {f"{p}_wq": wq, f"{p}_w_scale": w_scale.astype(np.float32)[None],
+    consts = {f"{p}_wq": (wq + ZERO_POINT).astype(np.uint8), f"{p}_wq_zero_point": np.array(ZERO_POINT, np.uint8),
+              f"{p}_w_scale": w_scale.astype(np.float32)[None],
               f"{p}_colsum": colsum.astype(np.float32)[None], f"{p}_bias": bias[None],
               f"{p}_eps": np.array(1e-12, np.float32), f"{p}_255": np.array(255.0, np.float32),
               f"{p}_zero": np.array(0.0, np.float32)}
@@ -79,7 +93,7 @@ def quantize_dense(src: Path, dst: Path, layer: str) -> dict:
         mk("Round", [f"{p}_steps"], [f"{p}_rounded"]),
         mk("Clip", [f"{p}_rounded", f"{p}_zero", f"{p}_255"], [f"{p}_clipped"]),
         mk("Cast", [f"{p}_clipped"], [f"{p}_q"], to=TensorProto.UINT8),
-        mk("MatMulInteger", [f"{p}_q", f"{p}_wq"], [f"{p}_acc"], name=f"{node_name}_int8"),
+        mk("MatMulInteger", [f"{p}_q", f"{p}_wq", "", f"{p}_wq_zero_point"], [f"{p}_acc"], name=f"{node_name}_int8"),
         mk("Cast", [f"{p}_acc"], [f"{p}_accf"], to=TensorProto.FLOAT),
         mk("Mul", [f"{p}_scale", f"{p}_w_scale"], [f"{p}_outer"]),
         mk("Mul", [f"{p}_accf", f"{p}_outer"], [f"{p}_prod"]),
@@ -95,5 +109,39 @@ def quantize_dense(src: Path, dst: Path, layer: str) -> dict:
     del g.initializer[:]
     g.initializer.extend(keep + [numpy_helper.from_array(v, name) for name, v in consts.items()])
     onnx.save(model, str(dst))
-    return {"layer": node_name, "weights": [int(k), int(m)], "scheme": "int8 weights, one scale per output unit; "
-            "input quantized per frame to uint8 over its own range", "kernel": "MatMulInteger"}
+    return {"layer": node_name, "weights": [int(k), int(m)], "scheme": SCHEME, "kernel": "MatMulInteger"}
+
+
+def exact_weights(src: Path, dst: Path) -> int:
+    """Write ``src`` with every MatMulInteger whose weights are int8 constants (without a zero
+    point) rewritten to uint8 weights ``w + 128`` with zero point 128: the same integer
+    product, exact on every CPU (see above). Returns how many nodes changed; the emotrack
+    metadata's ``int8.scheme``, where there is one, says so."""
+    model = onnx.load(str(src))
+    g = model.graph
+    inits = {t.name: t for t in g.initializer}
+    changed = 0
+    for node in g.node:
+        if node.op_type != "MatMulInteger" or len(node.input) > 3 or node.input[1] not in inits:
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]])
+        if w.dtype != np.int8:
+            continue
+        if (w == -128).any():
+            raise ValueError(f"{node.name}: weight -128 has no uint8 form with zero point {ZERO_POINT}")
+        name = node.input[1]
+        inits[name].CopyFrom(numpy_helper.from_array((w.astype(np.int16) + ZERO_POINT).astype(np.uint8), name))
+        g.initializer.append(numpy_helper.from_array(np.array(ZERO_POINT, np.uint8), f"{name}_zero_point"))
+        a = node.input[0]
+        del node.input[:]
+        node.input.extend([a, name, "", f"{name}_zero_point"])
+        changed += 1
+    for prop in model.metadata_props:
+        if prop.key == "emotrack":
+            meta = json.loads(prop.value)
+            if changed and isinstance(meta.get("int8"), dict):
+                meta["int8"]["scheme"] = SCHEME
+                prop.value = json.dumps(meta)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return changed

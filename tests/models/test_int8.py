@@ -14,7 +14,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 pytest.importorskip("torch")
 
-from emotrack.export.int8 import quantize_dense  # noqa: E402
+from emotrack.export.int8 import exact_weights, quantize_dense  # noqa: E402
 from emotrack.export.onnx_export import ExportParityError  # noqa: E402
 from emotrack.export.student_export import int8_check  # noqa: E402
 from emotrack.realtime.core.model import default_model_path  # noqa: E402
@@ -47,6 +47,7 @@ def test_int8_dense_is_within_its_rounding_bound_and_the_same_for_a_row_alone(tm
     assert info["weights"] == [300, 32]
     q = onnx.load(str(tmp_path / "q.onnx"))
     assert "MatMulInteger" in {n.op_type for n in q.graph.node} and "W" not in {t.name for t in q.graph.initializer}
+    assert_exact_form(q)
 
     yf, yq = run(tmp_path / "f.onnx", x), run(tmp_path / "q.onnx", x)
     # each input is off by at most half its row's step, each weight by half its unit's step
@@ -84,3 +85,44 @@ def test_int8_gate_passes_a_faithful_graph_and_refuses_one_that_strays(tmp_path)
     onnx.save(m, str(tmp_path / "strayed.onnx"))
     with pytest.raises(ExportParityError, match="int8 graph failed its gate"):
         int8_check(shipped, tmp_path / "strayed.onnx")
+
+
+def assert_exact_form(model):
+    """Every integer product takes uint8 weights with zero point 128: never int8, which x86
+    CPUs without VNNI multiply with a saturating int16 pair sum (other numbers than elsewhere)."""
+    inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    nodes = [n for n in model.graph.node if n.op_type == "MatMulInteger"]
+    assert nodes
+    for n in nodes:
+        assert inits[n.input[1]].dtype == np.uint8, n.name
+        assert len(n.input) == 4 and inits[n.input[3]].dtype == np.uint8 and int(inits[n.input[3]]) == 128, n.name
+
+
+def integer_graph(path, w):
+    """acc = q @ w, with q uint8 (n, k) fed and w an int8 constant: the form exported before."""
+    node = helper.make_node("MatMulInteger", ["Q", "W"], ["ACC"], name="mm")
+    graph = helper.make_graph([node], "int", [helper.make_tensor_value_info("Q", TensorProto.UINT8, ["n", w.shape[0]])],
+                              [helper.make_tensor_value_info("ACC", TensorProto.INT32, ["n", w.shape[1]])],
+                              [numpy_helper.from_array(w, "W")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(path))
+
+
+def test_exact_weights_keep_the_integer_product_exact_where_int8_would_saturate(tmp_path):
+    # rows of 255 against weights of +-127 are what overflow an int16 pair sum (255 * 127 * 2 >
+    # 32767); with uint8 weights and zero point 128 the product is the exact one on any CPU
+    rng = np.random.default_rng(3)
+    w = rng.choice(np.array([-127, 127, -3, 0, 5], np.int8), size=(64, 16))
+    q = np.concatenate([np.full((2, 64), 255), rng.integers(0, 256, (5, 64))]).astype(np.uint8)
+    integer_graph(tmp_path / "s8.onnx", w)
+    assert exact_weights(tmp_path / "s8.onnx", tmp_path / "u8.onnx") == 1
+    m = onnx.load(str(tmp_path / "u8.onnx"))
+    assert_exact_form(m)
+    acc = ort.InferenceSession(str(tmp_path / "u8.onnx"), providers=["CPUExecutionProvider"]).run(None, {"Q": q})[0]
+    np.testing.assert_array_equal(acc, q.astype(np.int64) @ w.astype(np.int64))  # integers: exact
+    assert exact_weights(tmp_path / "u8.onnx", tmp_path / "again.onnx") == 0  # already exact: left alone
+
+
+def test_the_shipped_model_multiplies_exactly():
+    assert_exact_form(onnx.load(str(default_model_path())))
