@@ -70,8 +70,8 @@ def bench_step(model, frames: int) -> dict:
     return {"frames": frames, **timing_summary(step_times(model, frames))}
 
 
-def _analyze_result(seconds: float, count: int, dt: float) -> dict:
-    return {"audio_seconds": seconds, "format": "FLAC 44.1 kHz stereo", "predictions": count,
+def _analyze_result(seconds: float, count: int, dt: float, sr: int = 44100) -> dict:
+    return {"audio_seconds": seconds, "format": f"FLAC {sr / 1000:g} kHz stereo", "predictions": count,
             "wall_seconds": dt, "x_realtime": seconds / dt}
 
 
@@ -81,15 +81,16 @@ def _timed_analyze(model, path: Path) -> tuple[int, float]:
     return count, time.perf_counter() - t0
 
 
-def bench_analyze(model, seconds: float) -> dict:
+def bench_analyze(model, seconds: float, sr: int = 44100) -> dict:
+    """``analyze`` of the demo looped to ``seconds`` as a stereo FLAC at ``sr`` Hz."""
     with tempfile.TemporaryDirectory() as td:
         path = Path(td) / "bench.flac"
-        write_looped_demo(path, seconds)
+        write_looped_demo(path, seconds, sr)
         count, dt = _timed_analyze(model, path)
-    return _analyze_result(seconds, count, dt)
+    return _analyze_result(seconds, count, dt, sr)
 
 
-def bench_alternating(models: list, frames: int, seconds: float, rounds: int = 3) -> list[dict]:
+def bench_alternating(models: list, frames: int, seconds: float, rounds: int = 3, sr: int = 44100) -> list[dict]:
     """Step and analyze of each model, taking turns in ``rounds`` rounds (each round a
     ``rounds``-th of the frames and of the audio, the models in turn): one sitting's numbers
     for all of them. Per model: ``{"step_ms": ..., "analyze": ...}`` over all its rounds."""
@@ -99,7 +100,7 @@ def bench_alternating(models: list, frames: int, seconds: float, rounds: int = 3
     walls, counts = [0.0] * len(models), [0] * len(models)
     with tempfile.TemporaryDirectory() as td:
         path = Path(td) / "bench.flac"
-        write_looped_demo(path, seconds / rounds)
+        write_looped_demo(path, seconds / rounds, sr)
         for _ in range(rounds):
             for i, m in enumerate(models):
                 times[i] += step_times(m, frames // rounds)
@@ -107,7 +108,7 @@ def bench_alternating(models: list, frames: int, seconds: float, rounds: int = 3
                 counts[i] += n
                 walls[i] += dt
     return [{"step_ms": {"frames": len(t), "rounds": rounds, **timing_summary(t)},
-             "analyze": {**_analyze_result(seconds, c, w), "rounds": rounds}}
+             "analyze": {**_analyze_result(seconds, c, w, sr), "rounds": rounds}}
             for t, w, c in zip(times, walls, counts, strict=True)]
 
 

@@ -48,3 +48,14 @@ def test_graph_step_timer_times_each_graph_given():
     lines = r.stdout.splitlines()
     assert [line.split(":")[0] for line in lines] == [str(shipped), str(V1)]
     assert all("(10 steps)" in line and float(line.split("median ")[1].split(" ms")[0]) > 0 for line in lines)
+
+
+def test_analyze_at_another_rate_reads_a_file_at_that_rate():
+    """--analyze-rate 48000: the FLAC is written at 48 kHz (the many-phase resampler's path);
+    the predictions are those of the same length of audio."""
+    r = bench("--frames", "10", "--audio-seconds", "15", "--analyze-rate", "48000", "--format", "json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    a = json.loads(r.stdout)["analyze"]
+    assert a["format"] == "FLAC 48 kHz stereo" and a["predictions"] == 30 and a["x_realtime"] > 0
+    r = bench("--no-model", "--analyze-rate", "100")
+    assert r.returncode == 2 and "--analyze-rate 100 Hz" in r.stderr and "48000" in r.stderr
