@@ -8,8 +8,10 @@ cd "$(dirname "$0")/.."
 # fluidsynth + a GPL General-MIDI SoundFont render VGMIDI/EMOPIA for training;
 # libportaudio2 is what sounddevice needs for live input; pulseaudio (+ utils and the
 # ALSA plugin) gives the tests real audio capture through a null sink, without a sound card;
-# chromium is the headless browser the dashboard test drives.
-PKGS=(fluidsynth timgm6mb-soundfont libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins chromium fonts-dejavu-core)
+# chromium is the headless browser the dashboard test drives; qemu-user runs the golden-trajectory
+# test on an emulated x86 CPU without VNNI, where onnxruntime takes other integer kernels.
+PKGS=(fluidsynth timgm6mb-soundfont libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins chromium fonts-dejavu-core
+      qemu-user)
 missing=()
 if ! command -v apt-get >/dev/null || ! command -v dpkg >/dev/null; then
   # not Debian/Ubuntu: the Python side still installs; say what the system side needs
