@@ -784,6 +784,8 @@ def _int8_exact_lines(card: dict) -> list[str]:
     lines += ["", "The exact product is closer to the float graph (mean absolute difference over these 16 numbers "
               f"{_mean_abs(now, flt):.4f}, against {_mean_abs(sat, flt):.4f} saturated). The gate's difference above "
               "was measured on the export machine, with the saturating kernel."]
+    if ex.get("command"):
+        lines += ["", f"Reproduce: `{ex['command']}`."]
     return lines
 
 
@@ -806,7 +808,8 @@ def _exact_trajectory_sentence(card: dict) -> str:
             "(its section above says why: the same weights; the earlier file's sha256 "
             f"`{ex['previous_trajectory_model_sha256'][:16]}…`), and its test numbers below were measured again through "
             f"the runtime with it: the largest change of an r, {max(moves, default=float('nan')):.3f}"
-            + (f" (Soundtracks {', '.join(film)})" if film else "") + ".")
+            + (f" (Soundtracks {', '.join(film)})" if film else "") + "."
+            + (f" Reproduce: `{ex['command']}`." if ex.get("command") else ""))
 
 
 def _mean_abs(a: dict, b: dict) -> float:
