@@ -743,25 +743,32 @@ def _int8_lines(card: dict) -> list[str]:
         return lines + _int8_exact_lines(card)
     if flt:
         lines[-1] += " On the test splits, through the runtime, the shipped int8 file and the float graph of the same weights:"
-        lines += ["", "| test split | metric | int8 (shipped) | float |", "|---|---|---|---|"]
-        for ds, m in sorted(card["onnx_test"].items()):
-            f = flt.get(ds, {})
-            if "quadrant_accuracy" in m:
-                lines.append(f"| {ds} | quadrant accuracy | {m['quadrant_accuracy']:.3f} | "
-                             f"{_f3(f.get('quadrant_accuracy'))} |")
-            for dim in ("valence", "arousal"):
-                a, b = (m.get(dim) or {}).get("r"), (f.get(dim) or {}).get("r")
-                if a:
-                    lines.append(f"| {ds} | {dim} r | {a['mean']:.3f} | {_f3(b['mean'] if b else None)} |")
+        lines += _test_columns([("int8 (shipped)", card["onnx_test"]), ("float", flt)])
+    return lines
+
+
+def _test_columns(columns: list[tuple[str, dict]]) -> list[str]:
+    """A table of test results side by side: quadrant accuracy and r per split, one column per
+    (heading, results); the rows are those of the column ``shipped`` names, the first with
+    "shipped" in its heading."""
+    shipped = next(i for i, (head, _) in enumerate(columns) if "shipped" in head)
+    lines = ["", "| test split | metric | " + " | ".join(h for h, _ in columns) + " |",
+             "|---|---|" + "---|" * len(columns)]
+    for ds, m in sorted(columns[shipped][1].items()):
+        rows = [r.get(ds, {}) for _, r in columns]
+        if "quadrant_accuracy" in m:
+            lines.append(f"| {ds} | quadrant accuracy | " + " | ".join(_f3(r.get("quadrant_accuracy")) for r in rows) + " |")
+        for dim in ("valence", "arousal"):
+            rs = [(r.get(dim) or {}).get("r") for r in rows]
+            if rs[shipped]:
+                lines.append(f"| {ds} | {dim} r | " + " | ".join(_f3(x["mean"] if x else None) for x in rs) + " |")
     return lines
 
 
 def _int8_exact_lines(card: dict) -> list[str]:
     """The int8 layer's weights rewritten to the form every CPU multiplies exactly (uint8 with
     zero point 128): what changed, and the test splits before and after."""
-    ex = card.get("int8_exact")
-    if not ex:
-        return []
+    ex = card["int8_exact"]
     sat, now, flt = ex["onnx_test_saturated"], card["onnx_test"], card.get("onnx_test_float") or {}
     lines = ["", f"**The integer product, made exact on every CPU ({ex['date']}).** The file was first shipped with int8 "
              f"weights (sha256 `{ex['previous_sha256'][:16]}…`). onnxruntime multiplies uint8 by int8 on x86 CPUs "
@@ -769,18 +776,8 @@ def _int8_exact_lines(card: dict) -> list[str]:
              "numbers there than on a CPU with VNNI (up to 0.03 in arousal on the demo); the test numbers it shipped "
              "with were measured on such a CPU. The weights are now stored as uint8 with zero point 128 "
              "(`emotrack.export.int8.exact_weights`: the same integer product, widened before multiplying, exact "
-             "everywhere; checked under an emulated AVX2-only CPU). Test splits through the runtime, the same songs:", "",
-             "| test split | metric | saturated (as first shipped) | exact (shipped now) | float |", "|---|---|---|---|---|"]
-    for ds, m in sorted(now.items()):
-        o, f = sat.get(ds, {}), flt.get(ds, {})
-        if "quadrant_accuracy" in m:
-            lines.append(f"| {ds} | quadrant accuracy | {_f3(o.get('quadrant_accuracy'))} | {m['quadrant_accuracy']:.3f} | "
-                         f"{_f3(f.get('quadrant_accuracy'))} |")
-        for dim in ("valence", "arousal"):
-            a, b, c = ((x.get(dim) or {}).get("r") for x in (o, m, f))
-            if b:
-                lines.append(f"| {ds} | {dim} r | {_f3(a['mean'] if a else None)} | {b['mean']:.3f} | "
-                             f"{_f3(c['mean'] if c else None)} |")
+             "everywhere; checked under an emulated AVX2-only CPU). Test splits through the runtime, the same songs:"]
+    lines += _test_columns([("saturated (as first shipped)", sat), ("exact (shipped now)", now), ("float", flt)])
     lines += ["", "The exact product is closer to the float graph (mean absolute difference over these 16 numbers "
               f"{_mean_abs(now, flt):.4f}, against {_mean_abs(sat, flt):.4f} saturated). The gate's difference above "
               "was measured on the export machine, with the saturating kernel."]

@@ -76,7 +76,7 @@ def quantize_dense(src: Path, dst: Path, layer: str) -> dict:
 
     p = node_name.strip("/").replace("/", "_") + "_int8"
     x, y = node.input[0], node.output[0]
-    consts = {f"{p}_wq": (wq + ZERO_POINT).astype(np.uint8), f"{p}_wq_zero_point": np.array(ZERO_POINT, np.uint8),
+    consts = {f"{p}_wq": _as_uint8(wq), f"{p}_wq_zero_point": np.array(ZERO_POINT, np.uint8),
               f"{p}_w_scale": w_scale.astype(np.float32)[None],
               f"{p}_colsum": colsum.astype(np.float32)[None], f"{p}_bias": bias[None],
               f"{p}_eps": np.array(1e-12, np.float32), f"{p}_255": np.array(255.0, np.float32),
@@ -112,6 +112,11 @@ def quantize_dense(src: Path, dst: Path, layer: str) -> dict:
     return {"layer": node_name, "weights": [int(k), int(m)], "scheme": SCHEME, "kernel": "MatMulInteger"}
 
 
+def _as_uint8(wq: np.ndarray) -> np.ndarray:
+    """Integer weights in -127..127 as the uint8 that zero point ``ZERO_POINT`` reads back."""
+    return (wq.astype(np.int16) + ZERO_POINT).astype(np.uint8)
+
+
 def exact_weights(src: Path, dst: Path) -> int:
     """Write ``src`` with every MatMulInteger whose weights are int8 constants (without a zero
     point) rewritten to uint8 weights ``w + 128`` with zero point 128: the same integer
@@ -130,7 +135,7 @@ def exact_weights(src: Path, dst: Path) -> int:
         if (w == -128).any():
             raise ValueError(f"{node.name}: weight -128 has no uint8 form with zero point {ZERO_POINT}")
         name = node.input[1]
-        inits[name].CopyFrom(numpy_helper.from_array((w.astype(np.int16) + ZERO_POINT).astype(np.uint8), name))
+        inits[name].CopyFrom(numpy_helper.from_array(_as_uint8(w), name))
         g.initializer.append(numpy_helper.from_array(np.array(ZERO_POINT, np.uint8), f"{name}_zero_point"))
         a = node.input[0]
         del node.input[:]

@@ -82,8 +82,9 @@ def logmel_frames(frames: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarr
         return np.concatenate([logmel_frames(frames[i : i + _CHUNK], cfg) for i in range(0, n, _CHUNK)])
     t, nfft = cfg.n_stft_frames, cfg.n_fft
     # the STFT windows as a strided view of the frames (no gather), times the window in one pass
+    step = frames.itemsize
     segs = np.ndarray((n, t, nfft), np.float32, frames, 0,
-                      (frames.strides[0], cfg.stft_hop * 4, 4)) * _window(cfg)  # (N, T, n_fft)
+                      (frames.strides[0], cfg.stft_hop * step, step)) * _window(cfg)  # (N, T, n_fft)
     spec = np.fft.rfft(segs, axis=-1)  # complex64
     re, im = spec.real, spec.imag
     power = re * re  # float32, the same products and sum as re**2 + im**2

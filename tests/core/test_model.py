@@ -106,8 +106,12 @@ def test_bad_hop_is_refused(model):
 def test_golden_trajectory(model, demo_path):
     """The shipped model on the first 20 s of the demo clip, against the committed golden
     file (regenerate with `python tests/golden/regen.py` when the model is re-exported)."""
+    assert_golden([p.to_dict() for p in stream_file(model, demo_path) if p.t <= 20.0])
+
+
+def assert_golden(got: list[dict]) -> None:
+    """``got`` (prediction dicts) are the golden file's, to the 5th printed digit."""
     golden = [json.loads(line) for line in GOLDEN.read_text().splitlines()]
-    got = [p.to_dict() for p in stream_file(model, demo_path) if p.t <= 20.0]
     assert [g["t"] for g in got] == [g["t"] for g in golden]
     for g, e in zip(got, golden, strict=True):
         for k in ("valence", "arousal", "valence_std", "arousal_std"):
@@ -131,12 +135,7 @@ def test_golden_trajectory_on_a_cpu_without_vnni():
     r = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", _GOLDEN_RUN],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
-    got = json.loads(r.stdout)
-    golden = [json.loads(line) for line in GOLDEN.read_text().splitlines()]
-    assert [g["t"] for g in got] == [g["t"] for g in golden]
-    for g, e in zip(got, golden, strict=True):
-        for k in ("valence", "arousal", "valence_std", "arousal_std"):
-            assert abs(g[k] - e[k]) <= 2e-5, (g["t"], k, g[k], e[k])  # as above: the 5th printed digit
+    assert_golden(json.loads(r.stdout))
 
 
 def test_model_with_other_features_is_refused(tmp_path):
