@@ -14,6 +14,7 @@ from pathlib import Path
 from emotrack.models.cache import cache_dir
 from emotrack.models.evaluate import format_table
 from emotrack.models.song import blend_name, format_report
+from emotrack.realtime.core.config import FEATURES
 
 from .accurate_card import render_accurate_markdown
 from .int8 import INT8_TOL
@@ -449,7 +450,9 @@ def goals_table(card: dict) -> list[str]:
     if b.get("step_ms"):
         step = _ms(b["step_ms"], "median")
         also = f" ({ref['model']}, same sitting: {_ms(ref['step_ms'], 'median'):.3f} ms)" if ref.get("step_ms") else ""
-        lines.append(f"| model step ≤ 1 ms (median, one core) | {step:.3f} ms{also} | {'yes' if step <= 1 else 'no'} |")
+        words = _input_rate_words(b["step_ms"]).strip(" ()")
+        lines.append(f"| model step ≤ 1 ms (median, one core) | {step:.3f} ms{', ' + words if words else ''}{also} | "
+                     f"{'yes' if step <= 1 else 'no'} |")
     if b.get("analyze"):
         x = b["analyze"]["x_realtime"]
         also = f" ({ref['model']}, same sitting: {ref['analyze']['x_realtime']:.0f}×)" if ref.get("analyze") else ""
@@ -825,16 +828,27 @@ def _mean_abs(a: dict, b: dict) -> float:
     return sum(d) / len(d) if d else float("nan")
 
 
+def _input_rate_words(step_ms: dict) -> str:
+    """Where the step was timed on input at another rate than the model's (``emotrack bench
+    --step-rate``): words saying that the resampling is in it; else nothing."""
+    rate = step_ms.get("input_rate")
+    if not rate or rate == FEATURES.sample_rate:
+        return ""
+    return f" (input at {rate / 1000:g} kHz, resampling included)"
+
+
 def _speed_section(card: dict) -> list[str]:
     lines: list[str] = []
     b = card.get("bench") or {}
     if b:
         lines += ["", "## Speed", "", f"`emotrack bench` on {b.get('machine', 'this machine')}:"]
         if b.get("step_ms"):
-            lines.append(f"- model step (features + encoder + LSTM) per 0.5 s frame, one thread: median "
+            lines.append(f"- model step (features + encoder + LSTM) per 0.5 s frame, one thread"
+                         f"{_input_rate_words(b['step_ms'])}: median "
                          f"{_ms(b['step_ms'], 'median'):.3f} ms, p99 {_ms(b['step_ms'], 'p99'):.3f} ms;")
         if b.get("analyze"):
-            lines.append(f"- `analyze` on {b['analyze']['audio_seconds'] / 3600:.2f} h of 44.1 kHz stereo FLAC, "
+            fmt = b["analyze"].get("format", "FLAC 44.1 kHz stereo").removeprefix("FLAC ")
+            lines.append(f"- `analyze` on {b['analyze']['audio_seconds'] / 3600:.2f} h of {fmt} FLAC, "
                          f"decoding included: {b['analyze']['x_realtime']:.0f}× real time;")
         if b.get("memory"):
             lines.append(f"- resident memory of `live --no-gui --fast` over {b['memory']['audio_seconds'] / 3600:.0f} h "
@@ -882,6 +896,7 @@ def _export_section(card: dict) -> list[str]:
                 if ref else []),
               "emotrack bench --model /tmp/new/emotrack-vae-lstm.onnx --memory"
               + (" --reference /tmp/old.onnx" if ref else "")
+              + (f" --step-rate {step['input_rate']}" if _input_rate_words(step or {}) else "")
               + " --format json > assets/emotrack-vae-lstm.bench.json",
               "emotrack export --run runs/student-s0 --summary runs/student-summary.json"
               + ("" if "int8_vs_float" in p else " --float")

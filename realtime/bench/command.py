@@ -20,7 +20,7 @@ from .library import describe as describe_library
 from .live import run_live_bench
 from .load import describe as describe_load
 from .load import run_load
-from .model import bench_alternating, bench_analyze, bench_api, bench_song, bench_step
+from .model import bench_alternating, bench_analyze, bench_api, bench_song, bench_step, step_samples
 
 HELP = "speed of the model step and of analyze (and, on request, live latency, memory, load, library, song)"
 
@@ -30,6 +30,10 @@ def add_arguments(b: argparse.ArgumentParser) -> None:
     b.add_argument("--audio-seconds", type=float, default=3600.0, help="length of the analyze benchmark")
     b.add_argument("--analyze-rate", type=int, default=44100, metavar="HZ",
                    help="sample rate of the analyze benchmark's FLAC (44100; 48000 takes the many-phase resampler)")
+    b.add_argument("--step-rate", type=int, metavar="HZ",
+                   help="sample rate of the step benchmark's input (default: the model's own, 22050, no resampling; "
+                        "44100 or 48000 time the step with the streaming resampler live input at those rates goes "
+                        "through)")
     b.add_argument("--format", choices=["table", "json"], default="table", help="table: sentences; json: one object")
     b.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the old spelling of --format json
     b.add_argument("--live", action="store_true", help="end-to-end latency of `emotrack live` to a WebSocket client")
@@ -71,6 +75,11 @@ def run(args: argparse.Namespace) -> int:
     except ModelError as e:
         print(f"emotrack bench: {e}", file=sys.stderr)
         return ExitCode.USAGE
+    try:
+        step_samples(model, args.step_rate)
+    except ValueError as e:
+        print(f"emotrack bench: --step-rate: {e}", file=sys.stderr)
+        return ExitCode.USAGE
     ref = None
     if args.reference:
         if args.no_model:
@@ -86,16 +95,19 @@ def run(args: argparse.Namespace) -> int:
     say = (lambda *a: None) if args.json else (lambda m: print(m, flush=True))
     if not args.no_model:
         if ref is None:
-            res["step_ms"] = bench_step(model, args.frames)
+            res["step_ms"] = bench_step(model, args.frames, args.step_rate)
             res["analyze"] = bench_analyze(model, args.audio_seconds, args.analyze_rate)
         else:
-            mine, theirs = bench_alternating([model, ref], args.frames, args.audio_seconds, sr=args.analyze_rate)
+            mine, theirs = bench_alternating([model, ref], args.frames, args.audio_seconds, sr=args.analyze_rate,
+                                             step_rate=args.step_rate)
             res.update(mine)
             res["reference"] = {"model": ref.label, "file": str(args.reference), **theirs}
         for m, r in ((model, res), *(((ref, res["reference"]),) if ref else ())):
             s, a = r["step_ms"], r["analyze"]
             who = m.label + (" (reference)" if m is ref else "")
             what = "the teachers' window + LSTM" if m.takes == "audio" else "features + encoder + LSTM"
+            if s["input_rate"] != m.features.sample_rate:
+                what += f", input at {s['input_rate'] / 1000:g} kHz resampled in the step"
             say(f"{who}: model step per 0.5 s frame ({what}, 1 thread): "
                 f"median {s['median_ms']:.3f} ms, p99 {s['p99_ms']:.3f} ms over {s['frames']} frames")
             say(f"{who}: analyze: {a['audio_seconds'] / 3600:.2f} h of {a['format']} in {a['wall_seconds']:.1f} s "

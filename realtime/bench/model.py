@@ -2,7 +2,10 @@
 45 s clip (main thread, one thread for BLAS and onnxruntime).
 
 - step: one 0.5 s frame through log-mel + encoder + LSTM (``Tracker.push`` with exactly
-  one frame of new audio), after warm-up.
+  one frame of new audio), after warm-up; at the model's own rate (22.05 kHz) unless a
+  ``step_rate`` is given, at which the audio comes in and the tracker's streaming resampler
+  turns it into the model's rate inside the timed step, as it does for live input at 44.1
+  or 48 kHz.
 - analyze: the demo audio repeated to ``--audio-seconds``, written as a 44.1 kHz stereo
   FLAC, then streamed by the same path ``emotrack analyze`` uses, decoding included;
   throughput in multiples of real time.
@@ -47,16 +50,33 @@ def write_looped_demo(path: Path, seconds: float, sr: int = 44100) -> None:
             done += len(chunk)
 
 
-def step_times(model, frames: int) -> list[float]:
-    """Milliseconds of each of ``frames`` live steps (after 20 of warm-up)."""
+def step_samples(model, rate: int | None) -> int:
+    """Input samples in one 0.5 s step at ``rate`` (None: the model's rate); a ValueError
+    that names the rate where 0.5 s is not a whole number of its samples."""
     cfg = model.features
+    rate = rate or cfg.sample_rate
+    n = rate * cfg.frame_samples / cfg.sample_rate
+    if n != int(n) or rate < 1:
+        raise ValueError(f"a {cfg.frame_samples / cfg.sample_rate:g} s step at {rate} Hz is {n:g} samples; "
+                         "give a rate at which it is a whole number (e.g. 44100 or 48000)")
+    return int(n)
+
+
+def step_times(model, frames: int, rate: int | None = None) -> list[float]:
+    """Milliseconds of each of ``frames`` live steps (after 20 of warm-up), each 0.5 s of
+    audio at ``rate`` (None: the model's rate, no resampling in the step)."""
+    cfg = model.features
+    rate = rate or cfg.sample_rate
+    n = step_samples(model, rate)
     y = load_audio(demo_path(), cfg)
-    need = (frames + 20) * cfg.frame_samples
+    if rate != cfg.sample_rate:  # the input at its own rate, made once, outside the timing
+        y = StreamingResampler(cfg.sample_rate, rate).process(y)
+    need = (frames + 20) * n
     y = np.tile(y, need // len(y) + 1)[:need]
-    tr = Tracker(model, cfg.sample_rate)
+    tr = Tracker(model, rate)
     times = []
     for k in range(frames + 20):
-        block = y[k * cfg.frame_samples : (k + 1) * cfg.frame_samples]
+        block = y[k * n : (k + 1) * n]
         t0 = time.perf_counter()
         out = tr.push(block)
         dt = time.perf_counter() - t0
@@ -66,8 +86,9 @@ def step_times(model, frames: int) -> list[float]:
     return times
 
 
-def bench_step(model, frames: int) -> dict:
-    return {"frames": frames, **timing_summary(step_times(model, frames))}
+def bench_step(model, frames: int, rate: int | None = None) -> dict:
+    return {"frames": frames, "input_rate": rate or model.features.sample_rate,
+            **timing_summary(step_times(model, frames, rate))}
 
 
 def _analyze_result(seconds: float, count: int, dt: float, sr: int = 44100) -> dict:
@@ -90,7 +111,8 @@ def bench_analyze(model, seconds: float, sr: int = 44100) -> dict:
     return _analyze_result(seconds, count, dt, sr)
 
 
-def bench_alternating(models: list, frames: int, seconds: float, rounds: int = 3, sr: int = 44100) -> list[dict]:
+def bench_alternating(models: list, frames: int, seconds: float, rounds: int = 3, sr: int = 44100,
+                      step_rate: int | None = None) -> list[dict]:
     """Step and analyze of each model, taking turns in ``rounds`` rounds (each round a
     ``rounds``-th of the frames and of the audio, the models in turn): one sitting's numbers
     for all of them. Per model: ``{"step_ms": ..., "analyze": ...}`` over all its rounds."""
@@ -103,13 +125,14 @@ def bench_alternating(models: list, frames: int, seconds: float, rounds: int = 3
         write_looped_demo(path, seconds / rounds, sr)
         for _ in range(rounds):
             for i, m in enumerate(models):
-                times[i] += step_times(m, frames // rounds)
+                times[i] += step_times(m, frames // rounds, step_rate)
                 n, dt = _timed_analyze(m, path)
                 counts[i] += n
                 walls[i] += dt
-    return [{"step_ms": {"frames": len(t), "rounds": rounds, **timing_summary(t)},
+    return [{"step_ms": {"frames": len(t), "rounds": rounds, "input_rate": step_rate or m.features.sample_rate,
+                         **timing_summary(t)},
              "analyze": {**_analyze_result(seconds, c, w, sr), "rounds": rounds}}
-            for t, w, c in zip(times, walls, counts, strict=True)]
+            for m, t, w, c in zip(models, times, walls, counts, strict=True)]
 
 
 def bench_song(model, runs: int = 20, seconds: float = 45.0) -> dict:

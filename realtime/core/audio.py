@@ -53,9 +53,20 @@ class StreamingResampler:
     Output sample n uses input samples up to index floor(n*M/L) only; its delay is half
     the filter length (about 0.7 ms). When the rates are equal the signal passes through
     untouched.
+
+    Output n is the dot of its K = ``taps_per_phase`` inputs with the taps of its phase
+    (n*M) % L; the phases repeat every L outputs while the inputs move on by M. So outputs
+    are laid out in rows of P = r*L (whole periods, at least one group), each row reading
+    r*M inputs further on, and each group of a row's outputs is one matrix product of the
+    rows' inputs (a strided view) with the group's taps laid out in a band. The products
+    are float64 and rounded to float32: every output is its dot to float32 precision, the
+    same on every CPU and however the input is split into blocks (BLAS kernels differ by
+    CPU only in float64's last bits). 48 kHz -> 22.05 kHz: ~0.09 ms per 0.5 s of audio,
+    against ~0.5 ms for one row of K products per output (float32) before.
     """
 
-    _CHUNK = 1024  # outputs computed together by the many-phase path
+    _GROUP = 32  # outputs per matrix product (64 where M < 2L, whose bands are narrower)
+    _ROWS = 256  # rows per product, so the copies stay small however long the block
 
     def __init__(self, sr_in: int, sr_out: int, taps_per_phase: int = 32, beta: float = 8.6):
         if sr_in <= 0 or sr_out <= 0:
@@ -75,11 +86,31 @@ class StreamingResampler:
             # _polyrev[p] is in input order (oldest first) for a dot with a window
             poly = h.reshape(self.K, self.L).T
             self._polyrev = np.ascontiguousarray(poly[:, ::-1], dtype=np.float32)
-            # output n has phase (n*M) % L, periodic in n with period L: row r of this table is
-            # the taps of output n = r (mod L), so a run of _CHUNK outputs starting at n reads
-            # the contiguous rows n % L onwards instead of gathering its taps
-            self._taps = self._polyrev[(np.arange(self.L + self._CHUNK, dtype=np.int64) * self.M) % self.L]
+            self._bands()
         self.reset()
+
+    def _bands(self) -> None:
+        """Row layout and band matrices. Output p of a row (0 <= p < P) starts at input
+        offset (p*M)//L of the row; a group of outputs a..b-1 reads the inputs from output a's
+        start to output b-1's end (w of them), and its band holds each output's taps at its
+        offset in that span."""
+        L, M, K = self.L, self.M, self.K
+        group = 64 if M < 2 * L else self._GROUP
+        self._r = -(-group // L)  # periods per row
+        self._P = P = self._r * L
+        self._starts = start = (np.arange(P, dtype=np.int64) * M) // L
+        self._groups = []
+        for a in range(0, P, group):
+            b = min(P, a + group)
+            w = int(start[b - 1] - start[a]) + K
+            # always ``group`` columns (a narrower last group gets zero columns): BLAS sums a
+            # narrow product in an order that depends on the number of rows (seen with 19
+            # columns), and an output must not depend on how the input was split into blocks
+            band = np.zeros((w, group))
+            for i, p in enumerate(range(a, b)):
+                o = int(start[p] - start[a])
+                band[o : o + K, i] = self._polyrev[(p * M) % L]
+            self._groups.append((a, b, int(start[a]), w, band))
 
     def reset(self) -> None:
         self._hist = np.zeros(0 if self.passthrough else self.K - 1, dtype=np.float32)
@@ -90,39 +121,35 @@ class StreamingResampler:
         x = np.asarray(x, dtype=np.float32)
         if self.passthrough:
             return x
+        K, P = self.K, self._P
         buf = np.concatenate([self._hist, x])
-        # buf[k] is input sample (self._n_in - (K-1) + k)
-        base = self._n_in - (self.K - 1)
+        base = self._n_in - (K - 1)  # buf[k] is input sample base + k
         n_in_total = self._n_in + len(x)
         # output n needs input index (n*M)//L <= n_in_total - 1, i.e. n*M < n_in_total*L
-        last_n = (n_in_total * self.L - 1) // self.M
-        count = max(0, last_n + 1 - self._n_out)
-        out = np.empty(count, dtype=np.float32)
-        if count:
-            win = np.lib.stride_tricks.sliding_window_view(buf, self.K)
-            # each output is its K inputs (oldest first) dotted with its phase's taps, summed in an
-            # order that does not depend on how the input was split into blocks
-            if self.L == 1:  # one phase (44.1 -> 22.05 kHz): the rows are every M-th window, a
-                # strided view, summed tap by tap over all rows at once (no (n, K) temporary)
-                j0 = self._n_out * self.M - base - (self.K - 1)  # buf index of output n's first input
-                rows, h = win[j0: j0 + self.M * (count - 1) + 1: self.M], self._polyrev[0]
-                np.multiply(rows[:, 0], h[0], out=out)
-                tmp = np.empty_like(out)
-                for k in range(1, self.K):
-                    out += np.multiply(rows[:, k], h[k], out=tmp)
-            else:
-                # one (n, K) row of products per output, summed along the row; in runs of _CHUNK
-                # outputs, so the temporaries stay in cache (whole blocks of them cost 2-3x the time)
-                for c0 in range(0, count, self._CHUNK):
-                    n0, c = self._n_out + c0, min(self._CHUNK, count - c0)
-                    m = np.arange(n0, n0 + c, dtype=np.int64) * self.M
-                    # first buf index of the K inputs ending at input (m // L); always >= 0
-                    j = m // self.L - base - (self.K - 1)
-                    r = n0 % self.L
-                    out[c0 : c0 + c] = (win[j] * self._taps[r : r + c]).sum(axis=1)
-        self._n_out = last_n + 1
+        n0, n1 = self._n_out, (n_in_total * self.L - 1) // self.M + 1
+        out = np.empty(max(0, n1 - n0), dtype=np.float32)
+        step = self._r * self.M  # inputs from one row to the next
+        last_row = (n1 - 1) // P
+        for q0 in range(n0 // P, last_row + 1 if n1 > n0 else 0, self._ROWS):
+            q1 = min(q0 + self._ROWS, last_row + 1)
+            # at least two rows: numpy multiplies a single row with another kernel (gemv)
+            nr = max(2, q1 - q0)
+            # the inputs these rows read, from stream index lo: those before buf (read only by
+            # outputs before n0) and after it (only by outputs from n1 on) are zeros
+            lo = q0 * step - (K - 1)
+            seg = np.zeros((nr - 1) * step + int(self._starts[-1]) + K)
+            a, b = max(lo, base), min(lo + len(seg), base + len(buf))
+            if b > a:
+                seg[a - lo : b - lo] = buf[a - base : b - base]
+            rows = np.empty((nr, P), np.float32)
+            for g0, g1, off, w, band in self._groups:
+                win = np.lib.stride_tricks.as_strided(seg[off:], shape=(nr, w), strides=(step * 8, 8))
+                rows[:, g0:g1] = (np.ascontiguousarray(win) @ band)[:, : g1 - g0]
+            f0, f1 = max(n0, q0 * P), min(n1, q1 * P)  # the outputs these rows hold that are wanted
+            out[f0 - n0 : f1 - n0] = rows.reshape(-1)[f0 - q0 * P : f1 - q0 * P]
+        self._n_out = max(n0, n1)
         self._n_in = n_in_total
-        self._hist = buf[len(buf) - (self.K - 1):]
+        self._hist = buf[len(buf) - (K - 1):]
         return out
 
 

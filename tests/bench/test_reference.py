@@ -59,3 +59,34 @@ def test_analyze_at_another_rate_reads_a_file_at_that_rate():
     assert a["format"] == "FLAC 48 kHz stereo" and a["predictions"] == 30 and a["x_realtime"] > 0
     r = bench("--no-model", "--analyze-rate", "100")
     assert r.returncode == 2 and "--analyze-rate 100 Hz" in r.stderr and "48000" in r.stderr
+
+
+def test_step_at_another_input_rate_includes_the_resampler(monkeypatch):
+    """--step-rate 48000: each timed step is 0.5 s of 48 kHz audio through the tracker's
+    resampler (one prediction a step, as live input at that rate gives); the rate is in the
+    result, with --reference too; a rate at which 0.5 s is no whole number of samples is refused."""
+    from emotrack.realtime.bench import model as bm
+    from emotrack.realtime.core import tracker
+
+    seen = []
+    real = tracker.StreamingResampler.process
+
+    def spy(self, x):
+        seen.append((self.sr_in, len(x)))
+        return real(self, x)
+
+    monkeypatch.setattr(tracker.StreamingResampler, "process", spy)
+    m = bm.load_model(None, threads=1)
+    res = bm.bench_step(m, 12, rate=48000)
+    assert res["frames"] == 12 and res["input_rate"] == 48000 and res["median_ms"] > 0
+    assert seen[-12:] == [(48000, 24000)] * 12  # the steps' own blocks, resampled inside the step
+    assert bm.bench_step(m, 3)["input_rate"] == 22050  # by default: the model's rate, nothing resampled
+    r = bench("--frames", "30", "--audio-seconds", "15", "--step-rate", "44100", "--reference", str(V1),
+              "--format", "json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    res = json.loads(r.stdout)
+    assert res["step_ms"]["input_rate"] == res["reference"]["step_ms"]["input_rate"] == 44100
+    table = bench("--frames", "10", "--audio-seconds", "15", "--step-rate", "48000")
+    assert table.returncode == 0 and "input at 48 kHz resampled in the step" in table.stdout
+    r = bench("--frames", "10", "--step-rate", "11025")
+    assert r.returncode == 2 and "5512.5 samples" in r.stderr and "44100" in r.stderr

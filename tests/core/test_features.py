@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import platform
+import shutil
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from emotrack.realtime.core.audio import Framer, StreamingResampler
@@ -25,20 +30,32 @@ def test_frame_geometry():
     assert (FEATURES.n_stft_frames - 1) * FEATURES.stft_hop + FEATURES.n_fft <= FEATURES.frame_samples
 
 
-@pytest.mark.parametrize("sr", [22050, 24000, 44100, 48000, 16000])
+@pytest.mark.parametrize("sr", [22050, 24000, 44100, 48000, 16000, 88200, 96000, 8000])
 def test_resampler_is_block_size_independent(sr):
     x = np.random.default_rng(1).standard_normal(sr * 2).astype(np.float32)
     whole = StreamingResampler(sr, 22050).process(x)
-    rs = StreamingResampler(sr, 22050)
-    parts = np.concatenate([rs.process(b) for b in _blocks(x, [1, 333, 4096, 17])])
-    assert len(whole) == len(parts) == 2 * 22050
-    np.testing.assert_array_equal(whole, parts)  # exact by design: each output sums the same products
+    for sizes in ([1, 333, 4096, 17], [sr // 2], [50_000, 3]):  # single samples, live blocks, big reads
+        rs = StreamingResampler(sr, 22050)
+        parts = np.concatenate([rs.process(b) for b in _blocks(x, sizes)])
+        assert len(whole) == len(parts) == 2 * 22050
+        # exact by design: each output is the same row of a product of the same shape, whatever
+        # the blocks (a single row or a narrower band would take another BLAS kernel)
+        np.testing.assert_array_equal(whole, parts)
+
+
+def _filter64(rs: StreamingResampler, x: np.ndarray, n: int) -> np.ndarray:
+    """The plain definition in float64: output k is the dot of the K inputs ending at input
+    (k*M)//L (zeros before the start) with the taps of its phase (k*M) % L."""
+    buf = np.concatenate([np.zeros(rs.K - 1), x.astype(np.float64)])
+    m = np.arange(n, dtype=np.int64) * rs.M
+    win = np.lib.stride_tricks.sliding_window_view(buf, rs.K)
+    return (win[m // rs.L] * rs._polyrev[m % rs.L].astype(np.float64)).sum(axis=1)
 
 
 @pytest.mark.parametrize("sr", [44100, 88200])
 def test_one_phase_resampler_is_the_causal_filter(sr):
-    # 44.1 -> 22.05 kHz has one polyphase phase and takes a path of its own: every M-th output
-    # of the causal FIR (float32 sums against float64 np.convolve: within 1e-5 on unit noise)
+    # 44.1 -> 22.05 kHz has one polyphase phase: every M-th output of the causal FIR
+    # (float32 sums against float64 np.convolve: within 1e-5 on unit noise)
     x = np.random.default_rng(4).standard_normal(sr // 2).astype(np.float32)
     rs = StreamingResampler(sr, 22050)
     y = rs.process(x)
@@ -46,6 +63,7 @@ def test_one_phase_resampler_is_the_causal_filter(sr):
     h = rs._polyrev[0][::-1].astype(np.float64)  # poly[0, q] weights the q-th most recent input
     ref = np.convolve(x.astype(np.float64), h)[: len(x)][:: rs.M]
     np.testing.assert_allclose(y, ref, atol=1e-5)
+    np.testing.assert_allclose(_filter64(rs, x, len(y)), ref, atol=1e-12)  # the definition says the same
 
 
 def test_resampler_passband_and_stopband():
@@ -155,15 +173,39 @@ def test_logmel_refuses_a_batch_of_batches():
         logmel_frames(np.zeros((2, 3, FEATURES.frame_samples), np.float32))
 
 
-@pytest.mark.parametrize("sr_in,sr_out", [(48000, 22050), (24000, 22050), (22050, 16000)])
-def test_many_phase_resampler_equals_the_plain_formula(sr_in, sr_out):
-    # outputs are computed in runs of _CHUNK with a periodic table of taps; each must be the
-    # plain dot of its K inputs with its phase's taps (numpy's row sum), bit for bit
+@pytest.mark.parametrize("sr_in,sr_out", [(48000, 22050), (24000, 22050), (22050, 16000), (96000, 22050),
+                                           (8000, 22050), (192000, 16000)])
+def test_many_phase_resampler_is_the_plain_filter(sr_in, sr_out):
+    # outputs are computed as rows of whole periods against band matrices of taps (float64), in
+    # runs of _ROWS rows; each must be the plain dot of its K inputs with its phase's taps,
+    # rounded to float32: within one float32 step of the float64 dot (rounding is half a step;
+    # the float64 sums' own error is ~1e-16)
     rs = StreamingResampler(sr_in, sr_out)
-    x = np.random.default_rng(5).standard_normal(3 * rs._CHUNK * rs.M // rs.L + 777).astype(np.float32)
+    x = np.random.default_rng(5).standard_normal(2 * rs._ROWS * rs._r * rs.M + 777).astype(np.float32)
     y = rs.process(x)
-    assert len(y) > 2 * rs._CHUNK  # several runs, the last one partial
-    buf = np.concatenate([np.zeros(rs.K - 1, np.float32), x])
-    m = np.arange(len(y), dtype=np.int64) * rs.M
-    win = np.lib.stride_tricks.sliding_window_view(buf, rs.K)
-    np.testing.assert_array_equal(y, (win[m // rs.L] * rs._polyrev[m % rs.L]).sum(axis=1))
+    assert len(y) > rs._ROWS * rs._P  # several runs of rows, the last one partial
+    ref = _filter64(rs, x, len(y))
+    assert (np.abs(y - ref) <= np.spacing(np.abs(ref).astype(np.float32))).all()
+
+
+_RESAMPLE_RUN = """
+import hashlib
+import numpy as np
+from emotrack.realtime.core.audio import StreamingResampler
+x = np.random.default_rng(6).standard_normal(96000).astype(np.float32)
+print(" ".join(hashlib.sha256(StreamingResampler(sr, out).process(x).tobytes()).hexdigest()[:16]
+               for sr, out in ((48000, 22050), (44100, 22050), (22050, 16000))))
+"""
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64" or shutil.which("qemu-x86_64") is None,
+                    reason="needs an x86_64 host and qemu-user (scripts/setup.sh installs it)")
+def test_resampler_gives_the_same_bits_on_another_cpu():
+    """The resampler's products go through BLAS, whose kernels differ by CPU; in float64 and
+    rounded to float32 the samples are the same bits on an emulated Haswell (AVX2, another
+    OpenBLAS kernel) as here (~10 s)."""
+    here = subprocess.run([sys.executable, "-c", _RESAMPLE_RUN], capture_output=True, text=True, timeout=120)
+    there = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", _RESAMPLE_RUN],
+                           capture_output=True, text=True, timeout=600)
+    assert here.returncode == 0 and there.returncode == 0, (here.stderr[-1000:], there.stderr[-1000:])
+    assert there.stdout.split() == here.stdout.split()

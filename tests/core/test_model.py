@@ -109,13 +109,22 @@ def test_golden_trajectory(model, demo_path):
     assert_golden([p.to_dict() for p in stream_file(model, demo_path) if p.t <= 20.0])
 
 
+# The int8 layer quantizes its input at run time (DynamicQuantizeLinear), and float kernels
+# that differ between CPUs in the last bit can move one activation across a rounding step: on
+# the demo, an emulated Haswell does so at 5.5 s (arousal 1.0e-4, valence 3e-5 off, fading over
+# the next seconds; measured 2026-12-04 with the banded resampler, whose output is the same on
+# both). Everything else agrees to ~2e-7. A wrong product is far outside: the first-shipped
+# int8 file's saturating pair sums moved arousal by up to 0.028 on such CPUs.
+GOLDEN_TOL = 5e-4
+
+
 def assert_golden(got: list[dict]) -> None:
-    """``got`` (prediction dicts) are the golden file's, to the 5th printed digit."""
+    """``got`` (prediction dicts) are the golden file's, within GOLDEN_TOL."""
     golden = [json.loads(line) for line in GOLDEN.read_text().splitlines()]
     assert [g["t"] for g in got] == [g["t"] for g in golden]
     for g, e in zip(got, golden, strict=True):
         for k in ("valence", "arousal", "valence_std", "arousal_std"):
-            assert abs(g[k] - e[k]) <= 2e-5, (g["t"], k, g[k], e[k])
+            assert abs(g[k] - e[k]) <= GOLDEN_TOL, (g["t"], k, g[k], e[k])
 
 
 _GOLDEN_RUN = """
@@ -129,9 +138,9 @@ print(json.dumps([p.to_dict() for p in stream_file(load_model(), demo_path()) if
 @pytest.mark.skipif(platform.machine() != "x86_64" or shutil.which("qemu-x86_64") is None,
                     reason="needs an x86_64 host and qemu-user (scripts/setup.sh installs it)")
 def test_golden_trajectory_on_a_cpu_without_vnni():
-    """The same golden numbers on an x86 CPU without VNNI (Haswell, AVX2 only, emulated by
-    qemu-user, ~20 s): onnxruntime picks other kernels there, and an int8 layer stored as
-    int8 gave up to 0.03 other numbers on such CPUs (its integer product saturates)."""
+    """The golden numbers (within GOLDEN_TOL) on an x86 CPU without VNNI (Haswell, AVX2 only,
+    emulated by qemu-user, ~20 s): onnxruntime picks other kernels there, and an int8 layer
+    stored as int8 gave up to 0.03 other numbers on such CPUs (its integer product saturates)."""
     r = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", _GOLDEN_RUN],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]

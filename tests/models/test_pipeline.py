@@ -331,3 +331,19 @@ def test_card_gives_the_reference_timed_in_the_same_sitting():
     both = "\n".join(_speed_section({"bench": {**bench, "reference": ref}}))
     assert "In the same sitting, taking turns with it in 3 rounds (`--reference`), emotrack-vae-lstm 3: step median " \
            "1.500 ms" in both and "120× real time" in both
+
+
+def test_card_says_at_which_input_rate_the_step_was_timed():
+    """A step timed on 48 kHz input (`emotrack bench --step-rate 48000`) has the resampler in it,
+    and the card says so, in the goals and in the speed section; at the model's rate it says nothing."""
+    from emotrack.export.card import _speed_section, goals_table
+
+    step = {"median_ms": 0.7, "p99_ms": 0.9, "input_rate": 48000}
+    bench = {"step_ms": step, "analyze": {"audio_seconds": 3600, "x_realtime": 400, "format": "FLAC 48 kHz stereo"}}
+    speed = "\n".join(_speed_section({"bench": bench}))
+    assert "one thread (input at 48 kHz, resampling included): median 0.700 ms" in speed
+    assert "1.00 h of 48 kHz stereo FLAC" in speed
+    goals = "\n".join(goals_table({"bench": bench, "summary": {"student": {}, "teacher_head": {}}}))
+    assert "| 0.700 ms, input at 48 kHz, resampling included | yes |" in goals
+    plain = "\n".join(_speed_section({"bench": {"step_ms": {**step, "input_rate": 22050}}}))
+    assert "one thread: median 0.700 ms" in plain
