@@ -63,10 +63,16 @@ class StreamingResampler:
     same on every CPU and however the input is split into blocks (BLAS kernels differ by
     CPU only in float64's last bits). 48 kHz -> 22.05 kHz: ~0.09 ms per 0.5 s of audio,
     against ~0.5 ms for one row of K products per output (float32) before.
+
+    An odd rate has a long period (44,101 Hz: L = 22,050), and a row of it would be more
+    outputs than a live block wants and hundreds of small products: there each output's K
+    inputs are gathered and dotted with its taps in runs of _CHUNK (float64 too).
     """
 
     _GROUP = 32  # outputs per matrix product (64 where M < 2L, whose bands are narrower)
-    _ROWS = 256  # rows per product, so the copies stay small however long the block
+    _OUTPUTS = 65536  # outputs per run of rows (at least two rows), so the copies stay small
+    _MAX_PERIOD = 1024  # longer periods take the gathering path (every common rate is shorter)
+    _CHUNK = 1024  # outputs per run of the gathering path
 
     def __init__(self, sr_in: int, sr_out: int, taps_per_phase: int = 32, beta: float = 8.6):
         if sr_in <= 0 or sr_out <= 0:
@@ -86,7 +92,13 @@ class StreamingResampler:
             # _polyrev[p] is in input order (oldest first) for a dot with a window
             poly = h.reshape(self.K, self.L).T
             self._polyrev = np.ascontiguousarray(poly[:, ::-1], dtype=np.float32)
-            self._bands()
+            self._banded = -(-self._GROUP // self.L) * self.L <= self._MAX_PERIOD
+            if self._banded:
+                self._bands()
+            else:
+                # row r: the taps of output n = r (mod L), so a run of outputs from n reads rows n % L onwards
+                self._taps = self._polyrev[(np.arange(self.L + self._CHUNK, dtype=np.int64) * self.M) % self.L]
+                self._taps = self._taps.astype(np.float64)
         self.reset()
 
     def _bands(self) -> None:
@@ -98,6 +110,8 @@ class StreamingResampler:
         group = 64 if M < 2 * L else self._GROUP
         self._r = -(-group // L)  # periods per row
         self._P = P = self._r * L
+        # rows per run: 256 at 48 -> 22.05 kHz (P = 147); two for an odd rate such as 44,101 Hz (P = 22,050)
+        self._rows = max(2, self._OUTPUTS // P)
         self._starts = start = (np.arange(P, dtype=np.int64) * M) // L
         self._groups = []
         for a in range(0, P, group):
@@ -121,17 +135,40 @@ class StreamingResampler:
         x = np.asarray(x, dtype=np.float32)
         if self.passthrough:
             return x
-        K, P = self.K, self._P
+        K = self.K
         buf = np.concatenate([self._hist, x])
         base = self._n_in - (K - 1)  # buf[k] is input sample base + k
         n_in_total = self._n_in + len(x)
         # output n needs input index (n*M)//L <= n_in_total - 1, i.e. n*M < n_in_total*L
         n0, n1 = self._n_out, (n_in_total * self.L - 1) // self.M + 1
         out = np.empty(max(0, n1 - n0), dtype=np.float32)
+        if self._banded:
+            self._rows_into(out, buf, base, n0, n1)
+        else:
+            self._gather_into(out, buf, base, n0)
+        self._n_out = max(n0, n1)
+        self._n_in = n_in_total
+        self._hist = buf[len(buf) - (K - 1):]
+        return out
+
+    def _gather_into(self, out: np.ndarray, buf: np.ndarray, base: int, n0: int) -> None:
+        """Outputs n0 ... n0 + len(out) - 1, each its K inputs (a row of the sliding windows)
+        times its phase's taps, summed along the row."""
+        K, L, M = self.K, self.L, self.M
+        win = np.lib.stride_tricks.sliding_window_view(buf, K)
+        for c0 in range(0, len(out), self._CHUNK):
+            n, c = n0 + c0, min(self._CHUNK, len(out) - c0)
+            j = (np.arange(n, n + c, dtype=np.int64) * M) // L - base - (K - 1)  # first input of each
+            r = n % L
+            out[c0 : c0 + c] = (win[j] * self._taps[r : r + c]).sum(axis=1)
+
+    def _rows_into(self, out: np.ndarray, buf: np.ndarray, base: int, n0: int, n1: int) -> None:
+        """Outputs n0 ... n1 - 1 as rows of whole periods against the band matrices."""
+        K, P = self.K, self._P
         step = self._r * self.M  # inputs from one row to the next
         last_row = (n1 - 1) // P
-        for q0 in range(n0 // P, last_row + 1 if n1 > n0 else 0, self._ROWS):
-            q1 = min(q0 + self._ROWS, last_row + 1)
+        for q0 in range(n0 // P, last_row + 1 if n1 > n0 else 0, self._rows):
+            q1 = min(q0 + self._rows, last_row + 1)
             # at least two rows: numpy multiplies a single row with another kernel (gemv)
             nr = max(2, q1 - q0)
             # the inputs these rows read, from stream index lo: those before buf (read only by
@@ -147,10 +184,6 @@ class StreamingResampler:
                 rows[:, g0:g1] = (np.ascontiguousarray(win) @ band)[:, : g1 - g0]
             f0, f1 = max(n0, q0 * P), min(n1, q1 * P)  # the outputs these rows hold that are wanted
             out[f0 - n0 : f1 - n0] = rows.reshape(-1)[f0 - q0 * P : f1 - q0 * P]
-        self._n_out = max(n0, n1)
-        self._n_in = n_in_total
-        self._hist = buf[len(buf) - (K - 1):]
-        return out
 
 
 class Framer:

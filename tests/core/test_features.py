@@ -30,7 +30,7 @@ def test_frame_geometry():
     assert (FEATURES.n_stft_frames - 1) * FEATURES.stft_hop + FEATURES.n_fft <= FEATURES.frame_samples
 
 
-@pytest.mark.parametrize("sr", [22050, 24000, 44100, 48000, 16000, 88200, 96000, 8000])
+@pytest.mark.parametrize("sr", [22050, 24000, 44100, 48000, 16000, 88200, 96000, 8000, 44101])
 def test_resampler_is_block_size_independent(sr):
     x = np.random.default_rng(1).standard_normal(sr * 2).astype(np.float32)
     whole = StreamingResampler(sr, 22050).process(x)
@@ -174,16 +174,17 @@ def test_logmel_refuses_a_batch_of_batches():
 
 
 @pytest.mark.parametrize("sr_in,sr_out", [(48000, 22050), (24000, 22050), (22050, 16000), (96000, 22050),
-                                           (8000, 22050), (192000, 16000)])
+                                           (8000, 22050), (192000, 16000), (44101, 22050)])
 def test_many_phase_resampler_is_the_plain_filter(sr_in, sr_out):
     # outputs are computed as rows of whole periods against band matrices of taps (float64), in
-    # runs of _ROWS rows; each must be the plain dot of its K inputs with its phase's taps,
-    # rounded to float32: within one float32 step of the float64 dot (rounding is half a step;
-    # the float64 sums' own error is ~1e-16)
+    # runs of at most _OUTPUTS, or for a long period (44,101 Hz) gathered in runs of _CHUNK; each
+    # must be the plain dot of its K inputs with its phase's taps, rounded to float32: within one
+    # float32 step of the float64 dot (rounding is half a step; the float64 sums' own error ~1e-16)
     rs = StreamingResampler(sr_in, sr_out)
-    x = np.random.default_rng(5).standard_normal(2 * rs._ROWS * rs._r * rs.M + 777).astype(np.float32)
+    assert rs._banded == (sr_in != 44101)
+    x = np.random.default_rng(5).standard_normal(3 * rs._OUTPUTS * rs.M // rs.L + 777).astype(np.float32)
     y = rs.process(x)
-    assert len(y) > rs._ROWS * rs._P  # several runs of rows, the last one partial
+    assert len(y) > 3 * rs._OUTPUTS  # several runs, the last one partial
     ref = _filter64(rs, x, len(y))
     assert (np.abs(y - ref) <= np.spacing(np.abs(ref).astype(np.float32))).all()
 
@@ -194,7 +195,7 @@ import numpy as np
 from emotrack.realtime.core.audio import StreamingResampler
 x = np.random.default_rng(6).standard_normal(96000).astype(np.float32)
 print(" ".join(hashlib.sha256(StreamingResampler(sr, out).process(x).tobytes()).hexdigest()[:16]
-               for sr, out in ((48000, 22050), (44100, 22050), (22050, 16000))))
+               for sr, out in ((48000, 22050), (44100, 22050), (22050, 16000), (44101, 22050))))
 """
 
 
