@@ -15,7 +15,10 @@ frames without a teacher output simply carry no distillation target (no interpol
 which would look ahead).
 
 Cache: ``$EMOTRACK_CACHE/teacher/v1/<dataset>/<id>.npz`` (float16), written atomically, so
-a stopped pass loses at most the clips in flight and a re-run goes on with the rest.
+a stopped pass loses at most the clips in flight and a re-run goes on with the rest. Ctrl-C
+(SIGINT) stops it cleanly: the clips not yet started are dropped, the ones in flight finish
+(the workers ignore SIGINT), the partial pass is recorded in ``pass.json`` and the command
+exits 130; the same command resumes.
 
 ``--vgg`` (opt-in, not part of the shipped recipe): the same pass with musicnn's MSD_vgg
 tagger instead (:class:`emotrack.models.teachers.VggRunner`: its 50 tag logits, flattened
@@ -31,6 +34,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -39,6 +43,7 @@ import numpy as np
 import torch
 from emotrack.realtime.core.audio import StreamingResampler
 from emotrack.realtime.core.config import FEATURES
+from emotrack.realtime.exitcodes import ExitCode
 
 from .cache import audio_frames, cache_dir, cache_path, clip_audio, save_atomic
 from .cli import load_clips, roots_of
@@ -55,7 +60,7 @@ VGG_STRIDE = 2
 VGG_KEYS = tuple(f"{t}_{k}" for t in VGG_PASS for k in VggRunner.PARTS)
 # one pass's record in pass.json; "load": the machine's mean 1-min load average while it ran (other
 # work beside the pass shows as load above its processes, and the card says so)
-PASS_KEYS = ("done", "audio_hours", "seconds", "jobs", "finished", "load")
+PASS_KEYS = ("done", "audio_hours", "seconds", "jobs", "finished", "load", "interrupted")
 
 
 def targets_path(clip: Clip, vgg: bool = False) -> Path:
@@ -99,6 +104,9 @@ _runner: TeacherRunner | VggRunner | None = None
 
 def _init(vgg: bool = False) -> None:
     global _runner
+    # a Ctrl-C reaches the whole process group: the parent decides (drop what has not started),
+    # and a worker finishes its clip instead of dying in the middle of it
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
     torch.set_num_threads(1)
@@ -135,23 +143,41 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print, vgg: bool = False) -> 
     done, audio_s, errors, loads = 0, 0.0, {}, []
     if not todo:
         return {"clips": len(clips), "done": 0, "seconds": 0.0, "errors": {}}
-    with ProcessPoolExecutor(jobs, initializer=_init, initargs=(vgg,)) as ex:
-        futures = [ex.submit(_work, c) for c in todo]
+    interrupted, seen = False, set()
+    ex = ProcessPoolExecutor(jobs, initializer=_init, initargs=(vgg,))
+    futures = [ex.submit(_work, c) for c in todo]
+
+    def take(f) -> None:  # one finished clip into the summary
+        nonlocal done, audio_s
+        seen.add(f)
+        key, secs, err = f.result()
+        done += 1
+        audio_s += secs
+        loads.append(os.getloadavg()[0])
+        if err:
+            errors[key] = err
+            log(f"teacher pass: {key} failed: {err}")
+
+    try:
         for f in as_completed(futures):
-            key, secs, err = f.result()
-            done += 1
-            audio_s += secs
-            loads.append(os.getloadavg()[0])
-            if err:
-                errors[key] = err
-                log(f"teacher pass: {key} failed: {err}")
+            take(f)
             if done % 25 == 0 or done == len(todo):
                 el = time.time() - t0
                 log(f"teacher pass: {done}/{len(todo)} clips, {audio_s / 3600:.2f} h of audio in {el / 60:.1f} min "
                     f"({audio_s / max(el, 1e-9):.0f}x real time); ~{el / done * (len(todo) - done) / 60:.0f} min left")
+    except KeyboardInterrupt:
+        # leaving the pool as it is would wait for every queued clip: a Ctrl-C stopped nothing for hours
+        interrupted = True
+        log("teacher pass: interrupted; finishing the clips in flight, dropping the rest")
+        ex.shutdown(wait=True, cancel_futures=True)
+        for f in futures:  # clips that finished meanwhile are cached: they count
+            if f.done() and not f.cancelled() and f not in seen:
+                take(f)
+    finally:
+        ex.shutdown(wait=True, cancel_futures=True)
     res = {"clips": len(clips), "done": done, "audio_hours": audio_s / 3600, "seconds": time.time() - t0,
            "jobs": jobs, "errors": errors, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-           "load": round(float(np.mean(loads)), 2)}
+           "load": round(float(np.mean(loads)) if loads else 0.0, 2), "interrupted": interrupted}
     if done:  # the model card reports what the passes that filled the cache took, together
         path = cache_dir() / "teacher" / recipe / "pass.json"
         prev = json.loads(path.read_text()) if path.exists() else {}
@@ -174,6 +200,11 @@ def cmd_teacher_pass(args) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
     res = run_pass(clips, jobs=args.jobs, log=log, vgg=getattr(args, "vgg", False))
+    if res.get("interrupted"):
+        left = sum(not has_targets(c, getattr(args, "vgg", False)) for c in clips)
+        log(f"teacher pass stopped: {res['done']} clips done in {res['seconds'] / 60:.1f} min, {left} left; "
+            "the same command goes on with them")
+        return ExitCode.INTERRUPTED
     log(f"teacher pass finished: {res['done']} clips in {res['seconds'] / 60:.1f} min, {len(res['errors'])} errors")
     return 1 if res["errors"] else 0
 
