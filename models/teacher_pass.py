@@ -169,12 +169,12 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print, vgg: bool = False) -> 
         # leaving the pool as it is would wait for every queued clip: a Ctrl-C stopped nothing for hours
         interrupted = True
         log("teacher pass: interrupted; finishing the clips in flight, dropping the rest")
-        ex.shutdown(wait=True, cancel_futures=True)
-        for f in futures:  # clips that finished meanwhile are cached: they count
-            if f.done() and not f.cancelled() and f not in seen:
-                take(f)
     finally:
         ex.shutdown(wait=True, cancel_futures=True)
+    if interrupted:
+        for f in futures:  # clips that finished while the pool shut down are cached: they count
+            if f.done() and not f.cancelled() and f not in seen:
+                take(f)
     res = {"clips": len(clips), "done": done, "audio_hours": audio_s / 3600, "seconds": time.time() - t0,
            "jobs": jobs, "errors": errors, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
            "load": round(float(np.mean(loads)) if loads else 0.0, 2), "interrupted": interrupted}

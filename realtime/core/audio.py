@@ -108,11 +108,13 @@ class StreamingResampler:
         offset in that span."""
         L, M, K = self.L, self.M, self.K
         group = 64 if M < 2 * L else self._GROUP
-        self._r = -(-group // L)  # periods per row
-        self._P = P = self._r * L
+        periods = -(-group // L)  # per row
+        self._P = P = periods * L
+        self._row_step = periods * M  # inputs from one row to the next
         # rows per run: 256 at 48 -> 22.05 kHz (P = 147); two for an odd rate such as 44,101 Hz (P = 22,050)
         self._rows = max(2, self._OUTPUTS // P)
-        self._starts = start = (np.arange(P, dtype=np.int64) * M) // L
+        start = (np.arange(P, dtype=np.int64) * M) // L
+        self._row_span = int(start[-1]) + K  # the inputs one row reads
         self._groups = []
         for a in range(0, P, group):
             b = min(P, a + group)
@@ -164,8 +166,7 @@ class StreamingResampler:
 
     def _rows_into(self, out: np.ndarray, buf: np.ndarray, base: int, n0: int, n1: int) -> None:
         """Outputs n0 ... n1 - 1 as rows of whole periods against the band matrices."""
-        K, P = self.K, self._P
-        step = self._r * self.M  # inputs from one row to the next
+        K, P, step = self.K, self._P, self._row_step
         last_row = (n1 - 1) // P
         for q0 in range(n0 // P, last_row + 1 if n1 > n0 else 0, self._rows):
             q1 = min(q0 + self._rows, last_row + 1)
@@ -174,7 +175,7 @@ class StreamingResampler:
             # the inputs these rows read, from stream index lo: those before buf (read only by
             # outputs before n0) and after it (only by outputs from n1 on) are zeros
             lo = q0 * step - (K - 1)
-            seg = np.zeros((nr - 1) * step + int(self._starts[-1]) + K)
+            seg = np.zeros((nr - 1) * step + self._row_span)
             a, b = max(lo, base), min(lo + len(seg), base + len(buf))
             if b > a:
                 seg[a - lo : b - lo] = buf[a - base : b - base]
