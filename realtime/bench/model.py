@@ -50,11 +50,16 @@ def write_looped_demo(path: Path, seconds: float, sr: int = 44100) -> None:
             done += len(chunk)
 
 
+def input_rate(model, rate: int | None) -> int:
+    """The rate a step's audio arrives at: ``rate``, or the model's own where None."""
+    return rate or model.features.sample_rate
+
+
 def step_samples(model, rate: int | None) -> int:
     """Input samples in one 0.5 s step at ``rate`` (None: the model's rate); a ValueError
     that names the rate where 0.5 s is not a whole number of its samples."""
     cfg = model.features
-    rate = rate or cfg.sample_rate
+    rate = input_rate(model, rate)
     n = rate * cfg.frame_samples / cfg.sample_rate
     if n != int(n) or rate < 1:
         raise ValueError(f"a {cfg.frame_samples / cfg.sample_rate:g} s step at {rate} Hz is {n:g} samples; "
@@ -66,7 +71,7 @@ def step_times(model, frames: int, rate: int | None = None) -> list[float]:
     """Milliseconds of each of ``frames`` live steps (after 20 of warm-up), each 0.5 s of
     audio at ``rate`` (None: the model's rate, no resampling in the step)."""
     cfg = model.features
-    rate = rate or cfg.sample_rate
+    rate = input_rate(model, rate)
     n = step_samples(model, rate)
     y = load_audio(demo_path(), cfg)
     if rate != cfg.sample_rate:  # the input at its own rate, made once, outside the timing
@@ -87,7 +92,7 @@ def step_times(model, frames: int, rate: int | None = None) -> list[float]:
 
 
 def bench_step(model, frames: int, rate: int | None = None) -> dict:
-    return {"frames": frames, "input_rate": rate or model.features.sample_rate,
+    return {"frames": frames, "input_rate": input_rate(model, rate),
             **timing_summary(step_times(model, frames, rate))}
 
 
@@ -129,7 +134,7 @@ def bench_alternating(models: list, frames: int, seconds: float, rounds: int = 3
                 n, dt = _timed_analyze(m, path)
                 counts[i] += n
                 walls[i] += dt
-    return [{"step_ms": {"frames": len(t), "rounds": rounds, "input_rate": step_rate or m.features.sample_rate,
+    return [{"step_ms": {"frames": len(t), "rounds": rounds, "input_rate": input_rate(m, step_rate),
                          **timing_summary(t)},
              "analyze": {**_analyze_result(seconds, c, w, sr), "rounds": rounds}}
             for m, t, w, c in zip(models, times, walls, counts, strict=True)]
