@@ -64,7 +64,9 @@ def add_evaluate_arguments(v: argparse.ArgumentParser) -> None:
     v.add_argument("--student-runs", nargs="+", metavar="RUN",
                    help="summarise these `train --teachers` runs (seeds): every test metric as mean ± sd, the "
                         "teacher head, the baselines")
-    v.add_argument("--lodo-runs", nargs="+", metavar="RUN", help="with --student-runs: leave-one-dataset-out runs")
+    v.add_argument("--lodo-runs", nargs="+", metavar="RUN",
+                   help="with --student-runs: leave-one-dataset-out runs (several runs leaving out one set, seeds "
+                        "apart, give its numbers as mean ± sd)")
     v.add_argument("--previous-model", default="docs/model/emotrack-vae-lstm-v1.onnx",
                    help="with --student-runs: the previous shipped model, evaluated on the same songs")
 

@@ -5,7 +5,7 @@ thread; torch-free: it reads ``report.json`` files and runs ONNX models).
   the seeds, so that a difference can be told from noise;
 - ``leave-one-dataset-out runs`` (``train --teachers --leave-out SET``): the left-out set's
   test split, by a student that never heard that dataset, and by the teacher head fit
-  without it;
+  without it (several runs of one left-out set, seeds apart: mean ± sd, as for the seeds);
 - the teacher upper bound: the teacher head (ridge on the teachers' outputs, run offline)
   on the same songs, and the student's distance from it; where the run's pseudo-labels came
   from the accurate head (the teachers' outputs with the student's kind of LSTM head), that
@@ -113,16 +113,41 @@ def summary(seed_runs: list[str | Path], lodo_runs: list[str | Path], baselines:
            "accurate_head": over_seeds([r for r in seeds if "accurate head" in r["test"]], "accurate head"),
            "levels": [r.get("levels", {}) for r in seeds], "descriptors": _descriptors(seeds),
            "train_minutes": [round(train_seconds(r) / 60, 1) for r in seeds]}
-    out["lodo"] = {}
+    by_set: dict[str, list[tuple[dict, str]]] = {}
     for rep, path in zip(load_reports(lodo_runs), lodo_runs, strict=True):
-        ds = rep["sources"]["leave_out"]
-        out["lodo"][ds] = {"run": str(path), "student": {k: v for k, v in headline(rep["test"]["student"]).items()
-                                                         if k.startswith(ds)},
-                           **{m: {k: v for k, v in headline(rep["test"][m]).items() if k.startswith(ds)}
-                              for m in ("teacher head", "accurate head") if m in rep["test"]}}
+        by_set.setdefault(rep["sources"]["leave_out"], []).append((rep, str(path)))
+    out["lodo"] = {ds: lodo_entry(ds, runs) for ds, runs in by_set.items()}
     if baselines:
         out["baselines"] = {name: headline(m) for name, m in baselines.items()}
     return out
+
+
+LODO_MODELS = ("student", "teacher head", "accurate head")
+
+
+def lodo_entry(ds: str, runs: list[tuple[dict, str]]) -> dict:
+    """The left-out set's test metrics from its leave-one-out runs (report, path). One run: the
+    numbers themselves (``"run"``). Several (seeds apart): {metric: [mean, sd, runs]} per model as
+    ``over_seeds`` gives for the seed runs, with ``"runs"``, their ``"seeds"`` and each run's own
+    numbers (``"per_run"``), so that one run's luck is told from the recipe."""
+    def own(rep: dict, model: str) -> dict[str, float]:
+        return {k: v for k, v in headline(rep["test"][model]).items() if k.startswith(ds)}
+
+    if len(runs) == 1:
+        rep, path = runs[0]
+        return {"run": path, **{m: own(rep, m) for m in LODO_MODELS if m in rep["test"]}}
+    seeds = [rep.get("student_config", {}).get("seed") for rep, _ in runs]
+    if len(set(seeds)) < len(seeds):
+        raise ValueError(f"leave-one-out runs without {ds} share a seed ({seeds}: {[p for _, p in runs]}); "
+                         "give each seed's run once")
+    entry: dict = {"runs": [p for _, p in runs], "seeds": seeds,
+                   "per_run": [{"run": p, "seed": sd, "student": own(rep, "student")}
+                               for (rep, p), sd in zip(runs, seeds, strict=True)]}
+    for m in LODO_MODELS:
+        reps = [rep for rep, _ in runs if m in rep["test"]]
+        if reps:
+            entry[m] = {k: list(v) for k, v in over_seeds(reps, m).items() if k.startswith(ds)}
+    return entry
 
 
 def _descriptors(reports: list[dict]) -> dict[str, tuple[float, float]]:
@@ -163,7 +188,8 @@ def format_summary(s: dict) -> str:
         gap = f"{st[0] - th[0]:+.3f}" if st and th else "—"
         lines.append(f"| {k} | " + " | ".join(row) + f" | {gap} |")
     if s.get("lodo"):
-        lines += ["", "Leave one dataset out (trained without that dataset's audio and labels; its test split):", "",
+        lines += ["", "Leave one dataset out (trained without that dataset's audio and labels; its test split; "
+                  "mean ± sd where a set has runs with several seeds):", "",
                   "| left out | metric | student | teacher head | accurate head |", "|---|---|---|---|---|"]
         for ds, r in s["lodo"].items():
             for k in sorted(r["student"]):

@@ -14,6 +14,7 @@ import sys
 import zipfile
 
 import numpy as np
+import pytest
 import soundfile as sf
 import torch
 from emotrack.realtime.core.graph import METADATA_KEY
@@ -318,6 +319,54 @@ def test_card_names_the_leave_one_out_runs_it_lacks():
     assert "Not yet run" not in "\n".join(_lodo_section({"summary": {"lodo": everything}}))
     none = "\n".join(_lodo_section({"summary": {}}))
     assert "### Leave one dataset out" in none and "none of the real-recording sets" in none
+
+
+def test_leave_one_out_runs_with_several_seeds_give_mean_and_sd(tmp_path):
+    """Several runs leaving out one set (seeds apart) are one row of mean ± sd, each run's own number
+    kept beside it, and the goal is judged on the mean; one seed's run stays a plain number."""
+    from emotrack.export.card import _lodo_section, goals_table
+    from emotrack.models.student_eval import format_summary, summary
+
+    def report(seed: int, arousal: float, left_out: str = "soundtracks") -> dict:
+        st = {"kind": "static", "valence": {"r": {"mean": 0.70}, "ccc": {"mean": 0.3}},
+              "arousal": {"r": {"mean": arousal}, "ccc": {"mean": 0.6}}}
+        other = {"kind": "static", "valence": {"r": {"mean": 0.2}, "ccc": {"mean": 0.1}},
+                 "arousal": {"r": {"mean": 0.9}, "ccc": {"mean": 0.8}}}
+        test = {m: {"vgmidi": other, left_out: st} for m in ("student", "teacher head")}
+        return {"sources": {"leave_out": left_out}, "student_config": {"seed": seed}, "test": test}
+
+    runs = []
+    for seed, a in ((0, 0.73), (1, 0.76), (2, 0.79)):
+        runs.append(tmp_path / f"lodo-s{seed}")
+        runs[-1].mkdir()
+        (runs[-1] / "report.json").write_text(json.dumps(report(seed, a)))
+    one = tmp_path / "lodo-emotify"
+    one.mkdir()
+    (one / "report.json").write_text(json.dumps(report(0, 0.5, "emotify")))
+    s = summary([], [*runs, one])
+    st = s["lodo"]["soundtracks"]
+    mean, sd, n = st["student"]["soundtracks arousal r"]
+    assert n == 3 and abs(mean - 0.76) < 1e-9 and abs(sd - np.std([0.73, 0.76, 0.79])) < 1e-9
+    assert [r["seed"] for r in st["per_run"]] == [0, 1, 2] and st["runs"] == [str(r) for r in runs]
+    assert set(st["student"]) == {"soundtracks valence r", "soundtracks valence CCC", "soundtracks arousal r",
+                                  "soundtracks arousal CCC"}  # the left-out set's numbers only
+    assert s["lodo"]["emotify"]["student"]["emotify arousal r"] == 0.5 and s["lodo"]["emotify"]["run"] == str(one)
+
+    card = {"summary": {**s, "student": {}, "teacher_head": {}}}
+    goals = "\n".join(goals_table(card))
+    # 0.760 over three seeds meets the 0.75 goal that seed 0's 0.730 alone misses
+    assert "| leave-one-dataset-out Soundtracks arousal r ≥ 0.75 | 0.760 (mean of 3 seeds: 0.730 (seed 0), " in goals
+    assert goals.rstrip().endswith("| yes |")
+    section = "\n".join(_lodo_section(card))
+    assert "| soundtracks | arousal r | 0.760 ± 0.024 |" in section and "| emotify | arousal r | 0.500 |" in section
+    assert "soundtracks: 3 seeds" in section and "emotify: one seed." in section
+    assert "| soundtracks | arousal r | 0.760 ± 0.024 |" in format_summary({**s, "student": {}, "teacher_head": {}})
+
+    twice = tmp_path / "again"
+    twice.mkdir()
+    (twice / "report.json").write_text(json.dumps(report(1, 0.7)))
+    with pytest.raises(ValueError, match="share a seed"):
+        summary([], [*runs, twice])
 
 
 def test_card_gives_the_reference_timed_in_the_same_sitting():
