@@ -21,12 +21,9 @@ import torch
 from emotrack.models import distill, teacher_head
 from emotrack.models.cli import load_clips
 from emotrack.models.data import default_data_root
+from emotrack.models.evaluate import pearson as r
 from emotrack.models.nets import NetConfig
 from emotrack.models.seqs import WARMUP, build_seqs
-
-
-def r(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.corrcoef(a, b)[0, 1])
 
 
 def z(x: np.ndarray) -> np.ndarray:
