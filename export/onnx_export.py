@@ -127,11 +127,12 @@ def parity_check(wrapper: ExportWrapper, path: Path, T: int = 24, seed: int = 0)
     return gate(path, diffs, em, mel[0].numpy(), (h0.numpy(), c0.numpy()), whole)
 
 
-def gate(path: Path, diffs: dict, em: EmotionModel, mel: np.ndarray, state: tuple, whole) -> dict:
+def gate(path: Path, diffs: dict, em: EmotionModel, mel: np.ndarray, state: tuple, whole,
+         chroma: np.ndarray | None = None) -> dict:
     """The end of a recurrent graph's parity check: swapping h and c must change the output
     ``whole`` (or the comparisons in ``diffs`` prove nothing), and every difference must be
     within PARITY_TOL; ExportParityError otherwise. Returns ``diffs`` with the swap's effect."""
-    sw, _ = em.run(mel, state[::-1])
+    sw, _ = em.run(mel, state[::-1], **({"chroma": chroma} if chroma is not None else {}))
     diffs["swapped_state_effect"] = float(np.abs(sw.valence - whole.valence).max())
     bad = {k: v for k, v in diffs.items() if k != "swapped_state_effect" and not v <= PARITY_TOL}
     if bad or diffs["swapped_state_effect"] < 1e-6:

@@ -1,8 +1,9 @@
 """The student of a ``train --teachers`` run -> ONNX with named recurrent state and the
 descriptors as an extra output, through a parity gate that fails the export (offline).
 
-Graph: ``mel (B,T,n_mels,n_t), h (1,B,H), c (1,B,H) -> valence, arousal, valence_std,
-arousal_std, descriptors (B,T,K), h_out, c_out``. The descriptors are the student's
+Graph: ``mel (B,T,n_mels,n_t), h (1,B,H), c (1,B,H)[, chroma (B,T,12)] -> valence, arousal,
+valence_std, arousal_std, descriptors (B,T,K), h_out, c_out``; ``chroma``, the frames' pitch-class
+profiles, where the head reads them (``NetConfig.tonal``; its parameters are in the metadata). The descriptors are the student's
 distilled tag probabilities (sigmoid of its tag head, put back on the teachers' logit
 scale); their names and their typical values (the teachers' mean probability over the
 training frames) are in the metadata. The per-dataset offsets of training are not in the
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 from emotrack.models.distill import DESCRIPTORS, BlockLSTM, StudentHead, lstm_blocks
 from emotrack.models.nets import FrameVAE, NetConfig
-from emotrack.realtime.core.config import FEATURES
+from emotrack.realtime.core.config import CHROMA, FEATURES
 from emotrack.realtime.core.model import EmotionModel, StepOutput
 from torch import nn
 
@@ -53,9 +54,11 @@ class StudentGraph(nn.Module):
         self.register_buffer("mu", torch.from_numpy(np.asarray(mu, np.float32)))
         self.register_buffer("sd", torch.from_numpy(np.asarray(sd, np.float32)))
 
-    def forward(self, mel, h, c):
+    def forward(self, mel, h, c, chroma=None):
         b, t = mel.shape[:2]
         z = self.vae.encode(mel.reshape(b * t, *mel.shape[2:]))[0].reshape(b, t, -1)
+        if self.head.tonal is not None:
+            z = torch.cat([z, chroma], -1)
         mean, std, (h2, c2), y = self.head(z, (h, c))
         logits = (self.head.tags(y) * self.sd + self.mu).index_select(-1, self.index)
         return mean[..., 0], mean[..., 1], std[..., 0], std[..., 1], torch.sigmoid(logits), h2, c2
@@ -83,7 +86,9 @@ def split_blocks(head: StudentHead, T: int = 16) -> int:
     if K == 1:
         return 1
     g = torch.Generator().manual_seed(0)
-    z = torch.randn(2, T, head.lstm.input_size, generator=g)
+    z = torch.randn(2, T, head.cfg.latent_dim, generator=g)
+    if head.tonal is not None:
+        z = torch.cat([z, random_chroma(2, T, g)], -1)
     st = tuple(torch.randn(1, 2, head.lstm.hidden_size, generator=g) for _ in range(2))
     before, merged = head(z, st), head.lstm
     head.lstm = BlockLSTM(merged, K)
@@ -93,6 +98,11 @@ def split_blocks(head: StudentHead, T: int = 16) -> int:
     if diff > PARITY_TOL:
         raise ExportParityError(f"the merged head's {K} LSTMs apart differ from it by {diff:.2e} (> {PARITY_TOL})")
     return K
+
+
+def random_chroma(b: int, t: int, g: torch.Generator) -> torch.Tensor:
+    """(b, t, 12) random pitch-class profiles (positive, each summing to 1), for the gates."""
+    return torch.softmax(2.0 * torch.randn(b, t, 12, generator=g), -1)
 
 
 def _tag_scaling(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,9 +127,12 @@ def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", versi
     for n in OUTPUTS[:5]:
         dyn[n] = {0: "batch", 1: "time"}
     flt = (float_copy or out.with_name(out.stem + ".float.onnx")) if int8 else out
+    args, names = (torch.randn(1, 6, *FEATURES.frame_shape), torch.zeros(L, 1, H), torch.zeros(L, 1, H)), ["mel", "h", "c"]
+    if net.tonal:
+        args, names = (*args, random_chroma(1, 6, torch.Generator().manual_seed(0))), [*names, "chroma"]
+        dyn["chroma"] = {0: "batch", 1: "time"}
     with torch.no_grad():
-        torch.onnx.export(graph, (torch.randn(1, 6, *FEATURES.frame_shape), torch.zeros(L, 1, H), torch.zeros(L, 1, H)),
-                          str(flt), input_names=["mel", "h", "c"], output_names=OUTPUTS, dynamic_axes=dyn,
+        torch.onnx.export(graph, args, str(flt), input_names=names, output_names=OUTPUTS, dynamic_axes=dyn,
                           opset_version=OPSET, dynamo=False)
     meta = {"name": name, "version": version, "features": FEATURES.to_dict(), "net": net.to_dict(),
             "hidden_size": H, "num_layers": L, "lstm_blocks": len(getattr(graph.head.lstm, "parts", [0])),
@@ -127,6 +140,8 @@ def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", versi
             "descriptors": list(ck["descriptors"]), "descriptor_typical": ck.get("descriptor_typical"),
             "descriptor_sources": [f"{m}:{t}" for m, t in DESCRIPTORS], "kind": "dynamic",
             "teachers": "musicnn 0.1.0 MSD_musicnn + MTT_musicnn (distilled; not run at run time)"}
+    if net.tonal:
+        meta["chroma"] = CHROMA.to_dict()
     meta = {**meta, **(extra_meta or {})}
     finish_onnx(flt, meta)
     parity = parity_check(graph, flt)
@@ -142,14 +157,15 @@ def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", versi
     return out, parity
 
 
-def run_both_ways(em: EmotionModel, mel: np.ndarray, state: tuple) -> tuple:
-    """``em`` over ``mel`` (T frames) from ``state``, as one sequence and frame by frame: the
-    whole run's outputs and end state, the frame-by-frame outputs (shaped like the whole
-    run's) and end state. Both gates compare the two."""
-    whole, end = em.run(mel, state)
+def run_both_ways(em: EmotionModel, mel: np.ndarray, state: tuple, chroma: np.ndarray | None = None) -> tuple:
+    """``em`` over ``mel`` (T frames; ``chroma`` their pitch-class profiles where it takes
+    them) from ``state``, as one sequence and frame by frame: the whole run's outputs and end
+    state, the frame-by-frame outputs (shaped like the whole run's) and end state. Both gates
+    compare the two."""
+    whole, end = em.run(mel, state, chroma)
     steps = []
     for t in range(len(mel)):
-        o, state = em.run(mel[t:t + 1], state)
+        o, state = em.run(mel[t:t + 1], state, None if chroma is None else chroma[t:t + 1])
         steps.append(o)
     stacked = StepOutput(*(np.concatenate([getattr(o, k) for o in steps]) for k in KEYS),
                          np.concatenate([o.descriptors for o in steps]) if steps[0].descriptors is not None else None)
@@ -162,8 +178,9 @@ def int8_check(float_path: Path, int8_path: Path, T: int = 48, seed: int = 1) ->
     PARITY_TOL: each frame is quantized on its own); ExportParityError otherwise."""
     a, b = EmotionModel(float_path), EmotionModel(int8_path)
     mel, h0, c0 = (x.numpy() for x in parity_inputs(a, T, seed))
-    fa, _ = a.run(mel[0], (h0, c0))
-    fb, hb, steps, state = run_both_ways(b, mel[0], (h0, c0))
+    ch = chroma_input(a, T, seed)
+    fa, _ = a.run(mel[0], (h0, c0), ch)
+    fb, hb, steps, state = run_both_ways(b, mel[0], (h0, c0), ch)
     keys = (*KEYS, "descriptors")
     diffs = {"int8_vs_float": float(max(np.abs(getattr(fa, k) - getattr(fb, k)).max() for k in keys)),
              "int8_whole_vs_steps": float(max(np.abs(getattr(fb, k) - getattr(steps, k)).max() for k in keys)),
@@ -176,12 +193,20 @@ def int8_check(float_path: Path, int8_path: Path, T: int = 48, seed: int = 1) ->
     return diffs
 
 
+def chroma_input(em: EmotionModel, T: int, seed: int) -> np.ndarray | None:
+    """(T, 12) random pitch-class profiles for a gate, where ``em`` takes them (else None)."""
+    if not em.takes_chroma:
+        return None
+    return random_chroma(1, T, torch.Generator().manual_seed(1000 + seed))[0].numpy()
+
+
 @torch.no_grad()
 def parity_check(graph: StudentGraph, path: Path, T: int = 24, seed: int = 0) -> dict:
     em = EmotionModel(path)
     mel, h0, c0 = parity_inputs(em, T, seed)
-    ref = [x.numpy() for x in graph(mel, h0, c0)]
-    whole, (h1, c1), steps, state = run_both_ways(em, mel[0].numpy(), (h0.numpy(), c0.numpy()))
+    ch = chroma_input(em, T, seed)
+    ref = [x.numpy() for x in graph(mel, h0, c0, None if ch is None else torch.from_numpy(ch)[None])]
+    whole, (h1, c1), steps, state = run_both_ways(em, mel[0].numpy(), (h0.numpy(), c0.numpy()), ch)
     whole_arr = np.stack([getattr(whole, k) for k in KEYS], 1)
     torch_arr = np.stack([r[0] for r in ref[:4]], 1)
     diffs = {
@@ -192,4 +217,4 @@ def parity_check(graph: StudentGraph, path: Path, T: int = 24, seed: int = 0) ->
         "descriptors_whole_vs_steps": float(np.abs(whole.descriptors - steps.descriptors).max()),
         "final_state_whole_vs_steps": float(max(np.abs(h1 - state[0]).max(), np.abs(c1 - state[1]).max())),
     }
-    return gate(path, diffs, em, mel[0].numpy(), (h0.numpy(), c0.numpy()), whole)
+    return gate(path, diffs, em, mel[0].numpy(), (h0.numpy(), c0.numpy()), whole, ch)

@@ -1,4 +1,5 @@
-"""Rendering MIDI with fluidsynth and caching log-mel frames of every clip (offline).
+"""Rendering MIDI with fluidsynth and caching log-mel frames (and, for models with a
+``chroma`` input, pitch-class profiles) of every clip (offline).
 
 Frames are computed by the runtime's own streaming path (``emotrack.realtime.core.audio`` +
 ``features``), so training sees exactly what ``analyze`` and ``live`` compute. The cache
@@ -17,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 from emotrack.realtime.core.audio import Framer, load_audio
-from emotrack.realtime.core.config import FEATURES, FeatureConfig
-from emotrack.realtime.core.features import logmel_frames
+from emotrack.realtime.core.config import CHROMA, FEATURES, ChromaConfig, FeatureConfig
+from emotrack.realtime.core.features import chroma_frames, logmel_frames
 from tqdm import tqdm
 
 from .data import Clip
@@ -54,10 +55,15 @@ def render_midi(midi: Path, out_wav: Path, sample_rate: int, soundfont: Path | N
         raise RuntimeError(f"fluidsynth failed on {midi}: {res.stderr.strip()[:300]}")
 
 
+def signal_frames(y: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:
+    """Mono signal at the model rate -> (N, frame_samples) 0.5 s frames, as the runtime frames them."""
+    frames, _ = Framer(cfg.frame_samples, cfg.frame_samples, cfg.sample_rate).push(y)
+    return frames
+
+
 def audio_frames(y: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarray:
     """Mono signal at the model rate -> (N, n_mels, n_t) log-mel frames, 0.5 s hop."""
-    frames, _ = Framer(cfg.frame_samples, cfg.frame_samples, cfg.sample_rate).push(y)
-    return logmel_frames(frames, cfg)
+    return logmel_frames(signal_frames(y, cfg), cfg)
 
 
 def clip_audio(clip: Clip, cfg: FeatureConfig = FEATURES) -> np.ndarray:
@@ -79,16 +85,29 @@ def cache_path(clip: Clip, cfg: FeatureConfig) -> Path:
     return cache_dir() / "features" / tag / clip.dataset / f"{safe}.npy"
 
 
+def chroma_path(clip: Clip, cfg: FeatureConfig = FEATURES, ch: ChromaConfig = CHROMA) -> Path:
+    """Where a clip's (N, 12) pitch-class profiles are cached, beside its log-mel frames."""
+    mel = cache_path(clip, cfg)
+    return cache_dir() / "chroma" / f"{mel.parent.parent.name}-{ch.fingerprint()}" / clip.dataset / mel.name
+
+
+def _missing(clip: Clip, cfg: FeatureConfig, chroma: bool) -> bool:
+    return not cache_path(clip, cfg).exists() or (chroma and not chroma_path(clip, cfg).exists())
+
+
 def _compute(args) -> tuple[str, str | None]:
-    clip, cfg = args
-    path = cache_path(clip, cfg)
-    if path.exists():
+    clip, cfg, chroma = args
+    path, cpath = cache_path(clip, cfg), chroma_path(clip, cfg)
+    if not _missing(clip, cfg, chroma):
         return clip.key, None
-    try:
-        mel = audio_frames(clip_audio(clip, cfg), cfg).astype(np.float16)
+    try:  # the audio is decoded (or rendered) once for whatever is missing
+        frames = signal_frames(clip_audio(clip, cfg), cfg)
+        if not path.exists():
+            save_atomic(path, logmel_frames(frames, cfg).astype(np.float16))
+        if chroma and not cpath.exists():
+            save_atomic(cpath, chroma_frames(frames, cfg).astype(np.float16))
     except Exception as e:  # report and go on; the caller decides
         return clip.key, f"{type(e).__name__}: {e}"
-    save_atomic(path, mel)
     return clip.key, None
 
 
@@ -102,23 +121,24 @@ def save_atomic(path: Path, array: np.ndarray) -> None:
 
 
 def ensure_features(clips: list[Clip], jobs: int = 2, cfg: FeatureConfig = FEATURES,
-                    progress: bool = True) -> dict[str, str]:
-    """Compute missing cached frames (in ``jobs`` processes). Returns {clip key: error}."""
-    todo = [c for c in clips if not cache_path(c, cfg).exists()]
+                    progress: bool = True, chroma: bool = False) -> dict[str, str]:
+    """Compute missing cached frames (with ``chroma`` their pitch-class profiles too) in
+    ``jobs`` processes. Returns {clip key: error}."""
+    todo = [c for c in clips if _missing(c, cfg, chroma)]
     errors: dict[str, str] = {}
     if not todo:
         return errors
 
     bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
     if jobs <= 1:
-        results = map(_compute, [(c, cfg) for c in todo])
+        results = map(_compute, [(c, cfg, chroma) for c in todo])
         for key, err in results:
             if err:
                 errors[key] = err
             bar.update()
     else:
         with ProcessPoolExecutor(jobs) as ex:
-            for key, err in ex.map(_compute, [(c, cfg) for c in todo], chunksize=4):
+            for key, err in ex.map(_compute, [(c, cfg, chroma) for c in todo], chunksize=4):
                 if err:
                     errors[key] = err
                 bar.update()
@@ -129,6 +149,11 @@ def ensure_features(clips: list[Clip], jobs: int = 2, cfg: FeatureConfig = FEATU
 def load_features(clip: Clip, cfg: FeatureConfig = FEATURES) -> np.ndarray:
     """Cached (N, n_mels, n_t) float32 frames of a clip (call :func:`ensure_features` first)."""
     return np.load(cache_path(clip, cfg)).astype(np.float32)
+
+
+def load_chroma(clip: Clip, cfg: FeatureConfig = FEATURES) -> np.ndarray:
+    """Cached (N, 12) float32 pitch-class profiles of a clip (``ensure_features(..., chroma=True)`` first)."""
+    return np.load(chroma_path(clip, cfg)).astype(np.float32)
 
 
 def has_features(clip: Clip, cfg: FeatureConfig = FEATURES) -> bool:

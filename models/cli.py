@@ -72,10 +72,12 @@ def evaluate_model(model_path, clips: list[Clip], split: str = "test") -> dict:
 
 
     model = load_model(model_path)
-    seqs = build_seqs([c for c in clips if c.split == split])
+    takes_chroma = getattr(model, "takes_chroma", False)
+    seqs = build_seqs([c for c in clips if c.split == split], chroma=takes_chroma)
     preds = {}
     for s in seqs:
-        o, _ = model.run(s.mel.astype(np.float32), model.zero_state())
+        extra = {"chroma": s.chroma.astype(np.float32)} if takes_chroma else {}
+        o, _ = model.run(s.mel.astype(np.float32), model.zero_state(), **extra)
         preds[s.key] = np.stack([o.valence, o.arousal, o.valence_std, o.arousal_std], 1)
     return evaluate_predictions(seqs, preds)
 

@@ -152,7 +152,7 @@ from torch.nn import functional as F
 from . import teacher_head
 from .data import Clip
 from .evaluate import evaluate_predictions
-from .nets import FrameVAE, NetConfig, check_front
+from .nets import TONAL_DIM, FrameVAE, NetConfig, TonalFeatures, check_front
 from .seqs import FEATURES, FLOOR, GAINS_DB, MAX_LEN, WARMUP, Seq, log, shift_gain
 from .teacher_pass import KEYS, has_targets
 from .teachers import LABELS
@@ -167,6 +167,7 @@ DESCRIPTORS = (("MTT_musicnn", "soft"), ("MTT_musicnn", "loud"), ("MTT_musicnn",
                ("MSD_musicnn", "catchy"), ("MSD_musicnn", "heavy metal"))
 CONTINUOUS = teacher_head.CONTINUOUS
 EMB_DIM, TAG_DIM = 400, 100
+CHROMA_DIM = 12  # a frame's pitch-class profile, beside its code where the head reads it (``with_chroma``)
 MIN_T = teacher_head.MIN_T
 
 
@@ -249,6 +250,10 @@ class StudentConfig:
     # the epoch kept is the best on these sets' validation clips: the real recordings the
     # model is for (rendered piano and GEMS placements would pull the choice elsewhere)
     select_sets: tuple[str, ...] = ("soundtracks", "panda4q", "emotify")
+    # stage 2: the LSTM also reads each frame's pitch-class profile (realtime.core.features.chroma_frames)
+    # through nets.TonalFeatures: key and mode, which the log-mel's bands cannot carry (docs/training.md,
+    # "The key and the mode"); the exported graph then takes a ``chroma`` input. Stage 1 is unchanged.
+    tonal: bool = False
 
     @classmethod
     def quick(cls) -> StudentConfig:
@@ -288,8 +293,10 @@ def student_net(cfg: StudentConfig | None = None) -> NetConfig:
     front = cfg.front or "conv"
     check_front(front)
     channels = cfg.channels or (MUSICNN_CHANNELS if front == "musicnn" else CONV_CHANNELS)
+    if not isinstance(cfg.tonal, bool):
+        raise ValueError(f"tonal={cfg.tonal!r}: give true or false")
     return NetConfig(latent_dim=64, channels=channels, enc_hidden=cfg.enc_hidden or 512,
-                     lstm_hidden=cfg.lstm_hidden or 160, lstm_layers=1, front=front)
+                     lstm_hidden=cfg.lstm_hidden or 160, lstm_layers=1, front=front, tonal=cfg.tonal)
 
 
 def check_config(cfg: StudentConfig) -> None:
@@ -304,6 +311,9 @@ def check_config(cfg: StudentConfig) -> None:
     if isinstance(rff, bool) or not isinstance(rff, int) or rff < 0:
         raise ValueError(f"head_rff={rff!r}: give how many random features the teacher head adds, a whole number "
                          "from 0 (off), e.g. 2000")
+    if cfg.tonal and cfg.joint_epochs:
+        raise ValueError("tonal=true with joint_epochs > 0: stage 3 feeds the head codes without the frames' "
+                         "pitch-class profiles; train one or the other")
     if not isinstance(cfg.head_vgg, bool):
         raise ValueError(f"head_vgg={cfg.head_vgg!r}: give true or false")
 
@@ -433,7 +443,7 @@ def stage1_key(key: str) -> str:
     """What stage 1's result depends on, from a checkpoint's key: a change to stage 2's
     settings (or more frame epochs) goes on from the saved encoder instead of starting over."""
     cfg, net, n, *after = json.loads(key)  # after: stage 1's own key, for stage 1b
-    net = {k: v for k, v in net.items() if not k.startswith("lstm_")}  # the LSTM is stage 2's
+    net = {k: v for k, v in net.items() if not k.startswith("lstm_") and k != "tonal"}  # the LSTM is stage 2's
     kept = {k: cfg.get(k) for k in STAGE1_SETTINGS}
     for name in ("keep_audio", "frame_eq_db", "frame_masks", "head_rff", "head_vgg"):  # off: as keys before the option
         if not kept.get(name):
@@ -616,7 +626,11 @@ class StudentHead(nn.Module):
     def __init__(self, net: NetConfig, datasets: list[str]):
         super().__init__()
         self.cfg = net
-        self.lstm = nn.LSTM(net.latent_dim, net.lstm_hidden, net.lstm_layers, batch_first=True)
+        # with net.tonal, the input's last CHROMA_DIM columns are the frame's pitch-class profile
+        # (``with_chroma``), read through TonalFeatures beside the code
+        self.tonal = TonalFeatures() if net.tonal else None
+        width = net.latent_dim + (TONAL_DIM if net.tonal else 0)
+        self.lstm = nn.LSTM(width, net.lstm_hidden, net.lstm_layers, batch_first=True)
         self.out = nn.Linear(net.lstm_hidden, 4)
         self.tags = nn.Linear(net.lstm_hidden, TAG_DIM)
         self.embed = nn.Linear(net.lstm_hidden, EMB_DIM)
@@ -626,6 +640,8 @@ class StudentHead(nn.Module):
         self.register_buffer("std_scale", torch.ones(2))
 
     def forward(self, z, state=None):
+        if self.tonal is not None:
+            z = torch.cat([z[..., :-CHROMA_DIM], self.tonal(z[..., -CHROMA_DIM:])], -1)
         y, state = self.lstm(z, state)
         o = self.out(y)
         mean = torch.tanh(o[..., :2])
@@ -650,6 +666,24 @@ def _masked_mse(pred, y):
     if not has.any():
         return torch.zeros(())
     return ((pred[has] - y[has]) ** 2).mean()
+
+
+def with_chroma(seqs: list[Seq]) -> None:
+    """Each clip's codes (at every gain) with its frames' pitch-class profiles as CHROMA_DIM
+    more columns, for a head with ``tonal`` (call after the codes are in; ``build_seqs(...,
+    chroma=True)`` loads the profiles). A head without ``tonal`` must not be fed these."""
+    for s in seqs:
+        if s.chroma is None:
+            raise ValueError(f"{s.key}: no pitch-class profiles loaded (build_seqs(..., chroma=True))")
+        c = s.codes["student"]
+        ch = np.asarray(s.chroma[: c.shape[1]], c.dtype)
+        s.codes["student"] = np.concatenate([c, np.broadcast_to(ch, (c.shape[0], *ch.shape))], 2)
+
+
+def fit_tonal(head: StudentHead, train: list[Seq]) -> None:
+    """A new head's TonalFeatures standardised on the training clips' frames (none: nothing to do)."""
+    if head.tonal is not None:
+        head.tonal.fit(torch.from_numpy(np.concatenate([s.chroma for s in train]).astype(np.float32)))
 
 
 def frame_codes(s: Seq, gain: int) -> np.ndarray:
@@ -774,6 +808,7 @@ def train_heads(net: NetConfig, datasets: list[str], train: list[Seq], val: list
         if k:
             torch.manual_seed(cfg.seed * 1000 + k)
         heads.append(StudentHead(net, datasets))
+        fit_tonal(heads[-1], train)
         reports.append(train_head(heads[-1], train, val, targets, cfg, member=k))
     if len(heads) == 1:
         return heads[0], reports[0]
@@ -850,6 +885,8 @@ def merge_heads(heads: list[StudentHead]) -> StudentHead:
     merged = StudentHead(replace(first.cfg, lstm_hidden=K * H), first.offset_sets)
     lstm = merged.lstm
     with torch.no_grad():
+        if first.tonal is not None:  # fit on the same training frames: every head's is the same
+            merged.tonal.load_state_dict(first.tonal.state_dict())
         merged.offsets.copy_(torch.stack([h.offsets for h in heads]).mean(0))
         for w in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
             getattr(lstm, w).zero_()

@@ -26,12 +26,17 @@ class NetConfig:
     # the frame encoder's first layers: "conv" (three strided 3x3 convs read by a dense layer) or
     # "musicnn" (musicnn's shape, see MusicnnFront; ``channels`` then gives its widths)
     front: str = "conv"
+    # the LSTM also reads each frame's pitch-class profile through TonalFeatures (the graph's
+    # ``chroma`` input; emotrack-vae-lstm 5's recipe)
+    tonal: bool = False
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["channels"] = list(self.channels)
         if d["front"] == "conv":  # the default: dicts (checkpoint keys, ONNX metadata) as before the option
             del d["front"]
+        if not d["tonal"]:  # likewise
+            del d["tonal"]
         return d
 
     @classmethod
@@ -283,3 +288,68 @@ class ExportWrapper(nn.Module):
 
 def vae_code_fn(vae: FrameVAE):
     return lambda x: vae.encode(x)[0]
+
+
+# Krumhansl & Kessler's key profiles (C major, C minor): how well each pitch class fits a key
+KK_MAJOR = (6.35, 2.23, 3.48, 2.33, 4.38, 4.09, 2.52, 5.19, 2.39, 3.66, 2.29, 2.88)
+KK_MINOR = (6.33, 2.68, 3.52, 5.38, 2.60, 3.53, 2.54, 4.75, 3.98, 2.69, 3.34, 3.17)
+TONAL_DIM = 22
+
+
+def _key_profiles(p) -> torch.Tensor:
+    """(12, 12): the profile in each of the 12 keys, centred and of unit norm (rows: keys)."""
+    r = torch.stack([torch.roll(torch.tensor(p, dtype=torch.float64), k) for k in range(12)])
+    r = r - r.mean(1, keepdim=True)
+    return (r / r.norm(dim=1, keepdim=True)).float()
+
+
+class TonalFeatures(nn.Module):
+    """A frame's pitch-class profile (..., 12) (``realtime.core.features.chroma_frames``) ->
+    (..., 22) transposition-invariant numbers about its key and mode, standardised: the best
+    correlation with a major key, with a minor key, and their difference (Krumhansl-Kessler
+    profiles); the magnitudes of the profile's discrete Fourier coefficients 1..6 (the fifth
+    tells how diatonic it is, the third and fourth augmented and diminished colours); its
+    entropy; and the profile itself turned so that its best major key is C. The mode is what
+    the log-mel's 64 bands cannot tell (docs/training.md, "The key and the mode"). Fixed
+    arithmetic but for the standardisation, which :meth:`fit` sets on training frames; it
+    runs inside the exported graph (one definition for training and run time)."""
+
+    def __init__(self):
+        super().__init__()
+        self.register_buffer("major", _key_profiles(KK_MAJOR))
+        self.register_buffer("minor", _key_profiles(KK_MINOR))
+        k = torch.arange(1, 7, dtype=torch.float64)
+        n = torch.arange(12, dtype=torch.float64)
+        ang = 2 * torch.pi * n[:, None] * k[None] / 12
+        self.register_buffer("cos", torch.cos(ang).float())  # (12, 6)
+        self.register_buffer("sin", torch.sin(ang).float())
+        rot = torch.zeros(12, 12, 12)  # rot[i, k, j] = 1 where j = (i - k) % 12: profile turned by k
+        for kk in range(12):
+            for j in range(12):
+                rot[(j + kk) % 12, kk, j] = 1.0
+        self.register_buffer("turn", rot.reshape(12, 144))
+        self.register_buffer("mu", torch.zeros(TONAL_DIM))
+        self.register_buffer("sd", torch.ones(TONAL_DIM))
+
+    def raw(self, c: torch.Tensor) -> torch.Tensor:
+        z = c - c.mean(-1, keepdim=True)
+        z = z / (z.norm(dim=-1, keepdim=True) + 1e-6)
+        cm, cn = z @ self.major.T, z @ self.minor.T  # (..., 12): correlation with each key
+        ma, mi = cm.amax(-1, keepdim=True), cn.amax(-1, keepdim=True)
+        re, im = c @ self.cos, c @ self.sin
+        dft = torch.sqrt(re * re + im * im + 1e-12)
+        ent = -(c * torch.log(c + 1e-9)).sum(-1, keepdim=True)
+        best = (cm >= ma).to(c.dtype)  # the best major key(s); an exact tie averages the turns
+        turned = (c @ self.turn).reshape(*c.shape[:-1], 12, 12)  # (..., k, j)
+        rot = (best[..., None] * turned).sum(-2) / best.sum(-1, keepdim=True)
+        return torch.cat([ma, mi, ma - mi, dft, ent, rot], -1)
+
+    @torch.no_grad()
+    def fit(self, chroma: torch.Tensor) -> None:
+        """Standardise on (N, 12) training frames."""
+        x = self.raw(chroma)
+        self.mu.copy_(x.mean(0))
+        self.sd.copy_(x.std(0) + 1e-6)
+
+    def forward(self, c: torch.Tensor) -> torch.Tensor:
+        return (self.raw(c) - self.mu) / self.sd

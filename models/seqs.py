@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from emotrack.realtime.core.config import FEATURES
 
-from .cache import ensure_features, load_features
+from .cache import ensure_features, load_chroma, load_features
 from .data import QUADRANT_SIGNS, Clip
 
 WARMUP = 4  # frames (2 s) before clip-level and quadrant targets apply
@@ -35,14 +35,17 @@ class Seq:
     sign: np.ndarray  # (2,) quadrant signs or zeros
     weight: float = 1.0  # per-frame weight (dataset weight / dataset frames)
     codes: dict = field(default_factory=dict)  # name -> (n_gains, T, D)
+    chroma: np.ndarray | None = None  # (T, 12) float16 pitch-class profiles, where loaded
 
     @property
     def key(self) -> str:
         return self.clip.key
 
 
-def build_seqs(clips: list[Clip], jobs: int = 2) -> list[Seq]:
-    errors = ensure_features(clips, jobs=jobs)
+def build_seqs(clips: list[Clip], jobs: int = 2, chroma: bool = False) -> list[Seq]:
+    """Training sequences of ``clips`` (features computed where not cached; a clip that
+    fails is logged and left out); with ``chroma`` each also holds its pitch-class profiles."""
+    errors = ensure_features(clips, jobs=jobs, chroma=chroma)
     for k, e in errors.items():
         log(f"skipped {k}: {e}")
     seqs = []
@@ -58,7 +61,7 @@ def build_seqs(clips: list[Clip], jobs: int = 2) -> list[Seq]:
             v[:WARMUP] = np.nan
             a[:WARMUP] = np.nan
         sign = np.array(QUADRANT_SIGNS[c.quadrant] if c.quadrant else (0.0, 0.0), dtype=np.float32)
-        seqs.append(Seq(c, mel, v, a, sign))
+        seqs.append(Seq(c, mel, v, a, sign, chroma=load_chroma(c).astype(np.float16) if chroma else None))
     # every dataset contributes its weight in total, spread over its training frames
     n = {}
     for s in seqs:

@@ -45,7 +45,7 @@ from emotrack.realtime.core.song import quadrants, trajectory_matrix
 from sklearn.svm import SVR
 from torch import nn
 
-from .cache import load_features
+from .cache import ensure_features, load_chroma, load_features
 from .data import Clip
 from .evaluate import bootstrap, ccc, pearson, rmse
 from .nets import FrameVAE, NetConfig
@@ -197,9 +197,13 @@ def trajectories(clips: list[Clip], model=None) -> list[np.ndarray]:
     through the ONNX runtime."""
 
     model = model or load_model()
+    takes_chroma = getattr(model, "takes_chroma", False)
+    if takes_chroma:
+        ensure_features(clips, chroma=True, progress=False)
     out = []
     for c in clips:
-        o, _ = model.run(load_features(c).astype(np.float32), model.zero_state())
+        extra = {"chroma": load_chroma(c)} if takes_chroma else {}
+        o, _ = model.run(load_features(c).astype(np.float32), model.zero_state(), **extra)
         out.append(trajectory_matrix(o.valence, o.arousal, o.valence_std, o.arousal_std, o.descriptors))
     return out
 

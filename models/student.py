@@ -55,6 +55,7 @@ from .distill import (
     train_frames,
     train_heads,
     train_joint,
+    with_chroma,
 )
 from .evaluate import evaluate_predictions
 from .seqs import Seq, build_seqs, log
@@ -94,7 +95,7 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    seqs = build_seqs(clips, jobs=jobs)
+    seqs = build_seqs(clips, jobs=jobs, chroma=cfg.tonal)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     for k, v in split.items():
         log(f"{k}: {len(v)} clips, {sum(len(s.mel) for s in v) / 7200:.2f} h")
@@ -121,6 +122,8 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     for p in fs.parameters():
         p.requires_grad_(False)
     cached_codes(fs.vae, seqs, out / "codes.npz")
+    if cfg.tonal:  # the head reads each frame's pitch-class profile beside its code
+        with_chroma(seqs)
     datasets = sorted({s.clip.dataset for s in seqs})
     head, report["head"] = train_heads(net, datasets, split["train"], split["val"], targets, cfg)
     if cfg.joint_epochs:

@@ -31,7 +31,7 @@ import soundfile as sf
 from ..assets import demo_path
 from ..core.audio import Framer, StreamingResampler, load_audio
 from ..core.config import FEATURES
-from ..core.features import logmel_frames
+from ..core.features import chroma_frames, logmel_frames
 from ..core.model import load_model
 from ..core.song import AccurateSongModel, SongModel, analyze_song, trajectory_matrix
 from ..core.timing import timing_summary
@@ -146,9 +146,10 @@ def bench_song(model, runs: int = 20, seconds: float = 45.0) -> dict:
         path = Path(td) / "song.flac"
         write_looped_demo(path, seconds)
         n = model.features.frame_samples
-        frames = logmel_frames(Framer(n, n, model.features.sample_rate).push(load_audio(path, model.features))[0],
-                               model.features)
-        o, _ = model.run(frames, model.zero_state())  # the song graph reads the trajectory too, if it has that head
+        raw = Framer(n, n, model.features.sample_rate).push(load_audio(path, model.features))[0]
+        frames = logmel_frames(raw, model.features)
+        extra = {"chroma": chroma_frames(raw, model.features)} if getattr(model, "takes_chroma", False) else {}
+        o, _ = model.run(frames, model.zero_state(), **extra)  # the song graph reads the trajectory too, if it has that head
         traj = trajectory_matrix(o.valence, o.arousal, o.valence_std, o.arousal_std, o.descriptors)
         whole, graph = [], []
         for k in range(runs + 2):

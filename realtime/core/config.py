@@ -72,3 +72,36 @@ class FeatureConfig:
 
 
 FEATURES = FeatureConfig()
+
+
+@dataclass(frozen=True)
+class ChromaConfig:
+    """Pitch-class profile of a 0.5 s frame (for models with a ``chroma`` input): one FFT
+    of the frame's own samples (periodic Hann, zero-padded to ``n_fft``: 1.35 Hz bins at
+    22,050 Hz, fine enough to tell semitones apart from ``fmin`` up), each bin's power split
+    between the two nearest pitch classes, bins from ``fmin`` to ``fmax`` only; a frame's
+    12 numbers sum to 1 (a silent frame: 1/12 each). The log-mel's 64 bands are too coarse
+    below 1 kHz to tell a major third from a minor one; this is what tells a model the mode.
+    Stored in a model's metadata beside :class:`FeatureConfig` where the model takes it."""
+
+    n_fft: int = 16384
+    fmin: float = 55.0
+    fmax: float = 5000.0
+    tuning_hz: float = 440.0
+    version: int = 1
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ChromaConfig:
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown chroma parameters {sorted(unknown)}")
+        return cls(**d)
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
+CHROMA = ChromaConfig()

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .config import FEATURES, FeatureConfig
+from .config import CHROMA, FEATURES, ChromaConfig, FeatureConfig
 
 
 def _hz_to_mel(f: np.ndarray) -> np.ndarray:
@@ -100,3 +100,48 @@ def logmel_frames(frames: np.ndarray, cfg: FeatureConfig = FEATURES) -> np.ndarr
     mel -= np.float32(cfg.db_offset)
     mel /= np.float32(cfg.db_scale)
     return np.ascontiguousarray(mel.transpose(0, 2, 1))
+
+
+@lru_cache(maxsize=4)
+def chroma_filterbank(cfg: FeatureConfig = FEATURES, ch: ChromaConfig = CHROMA) -> np.ndarray:
+    """(12, ch.n_fft//2+1) float32: each FFT bin from ``ch.fmin`` to ``ch.fmax`` shared between
+    the two pitch classes nearest its frequency (linear in the distance in semitones; C = 0)."""
+    freqs = np.fft.rfftfreq(ch.n_fft, 1.0 / cfg.sample_rate)
+    fb = np.zeros((12, len(freqs)), np.float64)
+    band = (freqs >= ch.fmin) & (freqs <= ch.fmax)
+    pitch = (12.0 * np.log2(freqs[band] / ch.tuning_hz) + 9.0) % 12.0  # A = 9
+    lo = np.floor(pitch).astype(int)
+    frac = pitch - lo
+    cols = np.flatnonzero(band)
+    fb[lo % 12, cols] += 1.0 - frac
+    fb[(lo + 1) % 12, cols] += frac
+    return fb.astype(np.float32)
+
+
+@lru_cache(maxsize=4)
+def _chroma_window(n: int) -> np.ndarray:
+    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)  # periodic Hann
+
+
+def chroma_frames(frames: np.ndarray, cfg: FeatureConfig = FEATURES, ch: ChromaConfig = CHROMA) -> np.ndarray:
+    """Pitch-class profiles of a batch of 0.5 s frames (:class:`ChromaConfig`).
+
+    ``frames``: float array (N, frame_samples) at ``cfg.sample_rate``, mono.
+    Returns float32 (N, 12), each row summing to 1 (1/12 each for a frame below -100 dBFS).
+    """
+    frames = np.asarray(frames, dtype=np.float32)
+    if frames.ndim == 1:
+        return chroma_frames(frames[None], cfg, ch)[0]
+    if frames.ndim != 2 or frames.shape[-1] != cfg.frame_samples:
+        raise ValueError(f"expected one frame or a batch (N, {cfg.frame_samples}) of frames, got shape {frames.shape}")
+    if frames.shape[0] > _CHUNK:
+        return np.concatenate([chroma_frames(frames[i: i + _CHUNK], cfg, ch) for i in range(0, len(frames), _CHUNK)])
+    spec = np.fft.rfft(frames * _chroma_window(frames.shape[-1]), ch.n_fft, axis=-1)
+    power = spec.real * spec.real + spec.imag * spec.imag
+    pc = (power @ chroma_filterbank(cfg, ch).T).astype(np.float64)
+    total = pc.sum(-1, keepdims=True)
+    # below -100 dBFS mean square, or no power in the pitch range: no pitch to speak of
+    silent = (np.mean(np.square(frames, dtype=np.float64), -1) < 1e-10) | (total[:, 0] <= 0)
+    out = pc / np.where(silent[:, None], 1.0, total)
+    out[silent] = 1.0 / 12
+    return out.astype(np.float32)

@@ -147,6 +147,11 @@ class RecurrentGraph:
         share a label (an own export keeps the default name and version)."""
         return hashlib.sha256(self.path.read_bytes()).hexdigest()
 
+    def warm_up(self) -> None:
+        """One run on a silent frame: onnxruntime allocates on its first run, so that a
+        stream's first real frame is not the slow one."""
+        self.run(np.zeros((1, *self.input_shape), np.float32), self.zero_state())
+
     def _zero_hc(self) -> tuple[np.ndarray, np.ndarray]:
         z = np.zeros((self.num_layers, 1, self.hidden_size), dtype=np.float32)
         return z, z.copy()

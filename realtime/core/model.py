@@ -18,7 +18,7 @@ import numpy as np
 from ..assets import default_model_path
 from .accurate import KIND as ACCURATE_KIND
 from .accurate import AccurateModel
-from .config import FEATURES, FeatureConfig
+from .config import CHROMA, FEATURES, FeatureConfig
 from .graph import (
     METADATA_KEY,
     ModelError,
@@ -35,8 +35,11 @@ __all__ = ["METADATA_KEY", "AccurateModel", "EmotionModel", "ModelError", "Model
 
 
 class EmotionModel(RecurrentGraph):
-    """The VAE-LSTM graph: ``mel, h, c -> valence, arousal, their stds, h', c'``. It holds no
-    stream state: :meth:`run` takes the state and returns the next one."""
+    """The VAE-LSTM graph: ``mel[, chroma], h, c -> valence, arousal, their stds, h', c'``. It
+    holds no stream state: :meth:`run` takes the state and returns the next one. A graph with
+    a ``chroma`` input (``takes_chroma``) also reads each frame's pitch-class profile
+    (:func:`~emotrack.realtime.core.features.chroma_frames`, parameters in its metadata's
+    ``chroma``, which must match this runtime's :data:`~emotrack.realtime.core.config.CHROMA`)."""
 
     REQUIRED_INPUTS = ("mel", "h", "c")
     takes = "mel"  # what run() is given: log-mel frames (the accurate model takes the frames' audio)
@@ -44,6 +47,18 @@ class EmotionModel(RecurrentGraph):
     def __init__(self, path: str | Path, features: FeatureConfig = FEATURES, threads: int = 1,
                  opened: tuple | None = None):
         super().__init__(path, features, threads, opened)
+        self.takes_chroma = "chroma" in {i.name for i in self.session.get_inputs()}
+        if self.takes_chroma:
+            stored = self.meta.get("chroma")
+            if stored is None:
+                raise ModelMismatchError(f"{self.path}: the graph takes chroma but its metadata does not say how it "
+                                         "was computed; re-export the model with `emotrack export`")
+            diff = {k: (v, stored.get(k)) for k, v in CHROMA.to_dict().items() if stored.get(k) != v}
+            if diff or set(stored) - set(CHROMA.to_dict()):
+                detail = ", ".join(f"{k}: runtime {a!r} vs model {b!r}" for k, (a, b) in diff.items()) or \
+                    f"unknown {sorted(set(stored) - set(CHROMA.to_dict()))}"
+                raise ModelMismatchError(f"{self.path}: chroma parameters differ from this runtime ({detail}). "
+                                         "Use an emotrack version that matches the model, or re-export the model.")
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -52,16 +67,31 @@ class EmotionModel(RecurrentGraph):
     def zero_state(self) -> tuple[np.ndarray, np.ndarray]:
         return self._zero_hc()
 
-    def run(self, mel: np.ndarray, state: tuple[np.ndarray, np.ndarray]):
-        """Pure function: (T, n_mels, n_t) frames from ``state`` -> (StepOutput, new state)."""
+    def warm_up(self) -> None:
+        chroma = np.full((1, 12), 1 / 12, np.float32) if self.takes_chroma else None  # a silent frame's
+        self.run(np.zeros((1, *self.input_shape), np.float32), self.zero_state(), chroma)
+
+    def run(self, mel: np.ndarray, state: tuple[np.ndarray, np.ndarray], chroma: np.ndarray | None = None):
+        """Pure function: (T, n_mels, n_t) frames from ``state`` -> (StepOutput, new state);
+        ``chroma`` (T, 12), the same frames' pitch-class profiles, where the model takes them."""
         mel = np.asarray(mel, dtype=np.float32)
         if mel.ndim == 2:
             mel = mel[None]
         if mel.shape[1:] != self.features.frame_shape:
             raise ValueError(f"expected mel frames of shape {self.features.frame_shape}, got {mel.shape[1:]}")
+        feeds = {"mel": mel[None], "h": state[0], "c": state[1]}
+        if self.takes_chroma:
+            if chroma is None:
+                raise ValueError(f"{self.label} also takes each frame's pitch-class profile: pass "
+                                 "chroma=chroma_frames(frames) (emotrack.realtime.core.features) beside the log-mel")
+            chroma = np.asarray(chroma, dtype=np.float32).reshape(-1, 12) if np.size(chroma) else \
+                np.zeros((0, 12), np.float32)
+            if len(chroma) != len(mel):
+                raise ValueError(f"{len(mel)} log-mel frames but {len(chroma)} pitch-class profiles: give one per frame")
+            feeds["chroma"] = chroma[None]
         if len(mel) == 0:
             return self._empty(), state
-        out, h, c = self._step({"mel": mel[None], "h": state[0], "c": state[1]})
+        out, h, c = self._step(feeds)
         return out, (h, c)
 
 

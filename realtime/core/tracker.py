@@ -16,7 +16,7 @@ import numpy as np
 from ..protocol import prediction
 from .audio import Framer, StreamingResampler, finite_mono, read_blocks
 from .config import FeatureConfig
-from .features import logmel_frames
+from .features import chroma_frames, logmel_frames
 from .model import EmotionModel
 
 
@@ -73,6 +73,7 @@ class Tracker:
         if keep_mels and self.phases != 1:
             raise ValueError("keep_mels needs the model's own hop")
         self._mel_input = model.takes == "mel"  # else the model takes the frames' audio
+        self._chroma = bool(getattr(model, "takes_chroma", False))  # and each frame's pitch-class profile
         self.reset()
 
     def reset(self) -> None:
@@ -140,14 +141,15 @@ class Tracker:
         if self.keep_mels:
             self._keep(mels)
         x = mels if self._mel_input else frames
+        extra = {"chroma": chroma_frames(frames, self.cfg)} if self._chroma else {}
         if self.phases == 1:  # one state: the new frames are one sequence
-            o, self._states[0] = self.model.run(x, self._states[0])
+            o, self._states[0] = self.model.run(x, self._states[0], **extra)
             return _predictions(o, ts)
         out: list[Prediction] = []
         sr, n, hop = self.cfg.sample_rate, self.cfg.frame_samples, self.hop_samples
-        for xi, t in zip(x, ts, strict=True):
+        for i, (xi, t) in enumerate(zip(x, ts, strict=True)):
             ph = (round(t * sr) - n) // hop % self.phases  # the grid index picks the state
-            o, self._states[ph] = self.model.run(xi[None], self._states[ph])
+            o, self._states[ph] = self.model.run(xi[None], self._states[ph], **{k: v[i:i + 1] for k, v in extra.items()})
             out += _predictions(o, [t])
         return out
 

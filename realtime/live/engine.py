@@ -95,8 +95,7 @@ class LiveEngine:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
-        # the first onnxruntime run allocates; do it now so the first real frame is fast
-        self.model.run(np.zeros((1, *self.model.input_shape), np.float32), self.model.zero_state())
+        self.model.warm_up()  # the first onnxruntime run allocates; now, so that the first real frame is fast
         self.source.start()
         self._thread = threading.Thread(target=self._run, name="emotrack-worker", daemon=True)
         self._thread.start()

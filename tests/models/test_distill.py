@@ -114,7 +114,8 @@ def test_stage1_checkpoint_is_kept_across_stage2_settings_and_lstm_width():
             key(cfg, replace(net, lstm_hidden=256)), key(replace(cfg, pseudo_source="accurate"), net),
             key(replace(cfg, lambda_labels=0.0, label_sets=("soundtracks",)), net),
             key(replace(cfg, head_rff=2000), net),  # without the map to them, stage 1 never sees the pseudo-labels
-            key(replace(cfg, head_vgg=True), net)]
+            key(replace(cfg, head_vgg=True), net),
+            key(replace(cfg, tonal=True), replace(net, tonal=True))]  # the tonal input is the LSTM's
     assert all(stage1_key(k) == stage1_key(key(cfg, net)) for k in same)
     different = [key(replace(cfg, lambda_frame=0.2), net), key(cfg, replace(net, latent_dim=32)),
                  key(replace(cfg, lambda_frame_va=5.0), net), key(replace(cfg, frame_eq_db=6.0), net),
@@ -152,7 +153,7 @@ def test_stage1_augmentation_stays_within_its_bounds_and_leaves_the_input_alone(
     check_config(replace(StudentConfig(), frame_eq_db=6, frame_masks=2))
     for bad in ({"frame_eq_db": -1.0}, {"frame_eq_db": 60.0}, {"frame_eq_db": "6"}, {"frame_masks": 1.5},
                 {"frame_masks": -2}, {"frame_masks": True}, {"head_rff": -5}, {"head_rff": 1.5},
-                {"head_vgg": 1}, {"head_vgg": "yes"}):
+                {"head_vgg": 1}, {"head_vgg": "yes"}, {"tonal": 1}, {"tonal": True, "joint_epochs": 1}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             check_config(replace(StudentConfig(), **bad))
 
@@ -420,3 +421,37 @@ def test_codes_cache_is_read_only_for_the_encoder_and_clips_it_holds(tmp_path):
     next(iter(fs.vae.encoder.parameters()))[0].add_(0.5)
     assert cached_codes(fs.vae, seqs, path) is False  # another encoder
     assert not np.allclose(seqs[1].codes["student"], first[1])
+
+
+def test_a_tonal_head_reads_the_chroma_columns_and_merges_with_them():
+    """A head with ``tonal`` splits its input into the code and the frame's pitch-class profile
+    (``with_chroma``'s last 12 columns); what it is told about the key changes its answer, its
+    standardisation is fit on the training frames, and merged heads keep it."""
+    from emotrack.models.distill import CHROMA_DIM, fit_tonal, with_chroma
+
+    torch.manual_seed(0)
+    net = NetConfig(latent_dim=6, lstm_hidden=8, tonal=True)
+    rng = np.random.default_rng(0)
+    clip = Clip("soundtracks", "x", "g", "train")
+    seqs = [Seq(clip, np.zeros((5, 2, 2), np.float16), np.zeros(5), np.zeros(5), np.zeros(2),
+                codes={"student": rng.standard_normal((3, 5, 6)).astype(np.float16)},
+                chroma=rng.dirichlet(np.ones(12), 5).astype(np.float16)) for _ in range(3)]
+    with_chroma(seqs)
+    assert seqs[0].codes["student"].shape == (3, 5, 6 + CHROMA_DIM)
+    np.testing.assert_array_equal(seqs[1].codes["student"][2, :, 6:], seqs[1].chroma)  # every gain, the same profile
+    heads = [StudentHead(net, ["soundtracks"]) for _ in range(2)]
+    for h in heads:
+        fit_tonal(h, seqs)
+    x = torch.from_numpy(np.concatenate([s.chroma for s in seqs]).astype(np.float32))
+    z = heads[0].tonal(x)
+    assert torch.allclose(z.mean(0), torch.zeros(22), atol=1e-4) and heads[0].lstm.input_size == 6 + 22
+    inp = torch.from_numpy(seqs[0].codes["student"][1][None].astype(np.float32))
+    other = inp.clone()
+    other[..., 6:] = torch.roll(other[..., 6:], 1, -1).flip(-1)  # another key and mode
+    with torch.no_grad():
+        assert not torch.allclose(heads[0](inp)[0], heads[0](other)[0])
+        merged = merge_heads(heads)
+        mean = (heads[0].out(heads[0](inp)[3]) + heads[1].out(heads[1](inp)[3])) / 2
+        assert torch.allclose(merged(inp)[0], torch.tanh(mean[..., :2]), atol=1e-5)
+    with pytest.raises(ValueError, match="no pitch-class profiles"):
+        with_chroma([Seq(clip, seqs[0].mel, seqs[0].v, seqs[0].a, seqs[0].sign, codes={"student": np.zeros((1, 5, 6))})])

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from emotrack.realtime.core.graph import METADATA_KEY
+from emotrack.realtime.core.config import CHROMA
+from emotrack.realtime.core.graph import METADATA_KEY, ModelMismatchError
 from emotrack.realtime.core.model import EmotionModel
 
 from ..conftest import EMOTRACK, ROOT, needs_data, schema_validator
@@ -296,6 +297,48 @@ def test_whole_pipeline_tiny(tmp_path):
     for m in frames:
         validator.validate(m)
         assert set(m["descriptors"]) == set(names) and all(0.0 <= v <= 1.0 for v in m["descriptors"].values())
+
+    # the head that also reads each frame's pitch-class profile (tonal), on seed 1's encoder: its
+    # stage 1 is taken from seed 1's frames.pt as it is (the key ignores the LSTM's input), only
+    # stage 2 trains; the export takes a chroma input and runs live on the runtime's own chroma
+    ton = tmp_path / "tonal"
+    ton.mkdir()
+    (ton / "frames.pt").write_bytes((tmp_path / "s1" / "frames.pt").read_bytes())
+    tr = run("train", "--teachers", "--quick", *data, "--seed", "1", "--threads", "1", "--jobs", "1", "--pseudo", "ridge",
+             "--set", "lambda_frame_va=0", *s1, "--set", "tonal=true", "--out", str(ton), env=env)
+    assert "student frames: resuming after epoch 1" in tr.stdout + tr.stderr
+    trep = json.loads((ton / "report.json").read_text())
+    assert trep["net_config"]["tonal"] is True and trep["frames"]["key"] == reports[1]["frames"]["key"]
+    assert len(list((tmp_path / "cache" / "chroma").glob("*/*/*.npy"))) >= done["clips"]  # cached beside the log-mel
+    run("export", "--run", str(ton), "--summary", str(summary), "--out", str(tmp_path / "tonal-export"), env=env)
+    tonal_onnx = tmp_path / "tonal-export" / "emotrack-vae-lstm.onnx"
+    tcard = json.loads((tmp_path / "tonal-export" / "emotrack-vae-lstm.card.json").read_text())
+    assert max(v for k, v in tcard["parity"].items() if k not in ("swapped_state_effect", "int8_vs_float")) <= 1e-4
+    tm = EmotionModel(tonal_onnx)
+    assert tm.takes_chroma and tm.meta["chroma"] == CHROMA.to_dict() and not EmotionModel(onnx).takes_chroma
+    mel = np.zeros((3, *tm.input_shape), np.float32)
+    with pytest.raises(ValueError, match="pitch-class profile"):
+        tm.run(mel, tm.zero_state())
+    with pytest.raises(ValueError, match="3 log-mel frames but 2"):
+        tm.run(mel, tm.zero_state(), np.full((2, 12), 1 / 12, np.float32))
+    a = tm.run(mel, tm.zero_state(), np.eye(12, dtype=np.float32)[[0, 4, 7]])[0]
+    b = tm.run(mel, tm.zero_state(), np.eye(12, dtype=np.float32)[[0, 3, 7]])[0]
+    assert np.abs(a.valence - b.valence).max() > 0  # what it hears of the key reaches the output
+    live = run("live", "--input", str(deb / by_name["fast.ogg"]["path"]), "--fast", "--no-gui", "--ws", "off",
+               "--model", str(tonal_onnx), "--duration", "6", "--status-every", "0", env=env)
+    frames = [json.loads(line) for line in live.stdout.splitlines() if line.startswith("{")]
+    assert len([m for m in frames if m.get("type") == "frame"]) >= 10
+    # a model made for other chroma parameters is refused with what to do
+    import onnx as onnx_lib  # (``onnx`` is the exported file's path by now)
+
+    other = onnx_lib.load(str(tonal_onnx))
+    props = {p.key: p for p in other.metadata_props}
+    meta = json.loads(props[METADATA_KEY].value)
+    meta["chroma"]["fmin"] = 27.5
+    props[METADATA_KEY].value = json.dumps(meta)
+    onnx_lib.save(other, str(tmp_path / "other-chroma.onnx"))
+    with pytest.raises(ModelMismatchError, match="chroma parameters differ from this runtime .*fmin"):
+        EmotionModel(tmp_path / "other-chroma.onnx")
 
 
 def test_card_says_when_other_work_shared_the_teacher_pass():
