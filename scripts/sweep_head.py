@@ -9,7 +9,8 @@ stage-1 encoder (``RUN/frames.pt``), without retraining stage 1.
 Each argument is a JSON object of ``StudentConfig`` fields that differ from the defaults
 (``head_sets`` refits the ridge teacher head on those sets, ``head_rff`` with random features; ``pseudo_source`` "ridge" takes
 its smoothed answers as pseudo-labels, "accurate" trains the accurate head in the sweep and
-takes its; ``joint_epochs`` adds stage 3). One line per setting goes to ``--out`` (appended;
+takes its; ``joint_epochs`` adds stage 3; ``"tonal": true`` feeds the head each frame's
+pitch-class profile beside its code, from the chroma cache, computed first where missing). One line per setting goes to ``--out`` (appended;
 a setting already there is skipped, so a stopped sweep resumes): the validation metrics the
 choice is made on, the test metrics for the record, and how far the test predictions move
 when the audio is 6 dB quieter or louder (``level_shift``). The codes of every clip are
@@ -182,7 +183,10 @@ def main() -> int:
     clips = script_clips(args)
     if args.leave_out:
         clips, base = distill.leave_out(clips, base, args.leave_out)
-    seqs = build_seqs(clips, jobs=1)
+    tonal = any(json.loads(t).get("tonal") for t in args.settings)  # a head that reads the frames' chroma
+    if tonal and (ft or args.merge):
+        ap.error('"tonal": true goes without --finetune and --merge (the heads read codes and chroma side by side)')
+    seqs = build_seqs(clips, jobs=1, chroma=tonal)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     cache = args.run / ("codes.npz" if not ft else f"codes-ft{ft['epochs']}-{ft['lambda_frame']}.npz")
     scaler, targets = distill.TeacherScaler(split["train"]), None
@@ -223,6 +227,9 @@ def main() -> int:
                                                                             base.head_rff, base.head_vgg):
             _, tg, _, _ = student.student_targets(seqs, split, cfg, scaler)
         net = distill.student_net(cfg)
+        plain = {s.key: s.codes["student"] for s in seqs}
+        if cfg.tonal:
+            distill.with_chroma(seqs)
         torch.manual_seed(cfg.seed)
         t0 = time.time()
         head, rep = distill.train_heads(net, datasets, split["train"], split["val"], tg, cfg)
@@ -240,6 +247,8 @@ def main() -> int:
         if saved is not None:
             for s in seqs:
                 s.codes["student"] = saved[s.key]
+        for s in seqs:  # the next setting starts from the codes alone
+            s.codes["student"] = plain[s.key]
         torch.save(head.state_dict(), args.out.with_name(f"{args.out.stem}.{head_tag(setting)}.pt"))
         with args.out.open("a") as f:
             f.write(json.dumps(row, default=str) + "\n")

@@ -204,8 +204,8 @@ def test_whole_pipeline_tiny(tmp_path):
     lodo = tmp_path / "lodo.jsonl"
     lodo_cmd = [str(lodo) if a == str(sweep) else a for a in cmd[:cmd.index("--finetune")]]
     r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", '{"head_epochs": 2}',
-                        '{"head_epochs": 2, "head_gains_db": [0.0], "lambda_labels": 0.5}'],
-                       env=env, capture_output=True, text=True, timeout=300)
+                        '{"head_epochs": 2, "head_gains_db": [0.0], "lambda_labels": 0.5}',
+                        '{"head_epochs": 2, "tonal": true}'], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     lodo_rows = [json.loads(line) for line in lodo.read_text().splitlines()]
     for row in lodo_rows:
@@ -214,6 +214,16 @@ def test_whole_pipeline_tiny(tmp_path):
         # how far 6 dB less or more input moves the test predictions, measured for every head
         assert all(np.isfinite(row["level_shift"][g][d]) for g in ("-6 dB", "+6 dB") for d in ("valence", "arousal"))
     assert lodo_rows[1]["config"]["head_gains_db"] == [0.0]
+    # a head that reads the frames' pitch-class profiles beside the codes; the setting before had the codes alone
+    assert lodo_rows[2]["config"]["tonal"] is True and not lodo_rows[1]["config"]["tonal"]
+    # the tonal probe: the profiles' features (frame and 10 s average) in the pseudo-labels' teachers and the student
+    probe_t = tmp_path / "tonal-probe.jsonl"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_tonal.py"), "--where", "both",
+                        *[str(probe_t) if a == str(lodo) else a for a in lodo_cmd[2:]], "--leave-out", "soundtracks",
+                        '{"head_epochs": 2}'], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    (row,) = [json.loads(line) for line in probe_t.read_text().splitlines()]
+    assert "soundtracks" in row["test"] and row["epochs"] == [2]
     # no merged export where student.pt's encoder is not the one that made the codes (seed 0 ran stages 1b and 3)
     r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", "--merge", "--export", str(tmp_path / "no.onnx"),
                         '{"head_epochs": 2}'], env=env, capture_output=True, text=True, timeout=300)
