@@ -79,18 +79,21 @@ class EmotionModel(RecurrentGraph):
             mel = mel[None]
         if mel.shape[1:] != self.features.frame_shape:
             raise ValueError(f"expected mel frames of shape {self.features.frame_shape}, got {mel.shape[1:]}")
+        if len(mel) == 0:
+            return self._empty(), state
         feeds = {"mel": mel[None], "h": state[0], "c": state[1]}
         if self.takes_chroma:
             if chroma is None:
                 raise ValueError(f"{self.label} also takes each frame's pitch-class profile: pass "
                                  "chroma=chroma_frames(frames) (emotrack.realtime.core.features) beside the log-mel")
-            chroma = np.asarray(chroma, dtype=np.float32).reshape(-1, 12) if np.size(chroma) else \
-                np.zeros((0, 12), np.float32)
+            chroma = np.asarray(chroma, dtype=np.float32)
+            if chroma.ndim == 1:
+                chroma = chroma[None]
+            if chroma.ndim != 2 or chroma.shape[1] != 12:
+                raise ValueError(f"expected pitch-class profiles of shape (T, 12), got {chroma.shape}")
             if len(chroma) != len(mel):
                 raise ValueError(f"{len(mel)} log-mel frames but {len(chroma)} pitch-class profiles: give one per frame")
             feeds["chroma"] = chroma[None]
-        if len(mel) == 0:
-            return self._empty(), state
         out, h, c = self._step(feeds)
         return out, (h, c)
 

@@ -331,6 +331,8 @@ def test_whole_pipeline_tiny(tmp_path):
         tm.run(mel, tm.zero_state())
     with pytest.raises(ValueError, match="3 log-mel frames but 2"):
         tm.run(mel, tm.zero_state(), np.full((2, 12), 1 / 12, np.float32))
+    with pytest.raises(ValueError, match=r"shape \(T, 12\), got \(3, 24\)"):
+        tm.run(mel, tm.zero_state(), np.full((3, 24), 1 / 24, np.float32))
     a = tm.run(mel, tm.zero_state(), np.eye(12, dtype=np.float32)[[0, 4, 7]])[0]
     b = tm.run(mel, tm.zero_state(), np.eye(12, dtype=np.float32)[[0, 3, 7]])[0]
     assert np.abs(a.valence - b.valence).max() > 0  # what it hears of the key reaches the output
