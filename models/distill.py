@@ -28,7 +28,10 @@ outputs, the descriptors). What changes is what it learns from. Two stages:
    ``augment_frames``); off in the shipped recipe: EQ 6 dB and one mask of each kind raised
    validation in the short probe set-up but lowered it in the full recipe (docs/training.md).
 
-2. The LSTM on the frozen codes (all three gains), on sequences of up to 60 s:
+2. The LSTM on the frozen codes (all three gains), on sequences of up to 60 s (with ``tonal``,
+   each frame's code is followed by its pitch-class profile, which the head turns into 22
+   numbers about key and mode, ``nets.TonalFeatures``, before its LSTM; off in the shipped
+   recipe, measured in docs/training.md, "The key and the mode"):
 
        L2 = labels + lambda_pseudo * pseudo + lambda_tags * tags + lambda_embed * embed
 
