@@ -72,11 +72,10 @@ def evaluate_model(model_path, clips: list[Clip], split: str = "test") -> dict:
 
 
     model = load_model(model_path)
-    takes_chroma = getattr(model, "takes_chroma", False)
-    seqs = build_seqs([c for c in clips if c.split == split], chroma=takes_chroma)
+    seqs = build_seqs([c for c in clips if c.split == split], chroma=model.takes_chroma)
     preds = {}
     for s in seqs:
-        extra = {"chroma": s.chroma.astype(np.float32)} if takes_chroma else {}
+        extra = {"chroma": s.chroma.astype(np.float32)} if model.takes_chroma else {}
         o, _ = model.run(s.mel.astype(np.float32), model.zero_state(), **extra)
         preds[s.key] = np.stack([o.valence, o.arousal, o.valence_std, o.arousal_std], 1)
     return evaluate_predictions(seqs, preds)

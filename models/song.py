@@ -197,12 +197,11 @@ def trajectories(clips: list[Clip], model=None) -> list[np.ndarray]:
     through the ONNX runtime."""
 
     model = model or load_model()
-    takes_chroma = getattr(model, "takes_chroma", False)
-    if takes_chroma:
+    if model.takes_chroma:
         ensure_features(clips, chroma=True, progress=False)
     out = []
     for c in clips:
-        extra = {"chroma": load_chroma(c)} if takes_chroma else {}
+        extra = {"chroma": load_chroma(c)} if model.takes_chroma else {}
         o, _ = model.run(load_features(c).astype(np.float32), model.zero_state(), **extra)
         out.append(trajectory_matrix(o.valence, o.arousal, o.valence_std, o.arousal_std, o.descriptors))
     return out

@@ -233,9 +233,7 @@ def main() -> int:
         torch.manual_seed(cfg.seed)
         t0 = time.time()
         head, rep = distill.train_heads(net, datasets, split["train"], split["val"], tg, cfg)
-        saved = None
         if cfg.joint_epochs:  # stage 3 from the run's encoder and this head; the codes come back after
-            saved = {s.key: s.codes["student"] for s in seqs}
             fs = distill.FrameStudent(distill.student_net(base))
             fs.load_state_dict(frames["model"])
             rep = {**distill.train_joint(fs.vae, head, split["train"], split["val"], tg, cfg),
@@ -244,10 +242,7 @@ def main() -> int:
         row = {"setting": setting, "finetune": ft, "seed": args.seed, "best_val_mean_r": rep["best_val_mean_r"],
                "epochs": [len(r["history"]) for r in rep.get("members", [rep])], "seconds": round(time.time() - t0),
                **scores(head, split), "config": asdict(cfg)}
-        if saved is not None:
-            for s in seqs:
-                s.codes["student"] = saved[s.key]
-        for s in seqs:  # the next setting starts from the codes alone
+        for s in seqs:  # the next setting starts from the run's codes alone (stage 3 and tonal change them)
             s.codes["student"] = plain[s.key]
         torch.save(head.state_dict(), args.out.with_name(f"{args.out.stem}.{head_tag(setting)}.pt"))
         with args.out.open("a") as f:

@@ -148,7 +148,7 @@ def bench_song(model, runs: int = 20, seconds: float = 45.0) -> dict:
         n = model.features.frame_samples
         raw = Framer(n, n, model.features.sample_rate).push(load_audio(path, model.features))[0]
         frames = logmel_frames(raw, model.features)
-        extra = {"chroma": chroma_frames(raw, model.features)} if getattr(model, "takes_chroma", False) else {}
+        extra = {"chroma": chroma_frames(raw, model.features)} if model.takes_chroma else {}
         o, _ = model.run(frames, model.zero_state(), **extra)  # the song graph reads the trajectory too, if it has that head
         traj = trajectory_matrix(o.valence, o.arousal, o.valence_std, o.arousal_std, o.descriptors)
         whole, graph = [], []

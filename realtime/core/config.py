@@ -15,8 +15,33 @@ import json
 from dataclasses import dataclass
 
 
+class _Parameters:
+    """What every parameter set a model stores in its metadata can do (frozen dataclasses):
+    to and from a dict, the fields that differ from another set, a short fingerprint."""
+
+    WHAT = "parameters"  # in from_dict's error
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict):
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown {cls.WHAT} {sorted(unknown)}")
+        return cls(**d)
+
+    def diff(self, other) -> dict[str, tuple]:
+        """Fields whose values differ: {name: (self, other)}."""
+        a, b = self.to_dict(), other.to_dict()
+        return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
+
+    def fingerprint(self) -> str:
+        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(_Parameters):
     """Log-mel parameters. A 0.5 s frame is analysed on its own samples only.
 
     There is no centre padding: the STFT windows of one frame never reach into the
@@ -37,6 +62,7 @@ class FeatureConfig:
     window: str = "hann"
     mel_scale: str = "slaney"
     version: int = 1
+    WHAT = "feature parameters"
 
     @property
     def frame_samples(self) -> int:
@@ -51,31 +77,12 @@ class FeatureConfig:
         """Shape of one log-mel frame: (n_mels, n_stft_frames)."""
         return (self.n_mels, self.n_stft_frames)
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> FeatureConfig:
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown feature parameters {sorted(unknown)}")
-        return cls(**d)
-
-    def diff(self, other: FeatureConfig) -> dict[str, tuple]:
-        """Fields whose values differ: {name: (self, other)}."""
-        a, b = self.to_dict(), other.to_dict()
-        return {k: (a[k], b[k]) for k in a if a[k] != b[k]}
-
-    def fingerprint(self) -> str:
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
-
 
 FEATURES = FeatureConfig()
 
 
 @dataclass(frozen=True)
-class ChromaConfig:
+class ChromaConfig(_Parameters):
     """Pitch-class profile of a 0.5 s frame (for models with a ``chroma`` input): one FFT
     of the frame's own samples (periodic Hann, zero-padded to ``n_fft``: 1.35 Hz bins at
     22,050 Hz, fine enough to tell semitones apart from ``fmin`` up), each bin's power split
@@ -89,19 +96,7 @@ class ChromaConfig:
     fmax: float = 5000.0
     tuning_hz: float = 440.0
     version: int = 1
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> ChromaConfig:
-        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown chroma parameters {sorted(unknown)}")
-        return cls(**d)
-
-    def fingerprint(self) -> str:
-        return hashlib.sha1(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:12]
+    WHAT = "chroma parameters"
 
 
 CHROMA = ChromaConfig()

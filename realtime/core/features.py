@@ -51,12 +51,15 @@ def mel_filterbank(cfg: FeatureConfig = FEATURES) -> np.ndarray:
     return weights.astype(np.float32)
 
 
+def _periodic_hann(n: int) -> np.ndarray:
+    return 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)  # float64
+
+
 @lru_cache(maxsize=8)
 def _window(cfg: FeatureConfig = FEATURES) -> np.ndarray:
     if cfg.window != "hann":
         raise ValueError(f"unsupported window {cfg.window!r}; only 'hann' is implemented")
-    n = np.arange(cfg.n_fft)
-    w = 0.5 - 0.5 * np.cos(2 * np.pi * n / cfg.n_fft)  # periodic Hann
+    w = _periodic_hann(cfg.n_fft)
     # scale so that a full-scale sine has power 0.25 in its bin (amplitude / 2)
     return (w / w.sum()).astype(np.float32)
 
@@ -120,7 +123,7 @@ def chroma_filterbank(cfg: FeatureConfig = FEATURES, ch: ChromaConfig = CHROMA) 
 
 @lru_cache(maxsize=4)
 def _chroma_window(n: int) -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(n) / n)).astype(np.float32)  # periodic Hann
+    return _periodic_hann(n).astype(np.float32)
 
 
 def chroma_frames(frames: np.ndarray, cfg: FeatureConfig = FEATURES, ch: ChromaConfig = CHROMA) -> np.ndarray:

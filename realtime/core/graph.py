@@ -107,6 +107,8 @@ class RecurrentGraph:
 
     REQUIRED_INPUTS: tuple[str, ...] = ()
     KIND: str | None = None
+    # whether run() also takes the frames' pitch-class profiles (``chroma=``; EmotionModel sets it per graph)
+    takes_chroma = False
     WHAT = "this kind of model"
     REQUIRED_OUTPUTS = ("valence", "arousal", "valence_std", "arousal_std", "h_out", "c_out")
 

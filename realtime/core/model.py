@@ -18,7 +18,7 @@ import numpy as np
 from ..assets import default_model_path
 from .accurate import KIND as ACCURATE_KIND
 from .accurate import AccurateModel
-from .config import CHROMA, FEATURES, FeatureConfig
+from .config import CHROMA, FEATURES, ChromaConfig, FeatureConfig
 from .graph import (
     METADATA_KEY,
     ModelError,
@@ -53,10 +53,12 @@ class EmotionModel(RecurrentGraph):
             if stored is None:
                 raise ModelMismatchError(f"{self.path}: the graph takes chroma but its metadata does not say how it "
                                          "was computed; re-export the model with `emotrack export`")
-            diff = {k: (v, stored.get(k)) for k, v in CHROMA.to_dict().items() if stored.get(k) != v}
-            if diff or set(stored) - set(CHROMA.to_dict()):
-                detail = ", ".join(f"{k}: runtime {a!r} vs model {b!r}" for k, (a, b) in diff.items()) or \
-                    f"unknown {sorted(set(stored) - set(CHROMA.to_dict()))}"
+            try:  # as open_checked compares the log-mel's parameters
+                diff = CHROMA.diff(ChromaConfig.from_dict(stored))
+            except (TypeError, ValueError) as e:
+                diff = {"metadata": (CHROMA.to_dict(), f"{stored} ({e})")}
+            if diff:
+                detail = ", ".join(f"{k}: runtime {a!r} vs model {b!r}" for k, (a, b) in diff.items())
                 raise ModelMismatchError(f"{self.path}: chroma parameters differ from this runtime ({detail}). "
                                          "Use an emotrack version that matches the model, or re-export the model.")
 

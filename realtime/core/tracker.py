@@ -73,7 +73,6 @@ class Tracker:
         if keep_mels and self.phases != 1:
             raise ValueError("keep_mels needs the model's own hop")
         self._mel_input = model.takes == "mel"  # else the model takes the frames' audio
-        self._chroma = bool(getattr(model, "takes_chroma", False))  # and each frame's pitch-class profile
         self.reset()
 
     def reset(self) -> None:
@@ -141,7 +140,7 @@ class Tracker:
         if self.keep_mels:
             self._keep(mels)
         x = mels if self._mel_input else frames
-        extra = {"chroma": chroma_frames(frames, self.cfg)} if self._chroma else {}
+        extra = {"chroma": chroma_frames(frames, self.cfg)} if self.model.takes_chroma else {}
         if self.phases == 1:  # one state: the new frames are one sequence
             o, self._states[0] = self.model.run(x, self._states[0], **extra)
             return _predictions(o, ts)
