@@ -132,7 +132,8 @@ def gate(path: Path, diffs: dict, em: EmotionModel, mel: np.ndarray, state: tupl
     """The end of a recurrent graph's parity check: swapping h and c must change the output
     ``whole`` (or the comparisons in ``diffs`` prove nothing), and every difference must be
     within PARITY_TOL; ExportParityError otherwise. Returns ``diffs`` with the swap's effect."""
-    sw, _ = em.run(mel, state[::-1], **({"chroma": chroma} if chroma is not None else {}))
+    swapped = (state[1], state[0], *state[2:])  # h and c (a profile average's sum stays where it is)
+    sw, _ = em.run(mel, swapped, **({"chroma": chroma} if chroma is not None else {}))
     diffs["swapped_state_effect"] = float(np.abs(sw.valence - whole.valence).max())
     bad = {k: v for k, v in diffs.items() if k != "swapped_state_effect" and not v <= PARITY_TOL}
     if bad or diffs["swapped_state_effect"] < 1e-6:

@@ -1,9 +1,11 @@
 """The student of a ``train --teachers`` run -> ONNX with named recurrent state and the
 descriptors as an extra output, through a parity gate that fails the export (offline).
 
-Graph: ``mel (B,T,n_mels,n_t), h (1,B,H), c (1,B,H)[, chroma (B,T,12)] -> valence, arousal,
-valence_std, arousal_std, descriptors (B,T,K), h_out, c_out``; ``chroma``, the frames' pitch-class
-profiles, where the head reads them (``NetConfig.tonal``; its parameters are in the metadata). The descriptors are the student's
+Graph: ``mel (B,T,n_mels,n_t), h (1,B,H), c (1,B,H)[, chroma (B,T,12)[, chroma_avg (B,T,12)]] ->
+valence, arousal, valence_std, arousal_std, descriptors (B,T,K), h_out, c_out``; ``chroma``, the
+frames' pitch-class profiles, where the head reads them (``NetConfig.tonal``; its parameters are in
+the metadata), ``chroma_avg`` their causal average (``NetConfig.tonal_avg``; the runtime keeps its
+running sum beside h and c). The descriptors are the student's
 distilled tag probabilities (sigmoid of its tag head, put back on the teachers' logit
 scale); their names and their typical values (the teachers' mean probability over the
 training frames) are in the metadata. The per-dataset offsets of training are not in the
@@ -25,6 +27,7 @@ import torch
 from emotrack.models.distill import DESCRIPTORS, BlockLSTM, StudentHead, lstm_blocks
 from emotrack.models.nets import FrameVAE, NetConfig
 from emotrack.realtime.core.config import CHROMA, FEATURES
+from emotrack.realtime.core.features import average_profiles
 from emotrack.realtime.core.model import EmotionModel, StepOutput
 from torch import nn
 
@@ -54,11 +57,11 @@ class StudentGraph(nn.Module):
         self.register_buffer("mu", torch.from_numpy(np.asarray(mu, np.float32)))
         self.register_buffer("sd", torch.from_numpy(np.asarray(sd, np.float32)))
 
-    def forward(self, mel, h, c, chroma=None):
+    def forward(self, mel, h, c, chroma=None, chroma_avg=None):
         b, t = mel.shape[:2]
         z = self.vae.encode(mel.reshape(b * t, *mel.shape[2:]))[0].reshape(b, t, -1)
         if self.head.tonal is not None:
-            z = torch.cat([z, chroma], -1)
+            z = torch.cat([z, chroma] + ([chroma_avg] if self.head.tonal_avg is not None else []), -1)
         mean, std, (h2, c2), y = self.head(z, (h, c))
         logits = (self.head.tags(y) * self.sd + self.mu).index_select(-1, self.index)
         return mean[..., 0], mean[..., 1], std[..., 0], std[..., 1], torch.sigmoid(logits), h2, c2
@@ -87,8 +90,8 @@ def split_blocks(head: StudentHead, T: int = 16) -> int:
         return 1
     g = torch.Generator().manual_seed(0)
     z = torch.randn(2, T, head.cfg.latent_dim, generator=g)
-    if head.tonal is not None:
-        z = torch.cat([z, random_chroma(2, T, g)], -1)
+    if head.tonal is not None:  # the frame's profiles (and their average's)
+        z = torch.cat([z] + [random_chroma(2, T, g) for _ in range(head.n_chroma // 12)], -1)
     st = tuple(torch.randn(1, 2, head.lstm.hidden_size, generator=g) for _ in range(2))
     before, merged = head(z, st), head.lstm
     head.lstm = BlockLSTM(merged, K)
@@ -131,6 +134,9 @@ def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", versi
     if net.tonal:
         args, names = (*args, random_chroma(1, 6, torch.Generator().manual_seed(0))), [*names, "chroma"]
         dyn["chroma"] = {0: "batch", 1: "time"}
+    if net.tonal and net.tonal_avg:
+        args, names = (*args, random_chroma(1, 6, torch.Generator().manual_seed(1))), [*names, "chroma_avg"]
+        dyn["chroma_avg"] = {0: "batch", 1: "time"}
     with torch.no_grad():
         torch.onnx.export(graph, args, str(flt), input_names=names, output_names=OUTPUTS, dynamic_axes=dyn,
                           opset_version=OPSET, dynamo=False)
@@ -178,14 +184,13 @@ def int8_check(float_path: Path, int8_path: Path, T: int = 48, seed: int = 1) ->
     PARITY_TOL: each frame is quantized on its own); ExportParityError otherwise."""
     a, b = EmotionModel(float_path), EmotionModel(int8_path)
     mel, h0, c0 = (x.numpy() for x in parity_inputs(a, T, seed))
-    ch = chroma_input(a, T, seed)
-    fa, _ = a.run(mel[0], (h0, c0), ch)
-    fb, hb, steps, state = run_both_ways(b, mel[0], (h0, c0), ch)
+    ch, s0 = chroma_input(a, T, seed), start_state(a, h0, c0, seed)
+    fa, _ = a.run(mel[0], s0, ch)
+    fb, hb, steps, state = run_both_ways(b, mel[0], s0, ch)
     keys = (*KEYS, "descriptors")
     diffs = {"int8_vs_float": float(max(np.abs(getattr(fa, k) - getattr(fb, k)).max() for k in keys)),
              "int8_whole_vs_steps": float(max(np.abs(getattr(fb, k) - getattr(steps, k)).max() for k in keys)),
-             "int8_final_state_whole_vs_steps": float(max(np.abs(hb[0] - state[0]).max(),
-                                                          np.abs(hb[1] - state[1]).max()))}
+             "int8_final_state_whole_vs_steps": state_diff(hb, state)}
     if not (diffs["int8_vs_float"] <= INT8_TOL and diffs["int8_whole_vs_steps"] <= PARITY_TOL
             and diffs["int8_final_state_whole_vs_steps"] <= PARITY_TOL):
         raise ExportParityError(f"{int8_path}: int8 graph failed its gate {diffs} (tolerance {INT8_TOL} "
@@ -200,13 +205,31 @@ def chroma_input(em: EmotionModel, T: int, seed: int) -> np.ndarray | None:
     return random_chroma(1, T, torch.Generator().manual_seed(1000 + seed))[0].numpy()
 
 
+def start_state(em: EmotionModel, h0: np.ndarray, c0: np.ndarray, seed: int) -> tuple:
+    """A gate's start state: (h0, c0), and where ``em`` averages profiles, a random sum as a
+    stream has after some seconds (positive, below 1), so that the average's state is tested too."""
+    if not em.tonal_avg:
+        return h0, c0
+    total = random_chroma(1, 1, torch.Generator().manual_seed(2000 + seed))[0, 0].double().numpy()
+    return h0, c0, 0.6 * total
+
+
+def state_diff(a: tuple, b: tuple) -> float:
+    """The largest difference between two states of one graph (h, c and any profile sum)."""
+    return float(max(np.abs(np.asarray(x) - np.asarray(y)).max() for x, y in zip(a, b, strict=True)))
+
+
 @torch.no_grad()
 def parity_check(graph: StudentGraph, path: Path, T: int = 24, seed: int = 0) -> dict:
     em = EmotionModel(path)
     mel, h0, c0 = parity_inputs(em, T, seed)
-    ch = chroma_input(em, T, seed)
-    ref = [x.numpy() for x in graph(mel, h0, c0, None if ch is None else torch.from_numpy(ch)[None])]
-    whole, (h1, c1), steps, state = run_both_ways(em, mel[0].numpy(), (h0.numpy(), c0.numpy()), ch)
+    ch, s0 = chroma_input(em, T, seed), start_state(em, h0.numpy(), c0.numpy(), seed)
+    extra = [] if ch is None else [torch.from_numpy(ch)[None]]
+    if em.tonal_avg:  # the average the runtime feeds, from the same start
+        extra.append(torch.from_numpy(average_profiles(ch, em.tonal_avg, s0[2])[0])[None])
+    ref = [x.numpy() for x in graph(mel, h0, c0, *extra)]
+    whole, end, steps, state = run_both_ways(em, mel[0].numpy(), s0, ch)
+    h1, c1 = end[:2]
     whole_arr = np.stack([getattr(whole, k) for k in KEYS], 1)
     torch_arr = np.stack([r[0] for r in ref[:4]], 1)
     diffs = {
@@ -215,6 +238,6 @@ def parity_check(graph: StudentGraph, path: Path, T: int = 24, seed: int = 0) ->
         "torch_vs_onnx_state": float(max(np.abs(ref[5] - h1).max(), np.abs(ref[6] - c1).max())),
         "whole_vs_steps": float(np.abs(whole_arr - np.stack([getattr(steps, k) for k in KEYS], 1)).max()),
         "descriptors_whole_vs_steps": float(np.abs(whole.descriptors - steps.descriptors).max()),
-        "final_state_whole_vs_steps": float(max(np.abs(h1 - state[0]).max(), np.abs(c1 - state[1]).max())),
+        "final_state_whole_vs_steps": state_diff(end, state),
     }
-    return gate(path, diffs, em, mel[0].numpy(), (h0.numpy(), c0.numpy()), whole, ch)
+    return gate(path, diffs, em, mel[0].numpy(), s0, whole, ch)

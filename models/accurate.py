@@ -77,12 +77,14 @@ def accurate_net(hidden: int, inputs: int = 500) -> NetConfig:
     return NetConfig(latent_dim=inputs, lstm_hidden=hidden, lstm_layers=1)
 
 
-def attach_inputs(seqs, scaler: TeacherScaler, hold: bool = False, vgg: bool = False) -> None:
+def attach_inputs(seqs, scaler: TeacherScaler, hold: bool = False, vgg: bool = False,
+                  tonal: float | None = None) -> None:
     """Each clip's standardised teacher outputs as the head's input, ``codes["student"]`` (1, T, 500);
     a frame without a window takes the training mean, or with ``hold`` the last frame that has one.
-    With ``vgg``, MSD_vgg's outputs after them (1, T, 1062)."""
+    With ``vgg``, MSD_vgg's outputs after them (1, T, 1062); with ``tonal``, the frames' tonal
+    numbers after those (``teacher_head.tonal_features``)."""
     for s in seqs:
-        z = scaler.apply(teacher_head.teacher_features(s.clip, len(s.mel), vgg))
+        z = scaler.apply(teacher_head.teacher_features(s.clip, len(s.mel), vgg, tonal))
         s.codes["student"] = (hold_last(z) if hold else np.nan_to_num(z, nan=0.0))[None]
 
 
@@ -166,38 +168,40 @@ def hold_last(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def pseudo_teacher(seqs, split: dict, scaler: TeacherScaler, targets: dict, cfg: StudentConfig):
+def pseudo_teacher(seqs, split: dict, scaler: TeacherScaler, targets: dict, cfg: StudentConfig,
+                   tonal: float | None = None):
     """The accurate head as the student's pseudo-label teacher (``StudentConfig.pseudo_source
     = "accurate"``): trained with ``PSEUDO_SETTING`` on the training clips of the real-recording
     sets among ``seqs`` (its own pseudo-labels are the ridge head's, in ``targets``), selected
     on their validation clips, then run on every clip from a zero state. Returns the head, its
     training report and {clip key: (T, 2)} valence, arousal (no offsets, as at run time).
     A leave-one-out run's clips hold no training clip of the left-out set, so neither does
-    this head's training."""
+    this head's training. With ``tonal``, it also reads the frames' key-and-mode numbers
+    (``teacher_head.tonal_features``)."""
     vgg = cfg.head_vgg
     train = [s for s in split["train"] if s.clip.dataset in REAL_SETS and s.clip.dataset in cfg.select_sets
-             and teacher_head.has_features(s.clip, vgg)]
+             and teacher_head.has_features(s.clip, vgg, tonal)]
     real = [d for d in REAL_SETS if any(s.clip.dataset == d for s in train)]
-    val = [s for s in split["val"] if s.clip.dataset in real and teacher_head.has_features(s.clip, vgg)]
+    val = [s for s in split["val"] if s.clip.dataset in real and teacher_head.has_features(s.clip, vgg, tonal)]
     if not train or not val:
         raise ValueError(f"the accurate pseudo-label teacher needs training and validation clips of {real} "
                          "with teacher outputs (run `emotrack teacher-pass`)")
     quick = cfg.head_epochs <= 2  # a --quick run keeps its tiny epochs
     c = replace(cfg, **PSEUDO_SETTING, lambda_tags=0.0, lambda_embed=0.0, head_epochs=2 if quick else 60,
                 patience=2 if quick else 12, head_ema=0.0, head_ensemble=1)  # as base_config
-    if vgg:  # the inputs with MSD_vgg's outputs, standardised on the same training clips
-        scaler = TeacherScaler(split["train"], vgg=True)
+    if vgg or tonal is not None:  # the inputs with MSD_vgg's outputs or tonal numbers, standardised on the same clips
+        scaler = TeacherScaler(split["train"], vgg=vgg, tonal=tonal)
     saved = {s.key: s.codes.pop("student", None) for s in seqs}
     try:
-        attach_inputs(train + val, scaler, vgg=vgg)
+        attach_inputs(train + val, scaler, vgg=vgg, tonal=tonal)
         torch.manual_seed(cfg.seed * 1000 + 17)
         head, rep = train_heads(accurate_net(c.lstm_hidden, len(scaler.mu)), sorted({s.clip.dataset for s in train}),
                                 train, val, targets, c)
         preds = {}
         for s in seqs:
-            if not teacher_head.has_features(s.clip, vgg):
+            if not teacher_head.has_features(s.clip, vgg, tonal):
                 continue
-            attach_inputs([s], scaler, hold=True, vgg=vgg)
+            attach_inputs([s], scaler, hold=True, vgg=vgg, tonal=tonal)
             preds[s.key] = predict_head(head, [s])[s.key][:, :2]
             del s.codes["student"]
     finally:

@@ -149,6 +149,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from emotrack.realtime.core.features import average_profiles
 from torch import nn
 from torch.nn import functional as F
 
@@ -257,6 +258,13 @@ class StudentConfig:
     # through nets.TonalFeatures: key and mode, which the log-mel's bands cannot carry (docs/training.md,
     # "The key and the mode"); the exported graph then takes a ``chroma`` input. Stage 1 is unchanged.
     tonal: bool = False
+    # with ``tonal``: the LSTM also reads the profiles' causal average with this time constant in
+    # seconds (the key of the last several seconds; the graph's ``chroma_avg`` input); 0: not
+    tonal_avg: float = 0.0
+    # stage 2's pseudo-labels come from teachers (the ridge head and the accurate head) that also
+    # read the frames' tonal numbers (the frame's and, with ``tonal_avg``, the average's;
+    # teacher_head.tonal_features). Stage 1 keeps the plain teachers' pseudo-labels.
+    head_tonal: bool = False
 
     @classmethod
     def quick(cls) -> StudentConfig:
@@ -298,8 +306,14 @@ def student_net(cfg: StudentConfig | None = None) -> NetConfig:
     channels = cfg.channels or (MUSICNN_CHANNELS if front == "musicnn" else CONV_CHANNELS)
     if not isinstance(cfg.tonal, bool):
         raise ValueError(f"tonal={cfg.tonal!r}: give true or false")
+    avg = cfg.tonal_avg
+    if isinstance(avg, bool) or not isinstance(avg, (int, float)) or not 0 <= avg <= 600:
+        raise ValueError(f"tonal_avg={avg!r}: give the average's time constant in seconds, 0 (off) to 600, e.g. 10")
+    if avg and not cfg.tonal:
+        raise ValueError(f"tonal_avg={avg!r} needs tonal=true: the average is read beside the frame's own profile")
     return NetConfig(latent_dim=64, channels=channels, enc_hidden=cfg.enc_hidden or 512,
-                     lstm_hidden=cfg.lstm_hidden or 160, lstm_layers=1, front=front, tonal=cfg.tonal)
+                     lstm_hidden=cfg.lstm_hidden or 160, lstm_layers=1, front=front, tonal=cfg.tonal,
+                     tonal_avg=float(avg))
 
 
 def check_config(cfg: StudentConfig) -> None:
@@ -319,16 +333,27 @@ def check_config(cfg: StudentConfig) -> None:
                          "pitch-class profiles; train one or the other")
     if not isinstance(cfg.head_vgg, bool):
         raise ValueError(f"head_vgg={cfg.head_vgg!r}: give true or false")
+    if not isinstance(cfg.head_tonal, bool):
+        raise ValueError(f"head_tonal={cfg.head_tonal!r}: give true or false")
+
+
+def head_tonal_of(cfg: StudentConfig) -> float | None:
+    """What the pseudo-labels' stage-2 teachers read of the key and mode (teacher_head's
+    ``tonal``): None (nothing, ``head_tonal`` off), else the average's time constant (0: the
+    frame's numbers only)."""
+    return float(cfg.tonal_avg) if cfg.head_tonal else None
 
 
 def head_and_targets(seqs: list[Seq], split: dict[str, list[Seq]], sets: tuple[str, ...],
-                     scaler: TeacherScaler, rff: int = 0, vgg: bool = False) -> tuple[dict, dict[str, Targets]]:
+                     scaler: TeacherScaler, rff: int = 0, vgg: bool = False,
+                     tonal: float | None = None) -> tuple[dict, dict[str, Targets]]:
     """The teacher head fit on the training clips of ``sets`` (their validation clips choose
-    its alpha; ``rff`` random features, ``vgg`` MSD_vgg's outputs, see :func:`teacher_head.fit`),
-    and every clip's standardised teacher targets with its pseudo-labels."""
+    its alpha; ``rff`` random features, ``vgg`` MSD_vgg's outputs, ``tonal`` the key and mode,
+    see :func:`teacher_head.fit`), and every clip's standardised teacher targets with its
+    pseudo-labels."""
     head_train = [s for s in split["train"] if s.clip.dataset in sets]
     th = teacher_head.fit(head_train, [s for s in split["val"] if s.clip.dataset in sets]
-                          or split["val"], rff=rff, vgg=vgg) if head_train else None
+                          or split["val"], rff=rff, vgg=vgg, tonal=tonal) if head_train else None
     if th is None:
         raise ValueError(f"the teacher head needs training clips of {sets} with teacher targets")
     return th, {s.key: targets_of(s, scaler, th) for s in seqs}
@@ -348,11 +373,12 @@ class Targets:
 
 class TeacherScaler:
     """Per-dimension mean and std of the teachers' outputs over the training frames (with
-    ``vgg``, MSD_vgg's after them: the first 500 columns are the teachers' either way)."""
+    ``vgg``, MSD_vgg's after them, with ``tonal`` the frames' tonal numbers after those: the
+    first 500 columns are the teachers' either way)."""
 
-    def __init__(self, seqs: list[Seq], vgg: bool = False):
-        xs = [teacher_head.teacher_features(s.clip, len(s.mel), vgg) for s in seqs
-              if teacher_head.has_features(s.clip, vgg)]
+    def __init__(self, seqs: list[Seq], vgg: bool = False, tonal: float | None = None):
+        xs = [teacher_head.teacher_features(s.clip, len(s.mel), vgg, tonal) for s in seqs
+              if teacher_head.has_features(s.clip, vgg, tonal)]
         if not xs:
             raise teacher_head.no_features("training clip", vgg)
         x = np.concatenate(xs)
@@ -387,9 +413,9 @@ def targets_of(seq: Seq, scaler: TeacherScaler, head: dict) -> Targets:
     cols = {k: slice(*_key_span(k)) for k in KEYS}
     emb = np.concatenate([z[:, cols["MSD_musicnn_penultimate"]], z[:, cols["MTT_musicnn_penultimate"]]], 1)
     tags = np.concatenate([z[:, cols["MSD_musicnn_logits"]], z[:, cols["MTT_musicnn_logits"]]], 1)
-    if teacher_head.has_features(seq.clip, head.get("vgg", False)):
+    if teacher_head.has_features(seq.clip, head.get("vgg", False), head.get("tonal")):
         pseudo = before_min_t(teacher_head.predict(head, seq.clip, T))
-    else:  # a head with MSD_vgg's outputs and a clip without them (its VGG pass is missing)
+    else:  # a head with MSD_vgg's outputs (or tonal numbers) and a clip without them (its pass is missing)
         pseudo = np.full((T, 2), np.nan, np.float32)
     return Targets(emb, tags, pseudo)
 
@@ -446,7 +472,7 @@ def stage1_key(key: str) -> str:
     """What stage 1's result depends on, from a checkpoint's key: a change to stage 2's
     settings (or more frame epochs) goes on from the saved encoder instead of starting over."""
     cfg, net, n, *after = json.loads(key)  # after: stage 1's own key, for stage 1b
-    net = {k: v for k, v in net.items() if not k.startswith("lstm_") and k != "tonal"}  # the LSTM is stage 2's
+    net = {k: v for k, v in net.items() if not k.startswith("lstm_") and k not in ("tonal", "tonal_avg")}  # stage 2's
     kept = {k: cfg.get(k) for k in STAGE1_SETTINGS}
     for name in ("keep_audio", "frame_eq_db", "frame_masks", "head_rff", "head_vgg"):  # off: as keys before the option
         if not kept.get(name):
@@ -630,9 +656,12 @@ class StudentHead(nn.Module):
         super().__init__()
         self.cfg = net
         # with net.tonal, the input's last CHROMA_DIM columns are the frame's pitch-class profile
-        # (``with_chroma``), read through TonalFeatures beside the code
+        # (``with_chroma``), read through TonalFeatures beside the code; with net.tonal_avg too,
+        # those of the profiles' causal average come after them, read by a TonalFeatures of their own
         self.tonal = TonalFeatures() if net.tonal else None
-        width = net.latent_dim + (TONAL_DIM if net.tonal else 0)
+        self.tonal_avg = TonalFeatures() if net.tonal and net.tonal_avg else None
+        self.n_chroma = CHROMA_DIM * ((self.tonal is not None) + (self.tonal_avg is not None))
+        width = net.latent_dim + TONAL_DIM * self.n_chroma // CHROMA_DIM
         self.lstm = nn.LSTM(width, net.lstm_hidden, net.lstm_layers, batch_first=True)
         self.out = nn.Linear(net.lstm_hidden, 4)
         self.tags = nn.Linear(net.lstm_hidden, TAG_DIM)
@@ -644,7 +673,15 @@ class StudentHead(nn.Module):
 
     def forward(self, z, state=None):
         if self.tonal is not None:
-            z = torch.cat([z[..., :-CHROMA_DIM], self.tonal(z[..., -CHROMA_DIM:])], -1)
+            n = self.n_chroma
+            if self.tonal_avg is None:
+                t = self.tonal(z[..., -n:])
+            else:  # the frame's profile and the average's through one pass of the arithmetic (half the graph's ops)
+                raw = self.tonal.raw(z[..., -n:].reshape(*z.shape[:-1], 2, CHROMA_DIM))
+                mu = torch.stack([self.tonal.mu, self.tonal_avg.mu])
+                sd = torch.stack([self.tonal.sd, self.tonal_avg.sd])
+                t = ((raw - mu) / sd).flatten(-2)
+            z = torch.cat([z[..., :-n], t], -1)
         y, state = self.lstm(z, state)
         o = self.out(y)
         mean = torch.tanh(o[..., :2])
@@ -671,22 +708,32 @@ def _masked_mse(pred, y):
     return ((pred[has] - y[has]) ** 2).mean()
 
 
-def with_chroma(seqs: list[Seq]) -> None:
-    """Each clip's codes (at every gain) with its frames' pitch-class profiles as CHROMA_DIM
-    more columns, for a head with ``tonal`` (call after the codes are in; ``build_seqs(...,
-    chroma=True)`` loads the profiles). A head without ``tonal`` must not be fed these."""
+def chroma_inputs(s: Seq, avg_seconds: float = 0.0) -> np.ndarray:
+    """(T, 12) a clip's pitch-class profiles, or with ``avg_seconds`` (T, 24): those and their
+    causal average from the clip's start (``average_profiles``, as the runtime keeps it)."""
+    if s.chroma is None:
+        raise ValueError(f"{s.key}: no pitch-class profiles loaded (build_seqs(..., chroma=True))")
+    ch = np.asarray(s.chroma, np.float32)
+    return np.concatenate([ch, average_profiles(ch, avg_seconds)[0]], 1) if avg_seconds else ch
+
+
+def with_chroma(seqs: list[Seq], avg_seconds: float = 0.0) -> None:
+    """Each clip's codes (at every gain) with :func:`chroma_inputs` as 12 (or 24) more columns,
+    for a head with ``tonal`` (and ``tonal_avg`` = ``avg_seconds``); call after the codes are in
+    (``build_seqs(..., chroma=True)`` loads the profiles). Other heads must not be fed these."""
     for s in seqs:
-        if s.chroma is None:
-            raise ValueError(f"{s.key}: no pitch-class profiles loaded (build_seqs(..., chroma=True))")
         c = s.codes["student"]
-        ch = np.asarray(s.chroma[: c.shape[1]], c.dtype)
+        ch = chroma_inputs(s, avg_seconds)[: c.shape[1]].astype(c.dtype)
         s.codes["student"] = np.concatenate([c, np.broadcast_to(ch, (c.shape[0], *ch.shape))], 2)
 
 
 def fit_tonal(head: StudentHead, train: list[Seq]) -> None:
     """A new head's TonalFeatures standardised on the training clips' frames (none: nothing to do)."""
     if head.tonal is not None:
-        head.tonal.fit(torch.from_numpy(np.concatenate([s.chroma for s in train]).astype(np.float32)))
+        x = torch.from_numpy(np.concatenate([chroma_inputs(s, head.cfg.tonal_avg) for s in train]))
+        head.tonal.fit(x[:, :CHROMA_DIM])
+        if head.tonal_avg is not None:
+            head.tonal_avg.fit(x[:, CHROMA_DIM:])
 
 
 def frame_codes(s: Seq, gain: int) -> np.ndarray:
@@ -890,6 +937,8 @@ def merge_heads(heads: list[StudentHead]) -> StudentHead:
     with torch.no_grad():
         if first.tonal is not None:  # fit on the same training frames: every head's is the same
             merged.tonal.load_state_dict(first.tonal.state_dict())
+        if first.tonal_avg is not None:
+            merged.tonal_avg.load_state_dict(first.tonal_avg.state_dict())
         merged.offsets.copy_(torch.stack([h.offsets for h in heads]).mean(0))
         for w in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
             getattr(lstm, w).zero_()

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 from emotrack.realtime.core.config import FEATURES
+from emotrack.realtime.core.features import average_profiles
 from torch import nn
 from torch.nn import functional as F
 
@@ -29,6 +31,10 @@ class NetConfig:
     # the LSTM also reads each frame's pitch-class profile through TonalFeatures (the graph's
     # ``chroma`` input; emotrack-vae-lstm 5's recipe)
     tonal: bool = False
+    # with ``tonal``, the LSTM also reads a causal average of the profiles with this time
+    # constant in seconds (``realtime.core.features.average_profiles``; the graph's
+    # ``chroma_avg`` input, its running sum a third part of the state); 0: not
+    tonal_avg: float = 0.0
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -37,6 +43,8 @@ class NetConfig:
             del d["front"]
         if not d["tonal"]:  # likewise
             del d["tonal"]
+        if not d["tonal_avg"]:
+            del d["tonal_avg"]
         return d
 
     @classmethod
@@ -353,3 +361,19 @@ class TonalFeatures(nn.Module):
 
     def forward(self, c: torch.Tensor) -> torch.Tensor:
         return (self.raw(c) - self.mu) / self.sd
+
+
+_RAW = TonalFeatures()
+
+
+@torch.no_grad()
+def tonal_numbers(chroma: np.ndarray, avg_seconds: float = 0.0) -> np.ndarray:
+    """(T, 22) float32: :class:`TonalFeatures`' raw (unstandardised) numbers of each frame's
+    pitch-class profile (T, 12); with ``avg_seconds`` > 0, (T, 44): those of the causal
+    average of the profiles (:func:`~emotrack.realtime.core.features.average_profiles`) after
+    them. What the pseudo-labels' teachers read with ``StudentConfig.head_tonal``."""
+    chroma = np.asarray(chroma, np.float32)
+    parts = [chroma]
+    if avg_seconds:
+        parts.append(average_profiles(chroma, avg_seconds)[0])
+    return np.concatenate([_RAW.raw(torch.from_numpy(p)).numpy() for p in parts], 1)

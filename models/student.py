@@ -49,6 +49,7 @@ from .distill import (
     eval_frames,
     frame_pool,
     head_and_targets,
+    head_tonal_of,
     predict_head,
     predict_tags,
     student_net,
@@ -66,16 +67,18 @@ from .train import data_summary, json_default
 PSEUDO_SOURCES = ("ridge", "accurate")
 
 
-def student_targets(seqs: list[Seq], split: dict[str, list[Seq]], cfg: StudentConfig, scaler: TeacherScaler):
+def student_targets(seqs: list[Seq], split: dict[str, list[Seq]], cfg: StudentConfig, scaler: TeacherScaler,
+                    tonal: float | None = None):
     """The ridge teacher head, every clip's standardised teacher targets, and the pseudo-labels
-    of ``cfg.pseudo_source`` in them. Returns (ridge head, targets, the accurate head's answers
+    of ``cfg.pseudo_source`` in them; with ``tonal``, teachers that also read the key and mode
+    (``teacher_head.tonal_features``). Returns (ridge head, targets, the accurate head's answers
     {clip key: (T, 2)} or None, its training report or None)."""
     if cfg.pseudo_source not in PSEUDO_SOURCES:
         raise ValueError(f"pseudo_source {cfg.pseudo_source!r}: one of {PSEUDO_SOURCES}")
-    th, targets = head_and_targets(seqs, split, cfg.head_sets, scaler, cfg.head_rff, cfg.head_vgg)
+    th, targets = head_and_targets(seqs, split, cfg.head_sets, scaler, cfg.head_rff, cfg.head_vgg, tonal)
     if cfg.pseudo_source == "ridge":
         return th, targets, None, None
-    _, rep, preds = pseudo_teacher(seqs, split, scaler, targets, cfg)
+    _, rep, preds = pseudo_teacher(seqs, split, scaler, targets, cfg, tonal)
     new = {}
     for s in seqs:
         t = targets[s.key]
@@ -95,7 +98,7 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    seqs = build_seqs(clips, jobs=jobs, chroma=cfg.tonal)
+    seqs = build_seqs(clips, jobs=jobs, chroma=cfg.tonal or cfg.head_tonal)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     for k, v in split.items():
         log(f"{k}: {len(v)} clips, {sum(len(s.mel) for s in v) / 7200:.2f} h")
@@ -122,8 +125,16 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     for p in fs.parameters():
         p.requires_grad_(False)
     cached_codes(fs.vae, seqs, out / "codes.npz")
-    if cfg.tonal:  # the head reads each frame's pitch-class profile beside its code
-        with_chroma(seqs)
+    if cfg.tonal:  # the head reads each frame's pitch-class profile (and their average) beside its code
+        with_chroma(seqs, net.tonal_avg)
+    if cfg.head_tonal:  # stage 2's pseudo-labels: teachers that also read the key and the mode
+        report["teacher_head_stage1"] = report["teacher_head"]
+        if acc_rep:
+            report["pseudo_teacher_stage1"] = acc_rep
+        th, targets, acc, acc_rep = student_targets(seqs, split, cfg, scaler, head_tonal_of(cfg))
+        report["teacher_head"] = {k: th[k] for k in ("alpha", "sets", "val_score", "offsets", "tonal")}
+        if acc_rep:
+            report["pseudo_teacher"] = acc_rep
     datasets = sorted({s.clip.dataset for s in seqs})
     head, report["head"] = train_heads(net, datasets, split["train"], split["val"], targets, cfg)
     if cfg.joint_epochs:

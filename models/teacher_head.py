@@ -27,6 +27,11 @@ Optionally (``vgg``) the frame also carries musicnn's MSD_vgg tagger's 562 outpu
 own pass (``emotrack teacher-pass --vgg``, every second frame; a frame between holds the
 last window's, so nothing after the frame is used): an experiment (docs/training.md, "Two
 more taggers in the wheel"), off in every recipe.
+
+Optionally (``tonal``, ``StudentConfig.head_tonal``) the frame also carries 22 numbers about
+the key and mode of its pitch-class profile, and 22 of the profiles' causal average over the
+last seconds (docs/training.md, "The key and the mode"): the teachers' tags hear timbre and
+rhythm better than harmony.
 """
 
 from __future__ import annotations
@@ -35,9 +40,10 @@ import math
 
 import numpy as np
 
-from .cache import cache_dir
+from .cache import cache_dir, chroma_path, load_chroma
 from .data import QUADRANT_SIGNS
 from .evaluate import evaluate_predictions
+from .nets import tonal_numbers
 from .teacher_pass import KEYS, VGG_KEYS, has_targets, load_targets, targets_path
 
 SMOOTH_SECONDS = 3.0
@@ -48,13 +54,27 @@ ALPHAS = (1e2, 1e3, 1e4, 3e4, 1e5, 3e5, 1e6)
 CONTINUOUS = ("soundtracks", "emotify", "vgmidi", "deam", "pmemo", "emomusic")
 
 
-def teacher_features(clip, n_frames: int, vgg: bool = False) -> np.ndarray:
+def teacher_features(clip, n_frames: int, vgg: bool = False, tonal: float | None = None) -> np.ndarray:
     """(n_frames, 500) float32: both teachers' penultimate and logits; NaN rows where no
     window was run (every other frame of the stride-2 sets). With ``vgg``, (n_frames, 1062):
-    MSD_vgg's outputs beside them (see :func:`vgg_features`)."""
+    MSD_vgg's outputs beside them (see :func:`vgg_features`). With ``tonal`` (not None), the
+    frames' tonal numbers after those (see :func:`tonal_features`)."""
     t = load_targets(clip, n_frames)
     x = np.concatenate([t[k] for k in KEYS], 1)
-    return np.concatenate([x, vgg_features(clip, n_frames)], 1) if vgg else x
+    parts = [x] + ([vgg_features(clip, n_frames)] if vgg else []) + \
+        ([tonal_features(clip, n_frames, tonal)] if tonal is not None else [])
+    return np.concatenate(parts, 1) if len(parts) > 1 else x
+
+
+def tonal_features(clip, n_frames: int, avg_seconds: float) -> np.ndarray:
+    """(n_frames, 22) float32: the raw key-and-mode numbers of each frame's pitch-class profile
+    (``nets.tonal_numbers``, from the chroma cache); with ``avg_seconds`` > 0, (n_frames, 44):
+    those of the profiles' causal average after them. Frames past the cached profiles (none
+    where both caches come from the same audio) count as silent."""
+    c = load_chroma(clip)[:n_frames]
+    if len(c) < n_frames:
+        c = np.concatenate([c, np.full((n_frames - len(c), 12), 1 / 12, np.float32)])
+    return tonal_numbers(c, avg_seconds)
 
 
 def vgg_features(clip, n_frames: int) -> np.ndarray:
@@ -72,8 +92,9 @@ def vgg_features(clip, n_frames: int) -> np.ndarray:
     return out
 
 
-def has_features(clip, vgg: bool = False) -> bool:
-    return has_targets(clip) and (not vgg or has_targets(clip, vgg=True))
+def has_features(clip, vgg: bool = False, tonal: float | None = None) -> bool:
+    return has_targets(clip) and (not vgg or has_targets(clip, vgg=True)) and \
+        (tonal is None or chroma_path(clip).exists())
 
 
 def no_features(what: str, vgg: bool = False) -> ValueError:
@@ -128,12 +149,12 @@ def expand(head: dict, x: np.ndarray) -> np.ndarray:
     return np.concatenate([x, (_cosines(rff, x) - rff["mu"]) / rff["sd"]], 1)
 
 
-def _design(seqs, mu=None, sd=None, vgg: bool = False):
+def _design(seqs, mu=None, sd=None, vgg: bool = False, tonal: float | None = None):
     xs, ys, ds = [], [], []
     for s in seqs:
-        if not has_features(s.clip, vgg):
+        if not has_features(s.clip, vgg, tonal):
             continue
-        x = teacher_features(s.clip, len(s.mel), vgg)
+        x = teacher_features(s.clip, len(s.mel), vgg, tonal)
         y = clip_targets(s)
         ok = np.isfinite(x).all(1) & np.isfinite(y).all(1)
         if ok.any():
@@ -148,12 +169,14 @@ def _design(seqs, mu=None, sd=None, vgg: bool = False):
     return (X - mu) / sd, Y, D, mu, sd
 
 
-def fit(train, val, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA, vgg: bool = False) -> dict:
+def fit(train, val, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA, vgg: bool = False,
+        tonal: float | None = None) -> dict:
     """The ridge head on the training sequences, its penalty picked on the validation ones by
     the mean Pearson r (clip means against labels) over their datasets and both dimensions;
-    with ``rff`` random Fourier features beside the teachers' outputs, with ``vgg`` MSD_vgg's."""
+    with ``rff`` random Fourier features beside the teachers' outputs, with ``vgg`` MSD_vgg's,
+    with ``tonal`` the frames' key-and-mode numbers (:func:`tonal_features`)."""
     best = None
-    for head in fit_all(train, alphas, rff, gamma, vgg):
+    for head in fit_all(train, alphas, rff, gamma, vgg, tonal):
         score = val_score(head, val)
         if best is None or score > best[0]:
             best = (score, head)
@@ -161,16 +184,18 @@ def fit(train, val, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA, vgg: 
     return best[1]
 
 
-def fit_all(train, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA, vgg: bool = False) -> list[dict]:
+def fit_all(train, alphas=ALPHAS, rff: int = 0, gamma: float = RFF_GAMMA, vgg: bool = False,
+            tonal: float | None = None) -> list[dict]:
     """One ridge head on the training sequences for each penalty in ``alphas``."""
-    X, Y, D, mu, sd = _design(train, vgg=vgg)
+    X, Y, D, mu, sd = _design(train, vgg=vgg, tonal=tonal)
     feats = random_features(rff, X, gamma=gamma) if rff else None
     if feats:
         X = expand({"rff": feats}, X)
     sets = sorted(set(D))
     fits = solve(X, Y, D, alphas, [d for d in sets if d in CONTINUOUS])
     return [{"coef": w.astype(np.float32), "bias": b.astype(np.float32), "offsets": off, "mu": mu.astype(np.float32),
-             "sd": sd.astype(np.float32), "alpha": alpha, "sets": sets, "rff": feats, "vgg": vgg}
+             "sd": sd.astype(np.float32), "alpha": alpha, "sets": sets, "rff": feats, "vgg": vgg,
+             "tonal": tonal}
             for alpha, (w, b, off) in zip(alphas, fits, strict=True)]
 
 
@@ -217,7 +242,7 @@ def smooth(raw: np.ndarray, hop: float = 0.5, seconds: float = SMOOTH_SECONDS) -
 
 def predict(head: dict, clip, n_frames: int, smoothed: bool = True) -> np.ndarray:
     """(n_frames, 2) valence, arousal from the teachers' outputs (no per-dataset offset)."""
-    x = (teacher_features(clip, n_frames, head.get("vgg", False)) - head["mu"]) / head["sd"]
+    x = (teacher_features(clip, n_frames, head.get("vgg", False), head.get("tonal")) - head["mu"]) / head["sd"]
     raw = np.clip(expand(head, x) @ head["coef"] + head["bias"], -1, 1)
     out = smooth(raw) if smoothed else raw
     # before the first window, hold its answer (a stream's first frames)
@@ -231,7 +256,7 @@ def predictions(head: dict, seqs) -> dict[str, np.ndarray]:
     """{clip key: (T, 4)} as the evaluation takes them (no predicted std)."""
     out = {}
     for s in seqs:
-        if has_features(s.clip, head.get("vgg", False)):
+        if has_features(s.clip, head.get("vgg", False), head.get("tonal")):
             p = predict(head, s.clip, len(s.mel))
             out[s.key] = np.concatenate([p, np.full_like(p, np.nan)], 1)
     return out

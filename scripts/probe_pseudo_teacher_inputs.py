@@ -48,8 +48,8 @@ def inputs(variant: str, ridge: dict[int, np.ndarray]):
     reads with ``head_vgg``) gives the variant's columns; ``ridge``: {id(clip): (T, 2)}."""
     whole = teacher_head.teacher_features
 
-    def features(clip, n_frames, vgg=False):
-        x = whole(clip, n_frames, vgg)
+    def features(clip, n_frames, vgg=False, tonal=None):
+        x = whole(clip, n_frames, vgg, tonal)
         if not vgg or variant == "vgg":
             return x
         if variant == "logits":

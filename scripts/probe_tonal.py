@@ -68,8 +68,8 @@ def main() -> int:
     sys.argv = [sys.argv[0], *rest]
     if mine.where in ("head", "both"):
         orig = th.teacher_features
-        th.teacher_features = lambda clip, n, vgg=False: np.concatenate(
-            [orig(clip, n, vgg), tonal_of(clip, n, mine.tau, both)], 1)
+        th.teacher_features = lambda clip, n, vgg=False, tonal=None: np.concatenate(
+            [orig(clip, n, vgg, tonal), tonal_of(clip, n, mine.tau, both)], 1)
     if mine.where in ("student", "both"):
         orig_cached = distill.cached_codes
 

@@ -118,9 +118,9 @@ def frame_level(clips, windows) -> None:
     seqs = [s for s in build_seqs(clips, jobs=1) if th.has_features(s.clip)]
 
     def with_windows(ws):
-        def feats(clip, n, vgg=False):
+        def feats(clip, n, vgg=False, tonal=None):
             ch = load_chroma(clip)[:n].astype(np.float64)
-            return np.concatenate([orig(clip, n, vgg)] + [tonal(causal_mean(ch, w)) for w in ws], 1).astype(np.float32)
+            return np.concatenate([orig(clip, n, vgg, tonal)] + [tonal(causal_mean(ch, w)) for w in ws], 1).astype(np.float32)
         return feats
 
     for ws in [()] + [(w,) for w in windows]:

@@ -19,6 +19,7 @@ from ..assets import default_model_path
 from .accurate import KIND as ACCURATE_KIND
 from .accurate import AccurateModel
 from .config import CHROMA, FEATURES, ChromaConfig, FeatureConfig
+from .features import average_profiles
 from .graph import (
     METADATA_KEY,
     ModelError,
@@ -39,7 +40,11 @@ class EmotionModel(RecurrentGraph):
     holds no stream state: :meth:`run` takes the state and returns the next one. A graph with
     a ``chroma`` input (``takes_chroma``) also reads each frame's pitch-class profile
     (:func:`~emotrack.realtime.core.features.chroma_frames`, parameters in its metadata's
-    ``chroma``, which must match this runtime's :data:`~emotrack.realtime.core.config.CHROMA`)."""
+    ``chroma``, which must match this runtime's :data:`~emotrack.realtime.core.config.CHROMA`).
+    A graph with a ``chroma_avg`` input too (``tonal_avg`` > 0, from its metadata's ``net``)
+    reads the profiles' causal average as well
+    (:func:`~emotrack.realtime.core.features.average_profiles`): :meth:`run` keeps that average's
+    running sum as a third part of the state, ``(h, c, sum)``."""
 
     REQUIRED_INPUTS = ("mel", "h", "c")
     takes = "mel"  # what run() is given: log-mel frames (the accurate model takes the frames' audio)
@@ -47,7 +52,12 @@ class EmotionModel(RecurrentGraph):
     def __init__(self, path: str | Path, features: FeatureConfig = FEATURES, threads: int = 1,
                  opened: tuple | None = None):
         super().__init__(path, features, threads, opened)
-        self.takes_chroma = "chroma" in {i.name for i in self.session.get_inputs()}
+        ins = {i.name for i in self.session.get_inputs()}
+        self.takes_chroma = "chroma" in ins
+        self.tonal_avg = float((self.meta.get("net") or {}).get("tonal_avg", 0.0))
+        if ("chroma_avg" in ins) != (self.tonal_avg > 0) or (self.tonal_avg and not self.takes_chroma):
+            raise ModelMismatchError(f"{self.path}: the graph's inputs {sorted(ins)} do not match its metadata "
+                                     f"(tonal_avg {self.tonal_avg}); re-export the model with `emotrack export`")
         if self.takes_chroma:
             stored = self.meta.get("chroma")
             if stored is None:
@@ -66,14 +76,15 @@ class EmotionModel(RecurrentGraph):
     def input_shape(self) -> tuple[int, ...]:
         return self.features.frame_shape
 
-    def zero_state(self) -> tuple[np.ndarray, np.ndarray]:
-        return self._zero_hc()
+    def zero_state(self) -> tuple[np.ndarray, ...]:
+        """A stream's start: zero (h, c), and where the model averages profiles, a zero sum."""
+        return (*self._zero_hc(), np.zeros(12)) if self.tonal_avg else self._zero_hc()
 
     def warm_up(self) -> None:
         chroma = np.full((1, 12), 1 / 12, np.float32) if self.takes_chroma else None  # a silent frame's
         self.run(np.zeros((1, *self.input_shape), np.float32), self.zero_state(), chroma)
 
-    def run(self, mel: np.ndarray, state: tuple[np.ndarray, np.ndarray], chroma: np.ndarray | None = None):
+    def run(self, mel: np.ndarray, state: tuple[np.ndarray, ...], chroma: np.ndarray | None = None):
         """Pure function: (T, n_mels, n_t) frames from ``state`` -> (StepOutput, new state);
         ``chroma`` (T, 12), the same frames' pitch-class profiles, where the model takes them."""
         mel = np.asarray(mel, dtype=np.float32)
@@ -96,6 +107,14 @@ class EmotionModel(RecurrentGraph):
             if len(chroma) != len(mel):
                 raise ValueError(f"{len(mel)} log-mel frames but {len(chroma)} pitch-class profiles: give one per frame")
             feeds["chroma"] = chroma[None]
+            if self.tonal_avg:
+                if len(state) != 3:
+                    raise ValueError(f"{self.label} keeps an average of the profiles: give the state it returned "
+                                     "(h, c, sum) or zero_state(), not (h, c)")
+                avg, total = average_profiles(chroma, self.tonal_avg, state[2], self.features)
+                feeds["chroma_avg"] = avg[None]
+                out, h, c = self._step(feeds)
+                return out, (h, c, total)
         out, h, c = self._step(feeds)
         return out, (h, c)
 

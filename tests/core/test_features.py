@@ -255,3 +255,29 @@ def test_tonal_features_hear_the_mode_in_any_key():
     # its relative minor (Krumhansl-Kessler: +0.06); a minor triad fits its minor key far better
     assert (fm[:, 2] > 0.04).all() and (fn[:, 2] < -0.2).all()
     assert (fm[:, 2] - fn[:, 2]).min() > 0.3
+
+
+def test_the_profiles_average_is_causal_the_same_however_a_stream_is_cut_and_keeps_its_time_constant():
+    from emotrack.realtime.core.features import average_profiles
+
+    rng = np.random.default_rng(0)
+    c = rng.dirichlet(np.ones(12), 40).astype(np.float32)
+    avg, end = average_profiles(c, 10.0)
+    assert avg.shape == (40, 12) and avg.dtype == np.float32
+    np.testing.assert_allclose(avg.sum(1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(avg[0], c[0], atol=1e-7)  # a stream's first frame: its own profile
+    a, mid = average_profiles(c[:17], 10.0)
+    b, end2 = average_profiles(c[17:], 10.0, mid)
+    np.testing.assert_array_equal(np.concatenate([a, b]), avg)  # the same float64 steps either way
+    np.testing.assert_array_equal(end2, end)
+    changed = c.copy()
+    changed[30] = np.roll(changed[30], 5)
+    np.testing.assert_array_equal(average_profiles(changed, 10.0)[0][:30], avg[:30])  # nothing from later frames
+    # a long C, then G: after one time constant (20 frames of 0.5 s) 1 - 1/e of the way over
+    C, G = np.eye(12)[0], np.eye(12)[7]
+    step, _ = average_profiles(np.stack([C] * 400 + [G] * 20), 10.0)
+    assert abs(step[-1, 7] - (1 - np.exp(-1))) < 1e-6 and abs(step[-1, 0] - np.exp(-1)) < 1e-6
+    with pytest.raises(ValueError, match="time constant above 0"):
+        average_profiles(c, 0.0)
+    with pytest.raises(ValueError, match=r"shape \(T, 12\), got \(40, 6\)"):
+        average_profiles(c[:, :6], 10.0)

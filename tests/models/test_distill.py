@@ -115,8 +115,12 @@ def test_stage1_checkpoint_is_kept_across_stage2_settings_and_lstm_width():
             key(replace(cfg, lambda_labels=0.0, label_sets=("soundtracks",)), net),
             key(replace(cfg, head_rff=2000), net),  # without the map to them, stage 1 never sees the pseudo-labels
             key(replace(cfg, head_vgg=True), net),
-            key(replace(cfg, tonal=True), replace(net, tonal=True))]  # the tonal input is the LSTM's
+            key(replace(cfg, tonal=True), replace(net, tonal=True)),  # the tonal input is the LSTM's
+            key(replace(cfg, tonal=True, tonal_avg=10.0), replace(net, tonal=True, tonal_avg=10.0))]
     assert all(stage1_key(k) == stage1_key(key(cfg, net)) for k in same)
+    # tonal teachers make stage 2's pseudo-labels only: stage 1 learns from the plain ones
+    assert stage1_key(key(replace(cfg, lambda_frame_va=5.0), net)) == stage1_key(
+        key(replace(cfg, lambda_frame_va=5.0, head_tonal=True), net))
     different = [key(replace(cfg, lambda_frame=0.2), net), key(cfg, replace(net, latent_dim=32)),
                  key(replace(cfg, lambda_frame_va=5.0), net), key(replace(cfg, frame_eq_db=6.0), net),
                  key(replace(cfg, frame_masks=1), net)]
@@ -455,3 +459,50 @@ def test_a_tonal_head_reads_the_chroma_columns_and_merges_with_them():
         assert torch.allclose(merged(inp)[0], torch.tanh(mean[..., :2]), atol=1e-5)
     with pytest.raises(ValueError, match="no pitch-class profiles"):
         with_chroma([Seq(clip, seqs[0].mel, seqs[0].v, seqs[0].a, seqs[0].sign, codes={"student": np.zeros((1, 5, 6))})])
+
+
+def test_a_head_with_the_profiles_average_reads_it_from_the_last_columns():
+    """``tonal_avg``: ``with_chroma`` appends the frame's profile and then its causal average
+    (as the runtime's ``average_profiles`` keeps it from the clip's start); the head reads the
+    two through TonalFeatures of their own, each standardised on the training frames, and the
+    average (not only the frame) reaches the answer; merged heads keep both."""
+    from emotrack.models.distill import CHROMA_DIM, chroma_inputs, fit_tonal, with_chroma
+    from emotrack.realtime.core.features import average_profiles
+
+    torch.manual_seed(0)
+    net = NetConfig(latent_dim=6, lstm_hidden=8, tonal=True, tonal_avg=4.0)
+    rng = np.random.default_rng(1)
+    clip = Clip("soundtracks", "x", "g", "train")
+    seqs = [Seq(clip, np.zeros((7, 2, 2), np.float16), np.zeros(7), np.zeros(7), np.zeros(2),
+                codes={"student": rng.standard_normal((2, 7, 6)).astype(np.float32)},
+                chroma=rng.dirichlet(np.ones(12), 7).astype(np.float32)) for _ in range(3)]
+    with_chroma(seqs, 4.0)
+    c = seqs[2].codes["student"]
+    assert c.shape == (2, 7, 6 + 2 * CHROMA_DIM)
+    np.testing.assert_array_equal(c[1, :, 6:18], seqs[2].chroma)
+    np.testing.assert_allclose(c[1, :, 18:], average_profiles(seqs[2].chroma, 4.0)[0], atol=1e-7)
+    np.testing.assert_array_equal(chroma_inputs(seqs[2], 4.0)[:, 12:], c[0, :, 18:])
+    heads = [StudentHead(net, ["soundtracks"]) for _ in range(2)]
+    for h in heads:
+        fit_tonal(h, seqs)
+    assert heads[0].lstm.input_size == 6 + 44 and heads[0].n_chroma == 24
+    avg = torch.from_numpy(np.concatenate([chroma_inputs(s, 4.0)[:, 12:] for s in seqs]))
+    assert torch.allclose(heads[0].tonal_avg(avg).mean(0), torch.zeros(22), atol=1e-4)
+    assert not torch.allclose(heads[0].tonal_avg.mu, heads[0].tonal.mu)  # an average is flatter than a frame
+    inp = torch.from_numpy(c[0][None])
+    other = inp.clone()
+    other[..., 18:] = torch.roll(other[..., 18:], 1, -1).flip(-1)  # another average, the same frames
+    with torch.no_grad():
+        assert not torch.allclose(heads[0](inp)[0], heads[0](other)[0])
+        # the one pass over both profiles is the two TonalFeatures apart
+        apart = torch.cat([inp[..., :6], heads[0].tonal(inp[..., 6:18]), heads[0].tonal_avg(inp[..., 18:])], -1)
+        assert torch.allclose(heads[0].lstm(apart)[0], heads[0](inp)[3], atol=1e-6)
+        merged = merge_heads(heads)
+        mean = (heads[0].out(heads[0](inp)[3]) + heads[1].out(heads[1](inp)[3])) / 2
+        assert torch.allclose(merged(inp)[0], torch.tanh(mean[..., :2]), atol=1e-5)
+    with pytest.raises(ValueError, match="tonal_avg=10 needs tonal=true"):
+        student_net(StudentConfig(tonal_avg=10))
+    with pytest.raises(ValueError, match="tonal_avg=-1: give the average's time constant"):
+        student_net(StudentConfig(tonal=True, tonal_avg=-1))
+    with pytest.raises(ValueError, match="head_tonal='yes': give true or false"):
+        check_config(StudentConfig(head_tonal="yes"))

@@ -308,17 +308,21 @@ def test_whole_pipeline_tiny(tmp_path):
         validator.validate(m)
         assert set(m["descriptors"]) == set(names) and all(0.0 <= v <= 1.0 for v in m["descriptors"].values())
 
-    # the head that also reads each frame's pitch-class profile (tonal), on seed 1's encoder: its
+    # the head that also reads each frame's pitch-class profile and their 10 s average (tonal,
+    # tonal_avg), taught by teachers that read them too (head_tonal), on seed 1's encoder: its
     # stage 1 is taken from seed 1's frames.pt as it is (the key ignores the LSTM's input), only
-    # stage 2 trains; the export takes a chroma input and runs live on the runtime's own chroma
+    # stage 2 trains; the export takes chroma inputs and runs live on the runtime's own chroma
     ton = tmp_path / "tonal"
     ton.mkdir()
     (ton / "frames.pt").write_bytes((tmp_path / "s1" / "frames.pt").read_bytes())
-    tr = run("train", "--teachers", "--quick", *data, "--seed", "1", "--threads", "1", "--jobs", "1", "--pseudo", "ridge",
-             "--set", "lambda_frame_va=0", *s1, "--set", "tonal=true", "--out", str(ton), env=env)
+    tr = run("train", "--teachers", "--quick", *data, "--seed", "1", "--threads", "1", "--jobs", "1",
+             "--pseudo", "accurate", "--set", "lambda_frame_va=0", *s1, "--set", "tonal=true", "--set", "tonal_avg=10",
+             "--set", "head_tonal=true", "--out", str(ton), env=env)
     assert "student frames: resuming after epoch 1" in tr.stdout + tr.stderr
     trep = json.loads((ton / "report.json").read_text())
     assert trep["net_config"]["tonal"] is True and trep["frames"]["key"] == reports[1]["frames"]["key"]
+    assert trep["net_config"]["tonal_avg"] == 10 and trep["teacher_head"]["tonal"] == 10
+    assert "tonal" not in trep["teacher_head_stage1"] and "pseudo_teacher_stage1" in trep  # stage 1's were plain
     assert len(list((tmp_path / "cache" / "chroma").glob("*/*/*.npy"))) >= done["clips"]  # cached beside the log-mel
     run("export", "--run", str(ton), "--summary", str(summary), "--out", str(tmp_path / "tonal-export"), env=env)
     tonal_onnx = tmp_path / "tonal-export" / "emotrack-vae-lstm.onnx"
@@ -326,9 +330,23 @@ def test_whole_pipeline_tiny(tmp_path):
     assert max(v for k, v in tcard["parity"].items() if k not in ("swapped_state_effect", "int8_vs_float")) <= 1e-4
     tm = EmotionModel(tonal_onnx)
     assert tm.takes_chroma and tm.meta["chroma"] == CHROMA.to_dict() and not EmotionModel(onnx).takes_chroma
+    assert tm.tonal_avg == 10 and len(tm.zero_state()) == 3 and "final_state_whole_vs_steps" in tcard["parity"]
     mel = np.zeros((3, *tm.input_shape), np.float32)
     with pytest.raises(ValueError, match="pitch-class profile"):
         tm.run(mel, tm.zero_state())
+    with pytest.raises(ValueError, match=r"give the state it returned \(h, c, sum\)"):
+        tm.run(mel, tm.zero_state()[:2], np.full((3, 12), 1 / 12, np.float32))
+    # the average carries across calls: a stream cut anywhere gives the same answers as whole
+    rng = np.random.default_rng(3)
+    mel9 = rng.normal(0, 0.7, (9, *tm.input_shape)).astype(np.float32)
+    ch9 = rng.dirichlet(np.ones(12), 9).astype(np.float32)
+    whole, end = tm.run(mel9, tm.zero_state(), ch9)
+    o1, mid = tm.run(mel9[:4], tm.zero_state(), ch9[:4])
+    o2, st = tm.run(mel9[4:], mid, ch9[4:])
+    assert np.abs(np.concatenate([o1.valence, o2.valence]) - whole.valence).max() < 1e-4  # float32 graph noise
+    assert np.abs(st[2] - end[2]).max() < 1e-12  # the average's sum: the same float64 arithmetic either way
+    forgot, _ = tm.run(mel9[4:], (*mid[:2], np.zeros(12)), ch9[4:])
+    assert np.abs(forgot.valence - o2.valence).max() > 0  # the sum is state that reaches the output
     with pytest.raises(ValueError, match="3 log-mel frames but 2"):
         tm.run(mel, tm.zero_state(), np.full((2, 12), 1 / 12, np.float32))
     with pytest.raises(ValueError, match=r"shape \(T, 12\), got \(3, 24\)"):
