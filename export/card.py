@@ -487,7 +487,8 @@ def render_student_markdown(card: dict) -> str:
     unlabelled = sum(d[k][1] for ds, d in card["data"].items() if ds == "debian" for k in ("train", "val", "test"))
     lines = [f"# Model card: {card['name']} {card['version']} (the student)", "",
              "The shipped dynamic model: the VAE-LSTM of Herremans, Cheuk, Luo & Agres, in the shape the design "
-             f"names: each 0.5 s log-mel frame → a convolutional VAE encoder ({_encoder_words(net)}) → a stateful LSTM ({net['lstm_hidden']} units) → valence and "
+             f"names: each 0.5 s log-mel frame → a convolutional VAE encoder ({_encoder_words(net)}) → a stateful LSTM ({net['lstm_hidden']} units"
+             f"{_tonal_words(net)}) → valence and "
              "arousal in [-1, 1] with a predicted std, every 0.5 s, plus "
              f"{len(card.get('descriptors_names', [])) or 20} perceptual descriptors (distilled tag probabilities). It "
              "runs through onnxruntime, without torch or TensorFlow. What is new is what it learned from: besides its "
@@ -687,6 +688,17 @@ def _shared_cores(tp: dict) -> str:
             "processes), so this time is longer than the pass alone takes")
 
 
+def _tonal_words(net: dict) -> str:
+    """What the LSTM reads beside the code, in the card's words ("" for the code alone)."""
+    if not net.get("tonal"):
+        return ""
+    avg = net.get("tonal_avg")
+    return ("; beside the code it reads the frame's key and mode: 22 numbers from the frame's pitch-class profile, "
+            "one 16,384-point FFT of its own samples"
+            + (f", and 22 from the profiles' causal average over the last {avg:g} s" if avg else "")
+            + ", `nets.TonalFeatures`")
+
+
 def _encoder_words(net: dict) -> str:
     """The frame encoder's shape, in the card's words, from the net config it was built with."""
     c = net["channels"]
@@ -724,6 +736,10 @@ def _training_section(card: dict) -> list[str]:
               + f"the epoch kept is the best on the validation clips of {', '.join(cfg['select_sets'])}.",
               f"The teacher head: ridge regression (α {card['teacher_head']['alpha']:g}, chosen on validation) fit on "
               f"the training clips of {', '.join(card['teacher_head']['sets'])}."]
+    if cfg.get("head_tonal"):
+        lines.append("Stage 2's teachers (the teacher head and the accurate head) also read the key-and-mode numbers "
+                     f"the student's LSTM reads ({44 if cfg.get('tonal_avg') else 22} columns after the teachers' "
+                     "500); stage 1 learned from the plain teachers' pseudo-labels.")
     pt = card.get("pseudo_teacher")
     if pt:
         lines.append(f"The accurate head (the pseudo-labels' teacher): a stateful LSTM of {pt['setting']['lstm_hidden']} "

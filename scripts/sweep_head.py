@@ -10,7 +10,9 @@ Each argument is a JSON object of ``StudentConfig`` fields that differ from the 
 (``head_sets`` refits the ridge teacher head on those sets, ``head_rff`` with random features; ``pseudo_source`` "ridge" takes
 its smoothed answers as pseudo-labels, "accurate" trains the accurate head in the sweep and
 takes its; ``joint_epochs`` adds stage 3; ``"tonal": true`` feeds the head each frame's
-pitch-class profile beside its code, from the chroma cache, computed first where missing). One line per setting goes to ``--out`` (appended;
+pitch-class profile beside its code, from the chroma cache, computed first where missing,
+``"tonal_avg": 10`` their causal 10 s average too, ``"head_tonal": true`` refits the
+pseudo-labels' teachers with the tonal numbers; stage 1 is the run's either way). One line per setting goes to ``--out`` (appended;
 a setting already there is skipped, so a stopped sweep resumes): the validation metrics the
 choice is made on, the test metrics for the record, and how far the test predictions move
 when the audio is 6 dB quieter or louder (``level_shift``). The codes of every clip are
@@ -183,9 +185,11 @@ def main() -> int:
     clips = script_clips(args)
     if args.leave_out:
         clips, base = distill.leave_out(clips, base, args.leave_out)
-    tonal = any(json.loads(t).get("tonal") for t in args.settings)  # a head that reads the frames' chroma
+    # a head, or teachers, that read the frames' chroma
+    tonal = any(json.loads(t).get("tonal") or json.loads(t).get("head_tonal") for t in args.settings)
     if tonal and (ft or args.merge):
-        ap.error('"tonal": true goes without --finetune and --merge (the heads read codes and chroma side by side)')
+        ap.error('"tonal" and "head_tonal" go without --finetune and --merge (the heads read codes and chroma '
+                 "side by side)")
     seqs = build_seqs(clips, jobs=1, chroma=tonal)
     split = {k: [s for s in seqs if s.clip.split == k] for k in ("train", "val", "test")}
     cache = args.run / ("codes.npz" if not ft else f"codes-ft{ft['epochs']}-{ft['lambda_frame']}.npz")
@@ -223,13 +227,13 @@ def main() -> int:
         if args.leave_out and "head_sets" in setting:  # the left-out set stays out of the teacher head
             cfg = replace(cfg, head_sets=tuple(d for d in cfg.head_sets if d != args.leave_out))
         tg = targets
-        if (cfg.head_sets, cfg.pseudo_source, cfg.head_rff, cfg.head_vgg) != (base.head_sets, base.pseudo_source,
-                                                                            base.head_rff, base.head_vgg):
-            _, tg, _, _ = student.student_targets(seqs, split, cfg, scaler)
+        if (cfg.head_sets, cfg.pseudo_source, cfg.head_rff, cfg.head_vgg, cfg.head_tonal) != (
+                base.head_sets, base.pseudo_source, base.head_rff, base.head_vgg, base.head_tonal):
+            _, tg, _, _ = student.student_targets(seqs, split, cfg, scaler, distill.head_tonal_of(cfg))
         net = distill.student_net(cfg)
         plain = {s.key: s.codes["student"] for s in seqs}
         if cfg.tonal:
-            distill.with_chroma(seqs)
+            distill.with_chroma(seqs, cfg.tonal_avg)
         torch.manual_seed(cfg.seed)
         t0 = time.time()
         head, rep = distill.train_heads(net, datasets, split["train"], split["val"], tg, cfg)

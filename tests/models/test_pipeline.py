@@ -205,7 +205,9 @@ def test_whole_pipeline_tiny(tmp_path):
     lodo_cmd = [str(lodo) if a == str(sweep) else a for a in cmd[:cmd.index("--finetune")]]
     r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", '{"head_epochs": 2}',
                         '{"head_epochs": 2, "head_gains_db": [0.0], "lambda_labels": 0.5}',
-                        '{"head_epochs": 2, "tonal": true}'], env=env, capture_output=True, text=True, timeout=300)
+                        '{"head_epochs": 2, "tonal": true}',
+                        '{"head_epochs": 2, "tonal": true, "tonal_avg": 10, "head_tonal": true}'],
+                       env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     lodo_rows = [json.loads(line) for line in lodo.read_text().splitlines()]
     for row in lodo_rows:
@@ -216,6 +218,8 @@ def test_whole_pipeline_tiny(tmp_path):
     assert lodo_rows[1]["config"]["head_gains_db"] == [0.0]
     # a head that reads the frames' pitch-class profiles beside the codes; the setting before had the codes alone
     assert lodo_rows[2]["config"]["tonal"] is True and not lodo_rows[1]["config"]["tonal"]
+    assert lodo_rows[3]["config"]["tonal_avg"] == 10 and lodo_rows[3]["config"]["head_tonal"] is True
+    assert "soundtracks" in lodo_rows[3]["test"] and lodo_rows[3]["epochs"] == [2]
     # the tonal probe: the profiles' features (frame and 10 s average) in the pseudo-labels' teachers and the student
     probe_t = tmp_path / "tonal-probe.jsonl"
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_tonal.py"), "--where", "both",
@@ -327,6 +331,9 @@ def test_whole_pipeline_tiny(tmp_path):
     run("export", "--run", str(ton), "--summary", str(summary), "--out", str(tmp_path / "tonal-export"), env=env)
     tonal_onnx = tmp_path / "tonal-export" / "emotrack-vae-lstm.onnx"
     tcard = json.loads((tmp_path / "tonal-export" / "emotrack-vae-lstm.card.json").read_text())
+    tmd = (tmp_path / "tonal-export" / "MODEL_CARD.md").read_text()
+    assert "and 22 from the profiles' causal average over the last 10 s" in tmd
+    assert "Stage 2's teachers (the teacher head and the accurate head) also read" in tmd and "(44 columns" in tmd
     assert max(v for k, v in tcard["parity"].items() if k not in ("swapped_state_effect", "int8_vs_float")) <= 1e-4
     tm = EmotionModel(tonal_onnx)
     assert tm.takes_chroma and tm.meta["chroma"] == CHROMA.to_dict() and not EmotionModel(onnx).takes_chroma
