@@ -107,16 +107,14 @@ class EmotionModel(RecurrentGraph):
             if len(chroma) != len(mel):
                 raise ValueError(f"{len(mel)} log-mel frames but {len(chroma)} pitch-class profiles: give one per frame")
             feeds["chroma"] = chroma[None]
-            if self.tonal_avg:
-                if len(state) != 3:
-                    raise ValueError(f"{self.label} keeps an average of the profiles: give the state it returned "
-                                     "(h, c, sum) or zero_state(), not (h, c)")
-                avg, total = average_profiles(chroma, self.tonal_avg, state[2], self.features)
-                feeds["chroma_avg"] = avg[None]
-                out, h, c = self._step(feeds)
-                return out, (h, c, total)
+        if self.tonal_avg:  # (such a graph takes chroma: __init__ checks)
+            if len(state) != 3:
+                raise ValueError(f"{self.label} keeps an average of the profiles: give the state it returned "
+                                 "(h, c, sum) or zero_state(), not (h, c)")
+            avg, total = average_profiles(chroma, self.tonal_avg, state[2], self.features)
+            feeds["chroma_avg"] = avg[None]
         out, h, c = self._step(feeds)
-        return out, (h, c)
+        return out, ((h, c, total) if self.tonal_avg else (h, c))
 
 
 def load_model(path: str | Path | None = None, threads: int = 1,
