@@ -44,7 +44,7 @@ from .teacher_export import export_teachers
 PARITY_LENGTHS = SONG_PARITY_LENGTHS
 
 
-def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version: str = "5",
+def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version: str = "6",
                      extra_meta: dict | None = None) -> tuple[Path, dict]:
     """Write ``out`` and check parity; raise ExportParityError on a mismatch."""
 

@@ -115,7 +115,7 @@ def _tag_scaling(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.asarray(mu)[cols], np.asarray(sd)[cols]
 
 
-def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", version: str = "4",
+def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", version: str = "5",
                    extra_meta: dict | None = None, int8: bool = True,
                    float_copy: Path | None = None) -> tuple[Path, dict]:
     """Write ``out`` (.onnx) and check parity; raises ExportParityError on a mismatch.

@@ -5,11 +5,14 @@
 #   bash scripts/debian-music.sh              # once: Debian's free music (opt-in, ~3 GB)
 #   bash scripts/train-student.sh [RUNS] [TRAIN ARGS...]   # default RUNS=runs
 #
-# TRAIN ARGS go to every `emotrack train --teachers` run, to train another recipe the same way,
-# e.g. emotrack-vae-lstm 3's recipe (the defaults are emotrack-vae-lstm 4's):
-# `bash scripts/train-student.sh runs-v3 --set front=conv`, or emotrack-vae-lstm 2's:
-# `bash scripts/train-student.sh runs-v2 --set front=conv --pseudo ridge --set lambda_frame_va=0 \
-#    --set frame_epochs=10 --set 'channels=[32,64,96]' --set enc_hidden=384`.
+# Every run gets emotrack-vae-lstm 5's recipe: StudentConfig's defaults (emotrack-vae-lstm 4's)
+# and the key and mode (RECIPE below: the frame's pitch-class profile and its 10 s average in the
+# LSTM, and in stage 2's pseudo-label teachers). TRAIN ARGS come after it and go to every
+# `emotrack train --teachers` run (a later --set wins), to train another recipe the same way,
+# e.g. emotrack-vae-lstm 4's: `bash scripts/train-student.sh runs-v4 --set head_tonal=false
+# --set tonal_avg=0 --set tonal=false`; 3's: add `--set front=conv`; 2's: add also
+# `--pseudo ridge --set lambda_frame_va=0 --set frame_epochs=10 --set 'channels=[32,64,96]'
+# --set enc_hidden=384`.
 #
 # 1. the teachers at every frame of every clip (cached in ~/.cache/emotrack/teacher)
 # 2. the student with seeds 0, 1, 2 (RUNS/student-s0..2), two at a time on one thread each
@@ -21,7 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs}
 shift $(( $# > 0 ? 1 : 0 ))
-EXTRA=("$@")
+RECIPE=(--set tonal=true --set tonal_avg=10 --set head_tonal=true)
+EXTRA=("${RECIPE[@]}" "$@")
 DEBIAN=${EMOTRACK_DEBIAN:-${EMOTRACK_CACHE:-$HOME/.cache/emotrack}/debian-music}
 EMO=.venv/bin/emotrack
 mkdir -p "$RUNS"

@@ -182,7 +182,7 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
-    assert rec["song_model"] == "emotrack-song 5" and rec["trajectory"]["frames"] == DEMO_FRAMES
+    assert rec["song_model"] == "emotrack-song 6" and rec["trajectory"]["frames"] == DEMO_FRAMES
 
 
 def test_train_song_trajectory_head_answers_for_its_own_dynamic_model(tiny_run):
