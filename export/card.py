@@ -593,11 +593,26 @@ def _previous_section(card: dict) -> list[str]:
         for k, v in sorted((s.get("lodo", {}).get(ds) or {}).get("student", {}).items()):
             if "CCC" not in k:
                 rows.append((f"left out: {k}", v, ((p.get("lodo") or {}).get(ds) or {}).get("student", {}).get(k)))
+    lower = []
     for k, a, b in rows:
         ga, gb = _mean(a), _mean(b)
-        diff = f"{ga - gb:+.3f}" if ga is not None and gb is not None and math.isfinite(ga - gb) else "—"
+        ok = ga is not None and gb is not None and math.isfinite(ga - gb)
+        diff = f"{ga - gb:+.3f}" if ok else "—"
         lines.append(f"| {k} | {_pmv(a)} | {_pmv(b)} | {diff} |")
+        if ok and ga < gb and "within" not in k:  # the calibration share is not a score
+            lower.append(f"{k} ({ga:.3f} against {gb:.3f}; {_spread_words(a, b, gb - ga)})")
+    if lower:
+        lines += ["", f"Lower than {name} on: " + "; ".join(lower) + "."]
     return lines
+
+
+def _spread_words(a, b, drop: float) -> str:
+    """Whether a drop between two summaries' values can be told from the seeds' spread."""
+    sds = [v[1] for v in (a, b) if isinstance(v, list | tuple) and len(v) > 2 and v[2] > 1]
+    if not sds:
+        return "one run each, no spread to judge it by"
+    return (f"more than the seeds' sd, {max(sds):.3f}" if drop > max(sds)
+            else f"within the seeds' sd, {max(sds):.3f}")
 
 
 def _levels_section(card: dict) -> list[str]:

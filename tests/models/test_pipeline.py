@@ -388,6 +388,28 @@ def test_card_says_when_other_work_shared_the_teacher_pass():
     assert _shared_cores({"jobs": 1, "load": 1.2}) == ""  # a pass.json written as one record
 
 
+def test_card_names_where_the_model_is_lower_than_the_one_shipped_before():
+    """The comparison with the model shipped before lists every score that fell, and says
+    whether the fall is beyond the seeds' spread; the calibration share is not a score."""
+    from emotrack.export.card import _previous_section
+
+    now = {"student": {"soundtracks arousal r": [0.869, 0.021, 3], "soundtracks valence r": [0.70, 0.01, 3],
+                       "panda4q quadrant accuracy": [0.60, 0.01, 3], "soundtracks within ±1σ": [0.70, 0.04, 3]},
+           "lodo": {"panda4q": {"student": {"panda4q arousal sign accuracy": 0.815}}}}
+    before = {"student": {"soundtracks arousal r": [0.885, 0.002, 3], "soundtracks valence r": [0.68, 0.02, 3],
+                          "panda4q quadrant accuracy": [0.70, 0.03, 3], "soundtracks within ±1σ": [0.77, 0.03, 3]},
+              "lodo": {"panda4q": {"student": {"panda4q arousal sign accuracy": 0.844}}}}
+    lines = _previous_section({"summary": now, "previous": {"name": "m 4", "summary": before}})
+    last = lines[-1]
+    assert last.startswith("Lower than m 4 on: ") and "valence" not in last and "within ±1σ" not in last
+    assert "soundtracks arousal r (0.869 against 0.885; within the seeds' sd, 0.021)" in last
+    assert "panda4q quadrant accuracy (0.600 against 0.700; more than the seeds' sd, 0.030)" in last
+    assert "left out: panda4q arousal sign accuracy (0.815 against 0.844; one run each" in last
+    better = _previous_section({"summary": before | {"student": {"soundtracks valence r": [0.9, 0.01, 3]}},
+                                "previous": {"name": "m 4", "summary": before}})
+    assert not any(x.startswith("Lower than") for x in better)
+
+
 def test_card_names_the_leave_one_out_runs_it_lacks():
     from emotrack.export.card import _lodo_section
 
