@@ -35,9 +35,12 @@ def main() -> int:
             mel = rng.standard_normal((1, 1, *ins["mel"][2:])).astype(np.float32)
             h = np.zeros((ins["h"][0], 1, ins["h"][2]), np.float32)
             c = h.copy()
+            # a graph that reads pitch-class profiles (the frame's, and their average) gets a
+            # flat profile: the arithmetic is the same whatever the numbers
+            tonal = {n: np.full((1, 1, 12), 1 / 12, np.float32) for n in ("chroma", "chroma_avg") if n in ins}
             for _ in range(args.steps):
                 t = time.perf_counter()
-                out = s.run(None, {"mel": mel, "h": h, "c": c})
+                out = s.run(None, {"mel": mel, "h": h, "c": c, **tonal})
                 times[p].append(time.perf_counter() - t)
                 h, c = out[-2], out[-1]
     for p, ts in times.items():

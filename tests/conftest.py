@@ -126,8 +126,9 @@ class ModelStepper:
     def reset(self):
         self.state = self.model.zero_state()
 
-    def step(self, mel):
-        out, self.state = self.model.run(mel, self.state)
+    def step(self, mel, chroma=None):
+        extra = {"chroma": chroma} if chroma is not None else {}
+        out, self.state = self.model.run(mel, self.state, **extra)
         return out
 
 

@@ -15,7 +15,7 @@ from emotrack import Tracker, load_model
 from emotrack.realtime.assets import default_model_path
 from emotrack.realtime.core.audio import load_audio
 from emotrack.realtime.core.config import FEATURES
-from emotrack.realtime.core.features import logmel_frames
+from emotrack.realtime.core.features import chroma_frames, logmel_frames
 from emotrack.realtime.core.graph import AUDIO_KINDS
 from emotrack.realtime.core.model import ModelMismatchError, open_checked
 from emotrack.realtime.core.tracker import stream_file
@@ -25,10 +25,13 @@ from ..conftest import DEMO_FRAMES, ROOT, ModelStepper
 GOLDEN = ROOT / "tests" / "golden" / "demo_first20s.jsonl"
 
 
-def _mels(demo_path, seconds=20):
+def _inputs(model, demo_path, seconds=20):
+    """The demo's first ``seconds`` as the model's inputs: log-mel frames and, for a model that
+    reads them, the same frames' pitch-class profiles (else None)."""
     y = load_audio(demo_path)[: int(seconds * 22050)]
     n = len(y) // 11025
-    return logmel_frames(y[: n * 11025].reshape(n, 11025))
+    frames = y[: n * 11025].reshape(n, 11025)
+    return logmel_frames(frames), (chroma_frames(frames) if model.takes_chroma else None)
 
 
 def _arr(preds):
@@ -42,10 +45,10 @@ def test_shipped_model_loads_with_metadata(model):
 
 
 def test_whole_clip_equals_frame_by_frame(model, demo_path):
-    mel = _mels(demo_path)
-    whole, _ = model.run(mel, model.zero_state())
+    mel, ch = _inputs(model, demo_path)
+    whole, _ = model.run(mel, model.zero_state(), **({"chroma": ch} if ch is not None else {}))
     stepper = ModelStepper(model)
-    steps = [stepper.step(m[None]) for m in mel]
+    steps = [stepper.step(m[None], None if ch is None else ch[i:i + 1]) for i, m in enumerate(mel)]
     v = np.array([s.valence[0] for s in steps])
     a = np.array([s.arousal[0] for s in steps])
     np.testing.assert_allclose(whole.valence, v, atol=1e-5)
@@ -53,14 +56,14 @@ def test_whole_clip_equals_frame_by_frame(model, demo_path):
 
 
 def test_reset_gives_identical_rerun_and_state_is_used(model, demo_path):
-    mel = _mels(demo_path, 10)
+    mel, ch = _inputs(model, demo_path, 10)
     stepper = ModelStepper(model)
-    first = stepper.step(mel)
+    first = stepper.step(mel, ch)
     stepper.reset()
-    second = stepper.step(mel)
+    second = stepper.step(mel, ch)
     # exact on purpose: the same session on the same input from the same state must not differ
     np.testing.assert_array_equal(first.valence, second.valence)
-    third = stepper.step(mel)  # no reset: the state carries what it heard
+    third = stepper.step(mel, ch)  # no reset: the state carries what it heard
     assert np.abs(third.valence - first.valence).max() > 1e-4 or np.abs(third.arousal - first.arousal).max() > 1e-4
 
 

@@ -169,7 +169,7 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
     assert song.trajectory_columns == 0  # no trajectory head: the graph takes the frames alone
     card = json.loads((exp / "emotrack-song.card.json").read_text())
     assert card["parity"]["torch_vs_onnx"] < 1e-4 and card["parity"]["stats_vs_numpy"] < 1e-4
-    assert (card["name"], card["version"], card["kind"]) == ("emotrack-song", "5", "song")  # as the ONNX metadata
+    assert (card["name"], card["version"], card["kind"]) == ("emotrack-song", "6", "song")  # as the ONNX metadata
     assert set(card["onnx_test"]) == {"soundtracks", "panda4q"}
     md = (exp / "MODEL_CARD.md").read_text()
     assert md.index("# Model card: emotrack-vae-lstm") < md.index("# Whole-song model: emotrack-song")
