@@ -39,12 +39,13 @@ from emotrack.realtime.core.song import AccurateSongModel, SongModel, analyze_so
 from emotrack.realtime.core.teacher import TeacherModel
 
 from .onnx_export import OPSET, PARITY_TOL, ExportParityError, finish_onnx
+from .options import SONG_VERSION
 from .teacher_export import export_teachers
 
 PARITY_LENGTHS = SONG_PARITY_LENGTHS
 
 
-def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version: str = "6",
+def export_song_onnx(run: Path, out: Path, name: str = "emotrack-song", version: str = SONG_VERSION,
                      extra_meta: dict | None = None) -> tuple[Path, dict]:
     """Write ``out`` and check parity; raise ExportParityError on a mismatch."""
 

@@ -41,6 +41,7 @@ from .onnx_export import (
     load_vae,
     parity_inputs,
 )
+from .options import STUDENT_VERSION
 
 OUTPUTS = ["valence", "arousal", "valence_std", "arousal_std", "descriptors", "h_out", "c_out"]
 KEYS = ("valence", "arousal", "valence_std", "arousal_std")
@@ -115,7 +116,7 @@ def _tag_scaling(mu: np.ndarray, sd: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.asarray(mu)[cols], np.asarray(sd)[cols]
 
 
-def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", version: str = "5",
+def export_student(ckpt: Path, out: Path, name: str = "emotrack-vae-lstm", version: str = STUDENT_VERSION,
                    extra_meta: dict | None = None, int8: bool = True,
                    float_copy: Path | None = None) -> tuple[Path, dict]:
     """Write ``out`` (.onnx) and check parity; raises ExportParityError on a mismatch.

@@ -127,8 +127,7 @@ class ModelStepper:
         self.state = self.model.zero_state()
 
     def step(self, mel, chroma=None):
-        extra = {"chroma": chroma} if chroma is not None else {}
-        out, self.state = self.model.run(mel, self.state, **extra)
+        out, self.state = self.model.run(mel, self.state, chroma)
         return out
 
 

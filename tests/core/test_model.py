@@ -46,7 +46,7 @@ def test_shipped_model_loads_with_metadata(model):
 
 def test_whole_clip_equals_frame_by_frame(model, demo_path):
     mel, ch = _inputs(model, demo_path)
-    whole, _ = model.run(mel, model.zero_state(), **({"chroma": ch} if ch is not None else {}))
+    whole, _ = model.run(mel, model.zero_state(), ch)
     stepper = ModelStepper(model)
     steps = [stepper.step(m[None], None if ch is None else ch[i:i + 1]) for i, m in enumerate(mel)]
     v = np.array([s.valence[0] for s in steps])
