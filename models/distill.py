@@ -923,31 +923,44 @@ def train_head(head: StudentHead, train: list[Seq], val: list[Seq], targets: dic
 
 
 def merge_heads(heads: list[StudentHead]) -> StudentHead:
-    """K heads trained on the same codes as one head: an LSTM K times as wide whose gates are
-    the K LSTMs' side by side (block-diagonal recurrence), and output maps that average the K
-    heads' pre-activations (valence and arousal before the tanh, the std before the
-    softplus, the tags and embedding). Exactly the mean of the K heads' outputs before their
-    non-linearities, in the one-LSTM shape the runtime and the export already know."""
+    """K heads trained on the same codes as one head: an LSTM as wide as theirs together whose
+    gates are the K LSTMs' side by side (block-diagonal recurrence), and output maps that
+    average the K heads' pre-activations (valence and arousal before the tanh, the std before
+    the softplus, the tags and embedding). Exactly the mean of the K heads' outputs before
+    their non-linearities, in the one-LSTM shape the runtime and the export already know. A
+    member may itself be merged (a run trained with ``head_ensemble``): it counts as one head,
+    its own blocks keep their share of it, so the widths may differ."""
     first = heads[0]
-    K, H = len(heads), first.cfg.lstm_hidden
-    if first.cfg.lstm_layers != 1 or any(h.cfg != first.cfg or h.offset_sets != first.offset_sets for h in heads):
+    K, widths = len(heads), [h.cfg.lstm_hidden for h in heads]
+    if first.cfg.lstm_layers != 1 or any(
+            replace(h.cfg, lstm_hidden=first.cfg.lstm_hidden) != first.cfg or h.offset_sets != first.offset_sets
+            for h in heads):
         raise ValueError("merge_heads: the heads must be one-layer LSTMs of one configuration")
-    merged = StudentHead(replace(first.cfg, lstm_hidden=K * H), first.offset_sets)
+    for name in ("tonal", "tonal_avg"):  # fit on the same training frames: the same standardisation
+        parts = [getattr(h, name) for h in heads]
+        if parts[0] is not None and not all(torch.allclose(p.mu, parts[0].mu, atol=1e-5)
+                                            and torch.allclose(p.sd, parts[0].sd, atol=1e-5) for p in parts):
+            raise ValueError(f"merge_heads: the heads' {name} features were standardised on different frames "
+                             "(trained on other clips?): they cannot share one")
+    total = sum(widths)
+    merged = StudentHead(replace(first.cfg, lstm_hidden=total), first.offset_sets)
     lstm = merged.lstm
     with torch.no_grad():
-        if first.tonal is not None:  # fit on the same training frames: every head's is the same
+        if first.tonal is not None:
             merged.tonal.load_state_dict(first.tonal.state_dict())
         if first.tonal_avg is not None:
             merged.tonal_avg.load_state_dict(first.tonal_avg.state_dict())
         merged.offsets.copy_(torch.stack([h.offsets for h in heads]).mean(0))
         for w in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0"):
             getattr(lstm, w).zero_()
-        for k, h in enumerate(heads):
-            rows = _block_rows(K * H, H, k)  # i, f, g, o
+        at = 0
+        for h, H in zip(heads, widths, strict=True):
+            rows = torch.cat([torch.arange(g * total + at, g * total + at + H) for g in range(4)])  # i, f, g, o
             lstm.weight_ih_l0[rows] = h.lstm.weight_ih_l0
-            lstm.weight_hh_l0[rows, k * H:(k + 1) * H] = h.lstm.weight_hh_l0
+            lstm.weight_hh_l0[rows, at:at + H] = h.lstm.weight_hh_l0
             lstm.bias_ih_l0[rows] = h.lstm.bias_ih_l0
             lstm.bias_hh_l0[rows] = h.lstm.bias_hh_l0
+            at += H
         for name in ("out", "tags", "embed"):
             lin = getattr(merged, name)
             lin.weight.copy_(torch.cat([getattr(h, name).weight for h in heads], 1) / K)

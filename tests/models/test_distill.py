@@ -94,6 +94,32 @@ def test_merged_lstm_runs_as_its_blocks_apart():
     assert lstm_blocks(merged.lstm) == 1
 
 
+@torch.no_grad()
+def test_a_merged_head_merges_again_as_one_member():
+    """A run's own head merged already (``head_ensemble``) and two more draws: one LSTM of 32
+    units whose outputs are the mean of the three members' (the merged member's own two
+    blocks keep half of its third), run as four blocks by the export."""
+    a, b, c, d = _heads(4)
+    ab = merge_heads([a, b])
+    merged = merge_heads([ab, c, d])
+    assert merged.cfg.lstm_hidden == 32 and lstm_blocks(merged.lstm) == 4
+    z = torch.randn(2, 11, 6)
+    for name in ("out", "tags", "embed"):
+        parts = [getattr(h, name)(h.lstm(z)[0]) for h in (ab, c, d)]
+        got = getattr(merged, name)(merged.lstm(z)[0])
+        assert torch.allclose(got, torch.stack(parts).mean(0), atol=1e-6), name  # a few ulps: 32-term sums
+    assert torch.allclose(merged.offsets, torch.stack([ab.offsets, c.offsets, d.offsets]).mean(0))
+
+
+def test_tonal_heads_standardised_on_other_frames_do_not_merge():
+    a, b = _heads(2, tonal=True)
+    assert merge_heads([a, b]).tonal is not None  # both standardised alike (here: not fit at all)
+    with torch.no_grad():
+        b.tonal.mu += 0.5
+    with pytest.raises(ValueError, match="standardised on different frames"):
+        merge_heads([a, b])
+
+
 def test_one_head_merges_to_itself_and_unlike_heads_do_not_merge():
     (h,) = _heads(1)
     z = torch.randn(1, 4, 6)

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -200,13 +201,42 @@ def test_whole_pipeline_tiny(tmp_path):
     one = torch.load(tmp_path / "plain.head_epochs=2.pt", map_location="cpu")["lstm.weight_hh_l0"].shape[1]
     assert meta["hidden_size"] == 2 * one
     assert EmotionModel(tmp_path / "merged.onnx").descriptor_names == meta["descriptors"]
+    # the run's own head (RUN/student.pt) as a member: a finished run's head and more draws, exported
+    r = subprocess.run([*plain, "--merge", "--export", str(tmp_path / "own.onnx"), "--write-run",
+                        str(tmp_path / "own-run"), '"student.pt"', *two], env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    own = [json.loads(line) for line in (tmp_path / "plain.jsonl").read_text().splitlines()][-1]
+    assert own["setting"] == {"merged": ["student.pt", *map(json.loads, two)]}
+    meta = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / "own.onnx")).metadata_props}[METADATA_KEY])
+    # seed 1's own head is two merged heads already (--quick's head_ensemble): it keeps its blocks
+    own_width = torch.load(Path(runs[1]) / "student.pt", map_location="cpu", weights_only=False)["head"][
+        "lstm.weight_hh_l0"].shape[1]
+    assert own_width == 2 * one and meta["hidden_size"] == own_width + 2 * one and meta["lstm_blocks"] == 4
+    assert 0.0 < own["calibration"]["std_scale"][0] and 0.0 < own["calibration"]["std_scale"][1]
+    r = subprocess.run([*plain, '"student.pt"'], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "goes with --merge" in r.stderr, r.stderr[-3000:]
+    # --write-run: the merged head as a run folder of its own, its student rows the merged head's
+    seed1 = json.loads((Path(runs[1]) / "report.json").read_text())
+    mrep = json.loads((tmp_path / "own-run" / "report.json").read_text())
+    assert mrep["net_config"]["lstm_hidden"] == own_width + 2 * one and mrep["calibration"] == own["calibration"]
+    assert [m["setting"] for m in mrep["merged_from"]["members"]] == ["student.pt", *map(json.loads, two)]
+    extra = sum(m["seconds"] for m in mrep["merged_from"]["members"])  # the draws' own time (0 s here: tiny)
+    assert mrep["train_seconds"] == pytest.approx(seed1["train_seconds"] + extra, abs=1e-6)
+    assert mrep["teacher_head"] == seed1["teacher_head"]
+    assert set(mrep["test"]["student"]) == set(seed1["test"]["student"]) and set(mrep["descriptor_agreement"])
+    ck = torch.load(tmp_path / "own-run" / "student.pt", map_location="cpu", weights_only=False)
+    assert ck["head"]["lstm.weight_hh_l0"].shape[1] == own_width + 2 * one
+    ev_m = run("evaluate", "--student-runs", str(tmp_path / "own-run"), "--format", "json", env=env)
+    assert "student" in json.loads(ev_m.stdout)
     # a leave-one-out sweep: the left-out set is only in the test rows, its songs never trained or selected
     lodo = tmp_path / "lodo.jsonl"
     lodo_cmd = [str(lodo) if a == str(sweep) else a for a in cmd[:cmd.index("--finetune")]]
     r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", '{"head_epochs": 2}',
                         '{"head_epochs": 2, "head_gains_db": [0.0], "lambda_labels": 0.5}',
                         '{"head_epochs": 2, "tonal": true}',
-                        '{"head_epochs": 2, "tonal": true, "tonal_avg": 10, "head_tonal": true}'],
+                        '{"head_epochs": 2, "tonal": true, "tonal_avg": 10, "head_tonal": true}',
+                        '{"head_epochs": 2, "tonal": true, "tonal_avg": 10, "head_tonal": true, "seed": 5}'],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     lodo_rows = [json.loads(line) for line in lodo.read_text().splitlines()]
@@ -220,6 +250,21 @@ def test_whole_pipeline_tiny(tmp_path):
     assert lodo_rows[2]["config"]["tonal"] is True and not lodo_rows[1]["config"]["tonal"]
     assert lodo_rows[3]["config"]["tonal_avg"] == 10 and lodo_rows[3]["config"]["head_tonal"] is True
     assert "soundtracks" in lodo_rows[3]["test"] and lodo_rows[3]["epochs"] == [2]
+    # tonal heads merge too (the merged head reads the same profiles); one alone scores as its row did
+    tonal_heads = [json.dumps(x["setting"]) for x in lodo_rows[3:5]]
+    for members in (tonal_heads[:1], tonal_heads):
+        r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", "--merge", *members], env=env,
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+    tm = [json.loads(line) for line in lodo.read_text().splitlines()][5:]
+    assert [x["setting"]["merged"] for x in tm] == [[lodo_rows[3]["setting"]], [x["setting"] for x in lodo_rows[3:5]]]
+    np.testing.assert_allclose([tm[0]["level_shift"][g][d] for g in ("-6 dB", "+6 dB") for d in ("valence", "arousal")],
+                               [lodo_rows[3]["level_shift"][g][d] for g in ("-6 dB", "+6 dB")
+                                for d in ("valence", "arousal")], atol=1e-6)
+    # members that read different inputs (the profiles' average or not) cannot be one LSTM
+    r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", "--merge", json.dumps(lodo_rows[2]["setting"]),
+                        tonal_heads[0]], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "the same inputs" in r.stderr, r.stderr[-3000:]
     # the tonal probe: the profiles' features (frame and 10 s average) in the pseudo-labels' teachers and the student
     probe_t = tmp_path / "tonal-probe.jsonl"
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_tonal.py"), "--where", "both",
