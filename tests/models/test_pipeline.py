@@ -516,6 +516,26 @@ def test_leave_one_out_runs_with_several_seeds_give_mean_and_sd(tmp_path):
         summary([], [*runs, twice])
 
 
+def test_card_says_by_how_much_a_goal_is_missed():
+    """Under the goals table, each missed goal with its distance, against the seeds' spread where
+    there is one; nothing when every goal is met."""
+    from emotrack.export.card import goals_table, missed_goals
+
+    def card(valence, arousal_sd):
+        st = {"soundtracks valence r": [valence, 0.012, 3], "soundtracks arousal r": [0.60, arousal_sd, 3]}
+        return {"summary": {"student": st, "teacher_head": dict(st)}}
+
+    lines = missed_goals(card(0.698, 0.05))
+    assert lines[:2] == ["", "Missed:"] and "| no |" in "\n".join(goals_table(card(0.698, 0.05)))
+    assert ("- Soundtracks valence r (clip mean) ≥ 0.70: 0.698, short by 0.002, less than the seeds' sd (0.012), "
+            "so not a difference to tell from training noise.") in lines
+    assert ("- Soundtracks arousal r (clip mean) ≥ 0.80: 0.600, short by 0.200, more than the seeds' sd (0.050).") in lines
+    one = missed_goals({"summary": {"student": {"soundtracks arousal r": 0.6}, "teacher_head": {}}})
+    assert "- Soundtracks arousal r (clip mean) ≥ 0.80: 0.600, short by 0.200, one run, no spread to judge it by." in one
+    met = {"soundtracks valence r": [0.71, 0.01, 3], "soundtracks arousal r": [0.85, 0.01, 3]}
+    assert missed_goals({"summary": {"student": met, "teacher_head": dict(met)}}) == []
+
+
 def test_card_gives_the_reference_timed_in_the_same_sitting():
     from emotrack.export.card import _speed_section
 
