@@ -98,6 +98,14 @@ whose codes stage 2 draws from; ``(0.0,)`` raised arousal on every test split in
 but doubled how far 6 dB less input lowers it, and validation did not separate the two). All
 stay at the shipped recipe's values.
 
+``label_pool`` says how ``labels`` scores a whole-clip label (a static rating, a quadrant sign):
+"frame" (the shipped recipe) on every frame, "clip" on the clip's mean prediction
+(``train.clip_label_loss``; the same weight, each clip counting as many frames as it has;
+labels that vary in time per frame either way), in stage 2 and in the accurate head. Scored per
+frame, a static label also penalises the prediction's movement within the clip; on the clip's
+mean the film music left out read arousal 0.781 instead of 0.733 (docs/training.md,
+"Whole-clip labels"; not yet the shipped recipe).
+
 ``head_rff`` bends the ridge teacher head (random Fourier features beside the teachers'
 outputs, :func:`teacher_head.fit`). Grouped cross-validation of the head alone put it within
 0.006 of the linear head, and stage 2 from two seeds' encoders with 2000 or 4000 features
@@ -160,7 +168,7 @@ from .nets import TONAL_DIM, FrameVAE, NetConfig, TonalFeatures, check_front
 from .seqs import FEATURES, FLOOR, GAINS_DB, MAX_LEN, WARMUP, Seq, log, shift_gain
 from .teacher_pass import KEYS, has_targets
 from .teachers import LABELS
-from .train import BestEpoch, seq_loss
+from .train import BestEpoch, clip_label_loss, seq_loss
 
 # the descriptors the student exports: (teacher, tag)
 DESCRIPTORS = (("MTT_musicnn", "soft"), ("MTT_musicnn", "loud"), ("MTT_musicnn", "quiet"), ("MTT_musicnn", "fast"),
@@ -211,6 +219,10 @@ class StudentConfig:
     # stage 2: the datasets whose labels are learned from (None: all); the others still give
     # pseudo-labels, tags and embeddings
     label_sets: tuple[str, ...] | None = None
+    # how a whole-clip label (a static rating, a quadrant sign) is scored in stage 2 and by the
+    # accurate head: "frame" on every frame, "clip" on the clip's mean prediction
+    # (train.clip_label_loss; frame labels that vary are scored per frame either way)
+    label_pool: str = "frame"
     lambda_pseudo: float = 1.0
     lambda_tags: float = 0.5
     lambda_embed: float = 0.5
@@ -280,6 +292,7 @@ class StudentConfig:
 # the musicnn-shaped front's widths: timbral filters per height, temporal filters per length, mid end
 # (48 timbral filters: a graph step of 0.42 ms with the LSTM, against 0.49 for the conv encoder; 64: 0.48)
 MUSICNN_CHANNELS = (48, 24, 64)
+LABEL_POOLS = ("frame", "clip")  # StudentConfig.label_pool
 CONV_CHANNELS = (48, 96, 128)  # the conv front's (emotrack-vae-lstm 3's)
 
 
@@ -291,6 +304,9 @@ def student_net(cfg: StudentConfig | None = None) -> NetConfig:
     emotrack-vae-lstm 2's 32/64/96 and 384 hidden units; docs/training.md). ``cfg.lstm_hidden``,
     ``cfg.channels`` and ``cfg.enc_hidden``, when set, replace those widths."""
     cfg = cfg or StudentConfig()
+    if cfg.label_pool not in LABEL_POOLS:
+        raise ValueError(f"label_pool={cfg.label_pool!r}: one of {', '.join(LABEL_POOLS)} (how a whole-clip label "
+                         "is scored: on every frame, or on the clip's mean)")
 
     def whole(v) -> bool:
         return isinstance(v, int) and not isinstance(v, bool) and v > 0
@@ -811,7 +827,8 @@ def head_loss(head: StudentHead, batch, cfg: StudentConfig):
     labelled = mean + head.offset_for(ds)[:, None, :]
     if cfg.label_sets is not None:
         W = W * torch.tensor([d in cfg.label_sets for d in ds], dtype=W.dtype)
-    terms = {"labels": seq_loss(labelled, std, TV, TA, S, W, V), "pseudo": _gauss_nll(mean, std, P)}
+    label_loss = clip_label_loss if cfg.label_pool == "clip" else seq_loss
+    terms = {"labels": label_loss(labelled, std, TV, TA, S, W, V), "pseudo": _gauss_nll(mean, std, P)}
     if cfg.lambda_tags:  # off for the accurate model, whose input already is the teachers' outputs
         terms["tags"] = _masked_mse(head.tags(h), TG)
     if cfg.lambda_embed:

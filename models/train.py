@@ -156,6 +156,40 @@ def seq_loss(mean, std, tv, ta, sign, w, valid):
     return per.sum() / denom
 
 
+def clip_label_loss(mean, std, tv, ta, sign, w, valid):
+    """:func:`seq_loss` with a whole-clip label on the clip's mean: a sequence whose labelled
+    frames all carry one value (a static label: a rating of the whole excerpt) is scored by the
+    Gaussian NLL of its mean prediction over those frames (with their mean std), and a quadrant
+    sign by the sign loss of the mean over its frames after the warm-up; each counts as many
+    frames as it has, so the term weighs what :func:`seq_loss` does. Frame labels that vary
+    (a dynamic set) are scored frame by frame as before. Scored per frame, a static label
+    also penalises whatever the prediction does within the clip (for a squared error, the
+    frame loss is the clip-mean loss plus the within-clip variance of the prediction); this
+    loss leaves that movement free (docs/training.md, "Whole-clip labels")."""
+    y = torch.stack([tv, ta], -1)
+    has = torch.isfinite(y) & valid.unsqueeze(-1)  # (B, T, 2)
+    n = has.sum(1)  # (B, 2) labelled frames
+    y0 = torch.where(has, y, torch.zeros_like(y))
+    ybar = y0.sum(1) / n.clamp_min(1)
+    dev = torch.where(has, (y0 - ybar.unsqueeze(1)) ** 2, torch.zeros_like(y0)).sum(1)
+    const = (n > 0) & (dev <= 1e-12)  # (B, 2): one value over the clip's labelled frames
+    nll = 0.5 * ((y0 - mean) / std) ** 2 + torch.log(std)
+    per_frame = torch.where(has & ~const.unsqueeze(1), nll, torch.zeros_like(nll)).sum(1)  # (B, 2)
+    m_bar = torch.where(has, mean, torch.zeros_like(mean)).sum(1) / n.clamp_min(1)
+    s_bar = torch.where(has, std, torch.zeros_like(std)).sum(1) / n.clamp_min(1)
+    clip_nll = 0.5 * ((ybar - m_bar) / s_bar.clamp_min(1e-6)) ** 2 + torch.log(s_bar.clamp_min(1e-6))
+    per_clip = torch.where(const, clip_nll * n, torch.zeros_like(clip_nll))
+    t = torch.arange(mean.shape[1]).unsqueeze(0)
+    sgn_mask = (sign.abs().sum(-1, keepdim=True) > 0) & (t >= WARMUP) & valid  # (B, T)
+    k = sgn_mask.sum(1, keepdim=True)  # (B, 1)
+    m_sign = torch.where(sgn_mask.unsqueeze(-1), mean, torch.zeros_like(mean)).sum(1) / k.clamp_min(1)
+    sgn = torch.nn.functional.softplus(-sign * m_sign / 0.2) * k  # (B, 2)
+    sgn = torch.where(k > 0, sgn, torch.zeros_like(sgn))
+    per = (per_frame + per_clip + sgn).sum(-1) * w
+    denom = (has.any(-1) | sgn_mask).float().mul(w.unsqueeze(1)).sum().clamp_min(1e-6)
+    return per.sum() / denom
+
+
 def _batch(seqs: list[Seq], rng, inputs: str, train: bool, max_len: int = MAX_LEN):
     """Pad a batch: inputs 'mel' or a codes name. Random crop and gain when training."""
     xs, tvs, tas = [], [], []

@@ -120,6 +120,42 @@ def test_tonal_heads_standardised_on_other_frames_do_not_merge():
         merge_heads([a, b])
 
 
+def test_a_whole_clip_label_is_scored_on_the_clip_mean():
+    """clip_label_loss: a static label is scored on the mean prediction, so moving the frames
+    around that mean costs nothing (seq_loss charges it); a quadrant sign likewise on the mean;
+    frame labels that vary are scored per frame, as seq_loss does."""
+    from emotrack.models.train import clip_label_loss, seq_loss
+
+    T = 10
+    valid = torch.ones(1, T, dtype=torch.bool)
+    w, no_sign = torch.ones(1), torch.zeros(1, 2)
+    tv, ta = torch.full((1, T), 0.5), torch.full((1, T), -0.2)
+    std = torch.full((1, T, 2), 0.3)
+    flat = torch.stack([torch.full((1, T), 0.3), torch.full((1, T), 0.1)], -1)
+    wiggle = flat + 0.2 * torch.tensor([1.0, -1.0] * (T // 2)).view(1, T, 1)  # the same mean, moving
+    assert torch.isclose(clip_label_loss(wiggle, std, tv, ta, no_sign, w, valid),
+                         clip_label_loss(flat, std, tv, ta, no_sign, w, valid), atol=1e-6)
+    assert seq_loss(wiggle, std, tv, ta, no_sign, w, valid) > seq_loss(flat, std, tv, ta, no_sign, w, valid) + 0.1
+    # a flat prediction is scored alike either way (same mean, same std, frames counted alike)
+    assert torch.isclose(clip_label_loss(flat, std, tv, ta, no_sign, w, valid),
+                         seq_loss(flat, std, tv, ta, no_sign, w, valid), atol=1e-6)
+    # a quadrant sign on the mean after the warm-up: some frames on the wrong side cost nothing
+    nan = torch.full((1, T), float("nan"))
+    sign = torch.tensor([[1.0, 1.0]])
+    mostly = torch.full((1, T, 2), 0.4)
+    mostly[0, 6:] = -0.1  # the clip's mean stays positive
+    assert torch.isclose(clip_label_loss(mostly, std, nan, nan, sign, w, valid),
+                         clip_label_loss(torch.full((1, T, 2), mostly[0, 4:].mean().item()), std, nan, nan, sign, w, valid),
+                         atol=1e-6)
+    assert seq_loss(mostly, std, nan, nan, sign, w, valid) > clip_label_loss(mostly, std, nan, nan, sign, w, valid)
+    # labels that vary over the clip: per frame, as seq_loss
+    dv, da = torch.linspace(-0.5, 0.5, T).view(1, T), torch.linspace(0.3, -0.3, T).view(1, T)
+    assert torch.isclose(clip_label_loss(wiggle, std, dv, da, no_sign, w, valid),
+                         seq_loss(wiggle, std, dv, da, no_sign, w, valid), atol=1e-6)
+    with pytest.raises(ValueError, match="label_pool='mean': one of frame, clip"):
+        student_net(replace(StudentConfig(), label_pool="mean"))
+
+
 def test_one_head_merges_to_itself_and_unlike_heads_do_not_merge():
     (h,) = _heads(1)
     z = torch.randn(1, 4, 6)

@@ -134,8 +134,10 @@ def test_whole_pipeline_tiny(tmp_path):
     # leave Soundtracks out but keep its audio, unlabelled: its training clips teach through the teachers only
     keep = tmp_path / "keep"
     run("train", "--teachers", "--quick", *data, "--threads", "1", "--jobs", "1", "--pseudo", "ridge",
-        "--leave-out", "soundtracks", "--keep-audio", "--set", 'label_sets=["panda4q"]', "--out", str(keep), env=env)
+        "--leave-out", "soundtracks", "--keep-audio", "--set", 'label_sets=["panda4q"]', "--set", "label_pool=clip",
+        "--out", str(keep), env=env)
     kept = json.loads((keep / "report.json").read_text())
+    assert kept["student_config"]["label_pool"] == "clip"  # Panda's signs scored on each clip's mean
     st = kept["data"]["soundtracks"]
     assert kept["student_config"]["keep_audio"] and st["kind"] == "static" and st["train"][0] >= 1
     assert st["unlabelled_clips"] == st["train"][0] + st["val"][0] and "soundtracks" in kept["test"]["student"]
