@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -106,7 +106,9 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     if missing:
         log(f"{missing} clips have no teacher targets (run `emotrack teacher-pass` first); they train the VAE only")
     scaler = TeacherScaler(split["train"])
-    th, targets, acc, acc_rep = student_targets(seqs, split, cfg, scaler)
+    # stage 1's pseudo-labels come from the accurate head with labels per frame whatever
+    # ``label_pool`` says (like ``head_tonal``, a stage-2 setting: stage 1's checkpoint stays valid)
+    th, targets, acc, acc_rep = student_targets(seqs, split, replace(cfg, label_pool="frame"), scaler)
     report: dict = {"student_config": asdict(cfg), "net_config": net.to_dict(), "features": FEATURES.to_dict(),
                     "sources": sources, "teacher_head": {k: th[k] for k in ("alpha", "sets", "val_score", "offsets")},
                     "data": data_summary(seqs)}
@@ -127,7 +129,8 @@ def run_student(clips: list[Clip], out: Path, cfg: StudentConfig | None = None, 
     cached_codes(fs.vae, seqs, out / "codes.npz")
     if cfg.tonal:  # the head reads each frame's pitch-class profile (and their average) beside its code
         with_chroma(seqs, net.tonal_avg)
-    if cfg.head_tonal:  # stage 2's pseudo-labels: teachers that also read the key and the mode
+    if cfg.head_tonal or cfg.label_pool != "frame":  # stage 2's pseudo-labels: teachers that also read the
+        # key and the mode, or whose whole-clip labels were scored on the clip's mean
         report["teacher_head_stage1"] = report["teacher_head"]
         if acc_rep:
             report["pseudo_teacher_stage1"] = acc_rep

@@ -340,8 +340,8 @@ def main() -> int:
         if args.leave_out and "head_sets" in setting:  # the left-out set stays out of the teacher head
             cfg = replace(cfg, head_sets=tuple(d for d in cfg.head_sets if d != args.leave_out))
         tg = targets
-        if (cfg.head_sets, cfg.pseudo_source, cfg.head_rff, cfg.head_vgg, cfg.head_tonal) != (
-                base.head_sets, base.pseudo_source, base.head_rff, base.head_vgg, base.head_tonal):
+        if (cfg.head_sets, cfg.pseudo_source, cfg.head_rff, cfg.head_vgg, cfg.head_tonal, cfg.label_pool) != (
+                base.head_sets, base.pseudo_source, base.head_rff, base.head_vgg, base.head_tonal, base.label_pool):
             _, tg, _, _ = student.student_targets(seqs, split, cfg, scaler, distill.head_tonal_of(cfg))
         net = distill.student_net(cfg)
         plain = {s.key: s.codes["student"] for s in seqs}

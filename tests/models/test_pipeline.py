@@ -138,6 +138,7 @@ def test_whole_pipeline_tiny(tmp_path):
         "--out", str(keep), env=env)
     kept = json.loads((keep / "report.json").read_text())
     assert kept["student_config"]["label_pool"] == "clip"  # Panda's signs scored on each clip's mean
+    assert "teacher_head_stage1" in kept  # stage 1's pseudo-labels were the per-frame teachers', stage 2's again
     st = kept["data"]["soundtracks"]
     assert kept["student_config"]["keep_audio"] and st["kind"] == "static" and st["train"][0] >= 1
     assert st["unlabelled_clips"] == st["train"][0] + st["val"][0] and "soundtracks" in kept["test"]["student"]
