@@ -972,7 +972,7 @@ def merge_heads(heads: list[StudentHead]) -> StudentHead:
             getattr(lstm, w).zero_()
         at = 0
         for h, H in zip(heads, widths, strict=True):
-            rows = torch.cat([torch.arange(g * total + at, g * total + at + H) for g in range(4)])  # i, f, g, o
+            rows = _gate_rows(total, at, H)
             lstm.weight_ih_l0[rows] = h.lstm.weight_ih_l0
             lstm.weight_hh_l0[rows, at:at + H] = h.lstm.weight_hh_l0
             lstm.bias_ih_l0[rows] = h.lstm.bias_ih_l0
@@ -1019,9 +1019,14 @@ class BlockLSTM(nn.Module):
         return torch.cat(ys, -1), (torch.cat(hs, -1), torch.cat(cs, -1))
 
 
+def _gate_rows(KH: int, start: int, H: int) -> torch.Tensor:
+    """The gate rows (i, f, g, o) of the H units from ``start`` in an LSTM of KH units."""
+    return torch.cat([torch.arange(g * KH + start, g * KH + start + H) for g in range(4)])
+
+
 def _block_rows(KH: int, H: int, k: int) -> torch.Tensor:
     """The gate rows (i, f, g, o) of block ``k`` of H units in an LSTM of KH units."""
-    return torch.cat([torch.arange(g * KH + k * H, g * KH + (k + 1) * H) for g in range(4)])
+    return _gate_rows(KH, k * H, H)
 
 
 def lstm_blocks(lstm: nn.LSTM) -> int:

@@ -140,8 +140,11 @@ def encode_all(code_fn, seqs: list[Seq], name: str, gains=GAINS_DB) -> None:
 # ------------------------------------------------------------------ sequence heads
 
 
-def seq_loss(mean, std, tv, ta, sign, w, valid):
-    """Gaussian NLL on frame targets + logistic sign loss for quadrant clips (see module doc)."""
+def _label_parts(mean, std, tv, ta, sign, w, valid):
+    """What both label losses start from: the labelled frames ``has`` (B, T, 2), the labels with
+    zeros elsewhere ``y0``, the frames' Gaussian NLL ``nll`` (zero where unlabelled), the frames a
+    quadrant sign applies to ``sgn_mask`` (B, T), and the loss's denominator (the weighted count
+    of frames with any label)."""
     y = torch.stack([tv, ta], -1)
     has = torch.isfinite(y) & valid.unsqueeze(-1)
     y0 = torch.where(has, y, torch.zeros_like(y))
@@ -149,10 +152,16 @@ def seq_loss(mean, std, tv, ta, sign, w, valid):
     nll = torch.where(has, nll, torch.zeros_like(nll))
     t = torch.arange(mean.shape[1]).unsqueeze(0)
     sgn_mask = (sign.abs().sum(-1, keepdim=True) > 0) & (t >= WARMUP) & valid
+    denom = (has.any(-1) | sgn_mask).float().mul(w.unsqueeze(1)).sum().clamp_min(1e-6)
+    return has, y0, nll, sgn_mask, denom
+
+
+def seq_loss(mean, std, tv, ta, sign, w, valid):
+    """Gaussian NLL on frame targets + logistic sign loss for quadrant clips (see module doc)."""
+    _, _, nll, sgn_mask, denom = _label_parts(mean, std, tv, ta, sign, w, valid)
     sgn = torch.nn.functional.softplus(-sign.unsqueeze(1) * mean / 0.2)
     sgn = torch.where(sgn_mask.unsqueeze(-1), sgn, torch.zeros_like(sgn))
     per = (nll + sgn).sum(-1) * w.unsqueeze(1)
-    denom = (has.any(-1) | sgn_mask).float().mul(w.unsqueeze(1)).sum().clamp_min(1e-6)
     return per.sum() / denom
 
 
@@ -166,27 +175,21 @@ def clip_label_loss(mean, std, tv, ta, sign, w, valid):
     also penalises whatever the prediction does within the clip (for a squared error, the
     frame loss is the clip-mean loss plus the within-clip variance of the prediction); this
     loss leaves that movement free (docs/training.md, "Whole-clip labels")."""
-    y = torch.stack([tv, ta], -1)
-    has = torch.isfinite(y) & valid.unsqueeze(-1)  # (B, T, 2)
+    has, y0, nll, sgn_mask, denom = _label_parts(mean, std, tv, ta, sign, w, valid)
     n = has.sum(1)  # (B, 2) labelled frames
-    y0 = torch.where(has, y, torch.zeros_like(y))
     ybar = y0.sum(1) / n.clamp_min(1)
     dev = torch.where(has, (y0 - ybar.unsqueeze(1)) ** 2, torch.zeros_like(y0)).sum(1)
     const = (n > 0) & (dev <= 1e-12)  # (B, 2): one value over the clip's labelled frames
-    nll = 0.5 * ((y0 - mean) / std) ** 2 + torch.log(std)
-    per_frame = torch.where(has & ~const.unsqueeze(1), nll, torch.zeros_like(nll)).sum(1)  # (B, 2)
+    per_frame = torch.where(const.unsqueeze(1), torch.zeros_like(nll), nll).sum(1)  # (B, 2): labels that vary
     m_bar = torch.where(has, mean, torch.zeros_like(mean)).sum(1) / n.clamp_min(1)
     s_bar = torch.where(has, std, torch.zeros_like(std)).sum(1) / n.clamp_min(1)
     clip_nll = 0.5 * ((ybar - m_bar) / s_bar.clamp_min(1e-6)) ** 2 + torch.log(s_bar.clamp_min(1e-6))
     per_clip = torch.where(const, clip_nll * n, torch.zeros_like(clip_nll))
-    t = torch.arange(mean.shape[1]).unsqueeze(0)
-    sgn_mask = (sign.abs().sum(-1, keepdim=True) > 0) & (t >= WARMUP) & valid  # (B, T)
     k = sgn_mask.sum(1, keepdim=True)  # (B, 1)
     m_sign = torch.where(sgn_mask.unsqueeze(-1), mean, torch.zeros_like(mean)).sum(1) / k.clamp_min(1)
     sgn = torch.nn.functional.softplus(-sign * m_sign / 0.2) * k  # (B, 2)
     sgn = torch.where(k > 0, sgn, torch.zeros_like(sgn))
     per = (per_frame + per_clip + sgn).sum(-1) * w
-    denom = (has.any(-1) | sgn_mask).float().mul(w.unsqueeze(1)).sum().clamp_min(1e-6)
     return per.sum() / denom
 
 

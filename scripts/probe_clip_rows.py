@@ -20,8 +20,8 @@ import json
 import numpy as np
 from emotrack.models.cache import load_features
 from emotrack.models.cli import add_script_arguments, script_clips
-from emotrack.models.teacher_head import solve
-from emotrack.models.teacher_pass import KEYS, has_targets, load_targets
+from emotrack.models.teacher_head import solve, teacher_features
+from emotrack.models.teacher_pass import has_targets
 
 REAL = ("soundtracks", "panda4q", "emotify")
 ALPHAS = (1.0, 10.0, 100.0, 1e3, 1e4, 1e5)
@@ -42,8 +42,7 @@ def main() -> None:
     feats, labels, sets, splits = [], [], [], []
     for c in clips:
         n = len(load_features(c))
-        t = load_targets(c, n)
-        x = np.concatenate([t[k] for k in KEYS], 1)
+        x = teacher_features(c, n)  # both teachers' logits and penultimates, as the ridge head reads them
         x = x[np.isfinite(x).all(1) & (0.5 * np.arange(1, n + 1) >= MIN_T)]
         if not len(x):
             continue

@@ -67,6 +67,8 @@ from emotrack.models.seqs import GAINS_DB, build_seqs, log
 from emotrack.models.train import json_default
 from emotrack.models.train_cli import with_settings
 
+OWN = "student.pt"  # a --merge member: the run's own head
+
 
 def summary(res: dict) -> dict:
     out = {}
@@ -219,9 +221,6 @@ def write_run(args, frames_model: dict, head, settings: list, datasets: list[str
     torch.save(ck, out / "student.pt")
     (out / "report.json").write_text(json.dumps(rep, indent=1, default=json_default))
     log(f"merged head as a run -> {out} (val mean r {val_r:.4f})")
-
-
-OWN = "student.pt"  # a --merge member: the run's own head
 
 
 def own_checkpoint(run: Path, frames: dict, datasets: list[str]) -> dict:
