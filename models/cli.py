@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 from emotrack.realtime.core.model import load_model
+from emotrack.realtime.exitcodes import UsageError
 
 from .baselines import fit_ridge, predict_ridge
 from .cache import cache_dir
@@ -19,6 +20,11 @@ from .data import ROOT_LOADERS, Clip, default_data_root, load_all
 from .evaluate import evaluate_predictions, format_table
 from .seqs import build_seqs
 from .student_eval import format_summary, summary
+
+
+class DataMissing(UsageError, FileNotFoundError):
+    """The data a command was pointed at is not there (the CLI prints it and exits 2; code that
+    catches FileNotFoundError still does)."""
 
 
 def load_clips(data: str | Path | None, datasets: list[str] | None, roots: dict[str, str],
@@ -29,8 +35,14 @@ def load_clips(data: str | Path | None, datasets: list[str] | None, roots: dict[
     if datasets is None and roots and not data.exists():
         datasets = []  # a user with only their own DEAM/PMEmo/emoMusic audio
     if datasets != [] and not data.exists():
-        raise FileNotFoundError(f"data folder {data} not found; pass --data or set EMOTRACK_DATA")
-    return limit_clips(load_all(data, datasets, roots), limit)
+        raise DataMissing(f"data folder {data} not found: the labelled sets sit in ../shared/data beside the "
+                          "checkout; pass --data DIR or set EMOTRACK_DATA")
+    try:
+        return limit_clips(load_all(data, datasets, roots), limit)
+    except DataMissing:
+        raise
+    except FileNotFoundError as e:  # a dataset root without its files, fluidsynth missing for the MIDI sets
+        raise DataMissing(str(e)) from e
 
 
 def add_script_arguments(ap) -> None:

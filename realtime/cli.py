@@ -28,7 +28,7 @@ from .assets import (
     asset_path,
 )
 from .core.threads import single_thread_blas
-from .exitcodes import ExitCode, describe
+from .exitcodes import ExitCode, UsageError, describe
 
 
 class Command:
@@ -163,7 +163,11 @@ def main(argv: list[str] | None = None) -> int:
                   "pip install 'emotrack[train]' (in a checkout: pip install -e '.[train]')", file=sys.stderr)
             return ExitCode.USAGE
         raise
-    return int(getattr(mod, func)(args))
+    try:
+        return int(getattr(mod, func)(args))
+    except UsageError as e:  # refused input: one line that says what to do, exit 2
+        print(f"emotrack {args.cmd}: {e}", file=sys.stderr)
+        return ExitCode.USAGE
 
 
 if __name__ == "__main__":

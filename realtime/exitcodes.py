@@ -1,5 +1,5 @@
-"""The exit codes of every ``emotrack`` command (also listed in ``emotrack --help``). Pure
-data; the main thread returns them."""
+"""The exit codes of every ``emotrack`` command (also listed in ``emotrack --help``), which the
+main thread returns, and the error a command raises for input it refuses."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ class ExitCode(IntEnum):
     DEVICE = 4  # no input: no device, an unknown or busy one; for listen, no stream to connect to
     PORT = 5  # a server port that is in use or an address that cannot be bound
     INTERRUPTED = 130  # Ctrl-C where what was done so far is kept (emotrack index)
+
+
+class UsageError(Exception):
+    """Input a command refuses before it starts its work (a data folder that is not there, a
+    dataset root without its annotations): ``emotrack`` prints the message after the command's
+    name, without a traceback, and exits with ``ExitCode.USAGE``. The message says what to do."""
 
 
 MEANINGS = {

@@ -3,6 +3,7 @@ torch command without the train extra gives one clean message with the install c
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -15,9 +16,9 @@ BLOCK = ("import sys\n"
          "sys.exit(main(sys.argv[1:]))\n")
 
 
-def run(*args, block=True):
+def run(*args, block=True, env=None):
     cmd = [sys.executable, "-c", BLOCK, *args] if block else [sys.executable, "-m", "emotrack.realtime.cli", *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
 
 
 @pytest.mark.parametrize("command", [["train", "--out", "x"], ["teacher-pass"], ["export", "--run", "x"],
@@ -47,6 +48,22 @@ def test_evaluate_refuses_a_run_without_its_report_before_any_work(tmp_path):
     r = run("evaluate", "--student-runs", str(done), "--lodo-runs", str(unfinished), block=False)
     assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
     assert f"{unfinished} has no report.json" in r.stderr and "emotrack train --teachers" in r.stderr
+
+
+@pytest.mark.parametrize("command", [["teacher-pass"], ["train", "--teachers", "--quick"], ["train", "--quick"],
+                                     ["train", "--accurate", "--quick"], ["static-benchmark"], ["train-song"]])
+def test_training_commands_without_the_data_say_where_it_goes(tmp_path, command):
+    """On a machine without ../shared/ (a user's clone), the training side says where the data
+    goes and how to point at it, in one line, and leaves nothing behind."""
+    pytest.importorskip("torch")
+    missing = tmp_path / "no-data"
+    env = {**os.environ, "EMOTRACK_DATA": str(missing), "EMOTRACK_CACHE": str(tmp_path / "cache")}
+    out = ["--out", str(tmp_path / "out")] if command[0].startswith("train") else []
+    r = run(*command, *out, block=False, env=env)
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip() == (f"emotrack {command[0]}: data folder {missing} not found: the labelled sets sit in "
+                                "../shared/data beside the checkout; pass --data DIR or set EMOTRACK_DATA"), r.stderr
+    assert not (tmp_path / "out").exists() and not missing.exists()
 
 
 def test_one_format_vocabulary():
