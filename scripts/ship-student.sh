@@ -1,0 +1,104 @@
+#!/usr/bin/env bash
+# Ship the student trained by scripts/train-student.sh: the mechanical steps of a release, in
+# the order docs/training.md gives them, each stopping the script on failure.
+#
+#   bash scripts/ship-student.sh RUNS KEEP [TRAIN-SONG ARGS...]   # e.g. runs-v6 clip-label-runs
+#
+# RUNS holds the eight finished runs (report.json each) and RUNS/student-summary.json. Run it
+# with nothing else on the machine: step 3 is the benchmark the card reports.
+#  1. keep the eight reports in docs/model/experiments/KEEP/<run>/report.json (a run's folder
+#     does not outlive its machine) and the summary shipped so far as
+#     docs/model/student-summary-v<old>.json, the one the new card compares against
+#  2. the new summary, docs/model/student-summary.json, from the kept reports
+#  3. export seed 0 to a scratch folder and benchmark it against the shipped graph (same sitting)
+#  4. bump export/options.py (student and song versions) and export to assets/ with the card
+#  5. the song model on the new encoder (train-song, export-song against the shipped one)
+#  6. the golden trajectory and the screenshots
+# Each step is recorded in RUNS/ship.steps when it ends, so the same command resumes after a stop.
+# What stays by hand: the numbers in README, CHANGELOG and docs/ (the card's tables are the
+# source: assets/MODEL_CARD.md), scripts/train-student.sh's RECIPE if the recipe changed, and
+# the whole test suite before committing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ $# -lt 2 ]; then
+  echo "usage: bash scripts/ship-student.sh RUNS KEEP [TRAIN-SONG ARGS...]   (e.g. runs-v6 clip-label-runs)" >&2
+  exit 2
+fi
+RUNS=${1%/}; KEEP=docs/model/experiments/$2; shift 2
+EMO=.venv/bin/emotrack; PY=.venv/bin/python
+NAMES=(student-s0 student-s1 student-s2 lodo-soundtracks lodo-soundtracks-s1 lodo-soundtracks-s2
+       lodo-panda4q lodo-emotify)
+for n in "${NAMES[@]}"; do
+  [ -f "$RUNS/$n/report.json" ] || { echo "ship: $RUNS/$n/report.json missing: train it first" \
+    "(bash scripts/train-student.sh $RUNS ...)" >&2; exit 1; }
+done
+[ -f "$RUNS/student-s0/student.pt" ] || { echo "ship: $RUNS/student-s0/student.pt missing" >&2; exit 1; }
+STATE=$RUNS/ship.steps  # the steps done so far: the same command resumes after the last one
+touch "$STATE"
+if [ ! -s "$STATE" ] && ! git diff --quiet HEAD -- assets export/options.py docs/model/student-summary.json; then
+  echo "ship: assets/, export/options.py or docs/model/student-summary.json has uncommitted changes;" \
+    "ship from a clean tree (git stash, or git checkout those paths to start over)" >&2; exit 1
+fi
+# the versions and graphs shipped so far, from the last commit (this script changes the tree)
+old=$(git show HEAD:export/options.py | sed -n 's/^STUDENT_VERSION = "\([0-9]*\)"$/\1/p')
+old_song=$(git show HEAD:export/options.py | sed -n 's/^SONG_VERSION = "\([0-9]*\)"$/\1/p')
+[ -n "$old" ] && [ -n "$old_song" ] || { echo "ship: no versions in export/options.py" >&2; exit 1; }
+new=$((old + 1)); new_song=$((old_song + 1))
+echo "ship: emotrack-vae-lstm $old -> $new, emotrack-song $old_song -> $new_song (steps done: $(tr '\n' ' ' <"$STATE"))"
+SCRATCH=$(mktemp -d)
+trap '[ $? -ne 0 ] && echo "ship: stopped; fix the cause and run the same command again: it resumes after the steps in $STATE" >&2; rm -rf "$SCRATCH"' EXIT
+git show HEAD:assets/emotrack-vae-lstm.onnx >"$SCRATCH/old.onnx"
+git show HEAD:assets/emotrack-song.onnx >"$SCRATCH/old-song.onnx"
+prev=docs/model/student-summary-v$old.json
+
+step() {  # N TITLE: true when step N is still to do (and says so)
+  if grep -qx "$1" "$STATE"; then echo "$1. $2: done before"; return 1; fi
+  echo "$1. $2"
+}
+done_step() { echo "$1" >>"$STATE"; }
+
+if step 1 "reports -> $KEEP"; then
+  for n in "${NAMES[@]}"; do mkdir -p "$KEEP/$n"; cp "$RUNS/$n/report.json" "$KEEP/$n/report.json"; done
+  [ -f "$prev" ] || git show HEAD:docs/model/student-summary.json >"$prev"
+  done_step 1
+fi
+
+if step 2 "summary -> docs/model/student-summary.json"; then
+  $EMO evaluate --student-runs "$KEEP"/student-s0 "$KEEP"/student-s1 "$KEEP"/student-s2 \
+    --lodo-runs "$KEEP"/lodo-soundtracks "$KEEP"/lodo-soundtracks-s1 "$KEEP"/lodo-soundtracks-s2 \
+    "$KEEP"/lodo-panda4q "$KEEP"/lodo-emotify --format json >"$SCRATCH/summary.json"
+  cp "$SCRATCH/summary.json" docs/model/student-summary.json
+  done_step 2
+fi
+
+if step 3 "scratch export and benchmark against emotrack-vae-lstm $old (nothing else should be running)"; then
+  $EMO export --run "$RUNS/student-s0" --summary docs/model/student-summary.json --out "$SCRATCH/new" \
+    --model-version "$new"
+  $EMO bench --model "$SCRATCH/new/emotrack-vae-lstm.onnx" --memory --reference "$SCRATCH/old.onnx" \
+    --step-rate 48000 --format json >"$SCRATCH/bench.json"
+  cp "$SCRATCH/bench.json" assets/emotrack-vae-lstm.bench.json
+  done_step 3
+fi
+
+if step 4 "versions $new / $new_song and export to assets/"; then
+  sed -i "s/^STUDENT_VERSION = \"$old\"$/STUDENT_VERSION = \"$new\"/; s/^SONG_VERSION = \"$old_song\"$/SONG_VERSION = \"$new_song\"/" \
+    export/options.py
+  $EMO export --run "$RUNS/student-s0" --summary docs/model/student-summary.json \
+    --previous-summary "emotrack-vae-lstm $old" "$prev"
+  done_step 4
+fi
+
+if step 5 "the song model -> $RUNS/song (log $RUNS/song.log)"; then
+  EMOTRACK_MODEL=assets/emotrack-vae-lstm.onnx $EMO train-song --run "$RUNS/student-s0" --out "$RUNS/song" "$@" \
+    >>"$RUNS/song.log" 2>&1 || { tail -3 "$RUNS/song.log" >&2; exit 1; }
+  $EMO export-song --run "$RUNS/song" --previous "$SCRATCH/old-song.onnx"
+  done_step 5
+fi
+
+if step 6 "golden trajectory and screenshots"; then
+  $PY tests/golden/regen.py
+  $PY scripts/screenshots.py
+  done_step 6
+fi
+echo "ship: done. By hand: README, CHANGELOG and docs/ numbers from assets/MODEL_CARD.md;"
+echo "      scripts/train-student.sh's RECIPE if the recipe changed; the whole suite; git add $KEEP $prev"
