@@ -1,0 +1,62 @@
+"""scripts/compare_release.py: a candidate's summary beside the shipped one, goal by goal, and
+the validation numbers a ship is decided by, read from the seeds' reports."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ..conftest import ROOT
+
+SCRIPT = str(ROOT / "scripts" / "compare_release.py")
+
+
+def _summary(tmp_path, name: str, film_valence: float, panda_sign: float, val: list[list[float]]) -> str:
+    runs = []
+    for i, hist in enumerate(val):
+        run = tmp_path / name / f"student-s{i}"
+        run.mkdir(parents=True)
+        history = [{"epoch": k + 1, "val_mean_r": v} for k, v in enumerate(hist)]
+        (run / "report.json").write_text(json.dumps({"head": {"history": history}}))
+        runs.append(str(run))
+    s = {"seed_runs": runs, "teacher_head": {},
+         "student": {"soundtracks valence r": [film_valence, 0.01, 3], "panda4q valence sign accuracy": [panda_sign, 0.02, 3],
+                     "vgmidi valence r": [0.25, 0.02, 3]},
+         "lodo": {"panda4q": {"student": {"panda4q valence r": [0.6, 0.0, 1]}}}}
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(s))
+    return str(path)
+
+
+def test_goals_lost_and_gained_and_the_validation_that_selects(tmp_path):
+    old = _summary(tmp_path, "old", 0.698, 0.785, [[0.70, 0.74, 0.72], [0.73, 0.71], [0.75]])
+    new = _summary(tmp_path, "new", 0.712, 0.770, [[0.76, 0.75], [0.70, 0.74], [0.72, 0.77]])
+    r = subprocess.run([sys.executable, SCRIPT, old, new, "--json"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    c = json.loads(r.stdout)
+    assert c["lost"] == ["Panda valence sign accuracy ≥ 0.78"]
+    assert c["gained"] == ["Soundtracks valence r (clip mean) ≥ 0.70"]
+    # each seed's best epoch, not its last
+    assert c["validation"]["old"]["runs"] == [0.74, 0.73, 0.75]
+    assert c["validation"]["new"]["runs"] == [0.76, 0.74, 0.77]
+    assert c["validation"]["new"]["mean"] == pytest.approx(0.7566667, abs=1e-6)
+    assert c["validation"]["old"]["sd"] == pytest.approx(0.01, abs=1e-9)
+    watch = {w["what"]: (w["old"], w["new"]) for w in c["watch"]}
+    assert watch["left-out Panda valence r"] == (0.6, 0.6) and watch["EMOPIA quadrant accuracy"] == (None, None)
+    text = subprocess.run([sys.executable, SCRIPT, old, new], capture_output=True, text=True, timeout=120).stdout
+    assert "| Panda valence sign accuracy ≥ 0.78 | 0.785 ± 0.020 | yes | 0.770 ± 0.020 | no |" in text
+    assert "Goals lost: Panda valence sign accuracy ≥ 0.78" in text
+
+
+def test_a_summary_whose_runs_are_gone_is_refused_with_where_to_keep_them(tmp_path):
+    old = _summary(tmp_path, "old", 0.698, 0.785, [[0.7]])
+    gone = json.loads((tmp_path / "old.json").read_text())
+    gone["seed_runs"] = [str(tmp_path / "elsewhere" / "student-s0")]
+    (tmp_path / "gone.json").write_text(json.dumps(gone))
+    r = subprocess.run([sys.executable, SCRIPT, old, str(tmp_path / "gone.json")], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "elsewhere/student-s0/report.json not found" in r.stderr and "docs/model/experiments" in r.stderr
