@@ -47,15 +47,21 @@ def _runs_section(card: dict) -> list[str]:
             lines.append(f"| {label} | {np.mean(vals):.3f}{sd} | {_num(np.mean(th)) if th else '—'} |")
     if lodo:
         lines += ["", "Leave-one-dataset-out: trained without a dataset's training and validation songs (their audio "
-                  "too), tested on its test split.", "", "| left out | metric | accurate | ridge teacher head |",
-                  "|---|---|---|---|"]
+                  "too), tested on its test split; where a set was left out with several seeds, mean ± sd over them.",
+                  "", "| left out | metric | accurate | ridge teacher head | runs |", "|---|---|---|---|---|"]
+        by_set: dict[str, list[dict]] = {}
         for r in lodo.values():
-            out = r["config"]["leave_out"]
+            by_set.setdefault(r["config"]["leave_out"], []).append(r)
+        for out, reps in by_set.items():
             for ds, label, path in KEY_METRICS:
-                v = _get(r["test"]["accurate"], ds, path)
-                if ds == out and v is not None:
-                    th = _get(r["test"]["teacher head"], ds, path)
-                    lines.append(f"| {out} | {label} | {v:.3f} | {_num(th)} |")
+                vals = [v for r in reps if (v := _get(r["test"]["accurate"], ds, path)) is not None]
+                if ds != out or not vals:
+                    continue
+                th = [v for r in reps if (v := _get(r["test"]["teacher head"], ds, path)) is not None]
+                sd = f" ± {np.std(vals):.3f}" if len(vals) > 1 else ""
+                seeds = ", ".join(str(r["config"].get("seed", "?")) for r in reps)
+                lines.append(f"| {out} | {label} | {np.mean(vals):.3f}{sd} | {_num(np.mean(th)) if th else '—'} | "
+                             f"{len(reps)} (seed {seeds}) |")
     return lines
 
 

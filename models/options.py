@@ -41,8 +41,10 @@ def add_train_arguments(t: argparse.ArgumentParser) -> None:
                    help="with --teachers: the pseudo-labels' teacher, the ridge head on the teachers' outputs or "
                         "the accurate model's LSTM head trained in the run (default: the shipped recipe's)")
     t.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                   help="with --teachers: change one setting of the student's recipe (a StudentConfig field, "
-                        "the value as JSON, e.g. --set frame_epochs=3 --set lambda_frame_va=5); repeatable")
+                   help="with --teachers or --accurate: change one setting of the recipe (a StudentConfig field, "
+                        "the value as JSON, e.g. --set frame_epochs=3 --set lambda_frame_va=5, --set "
+                        "label_pool=clip); repeatable. --accurate still tries its own settings of lstm_hidden, "
+                        "head_dropout and lambda_pseudo on top")
 
 
 def add_teacher_pass_arguments(tp: argparse.ArgumentParser) -> None:

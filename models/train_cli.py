@@ -92,8 +92,14 @@ def _train_accurate(args: argparse.Namespace) -> int:
         print("emotrack train: --accurate and --teachers train different models; give one", file=sys.stderr)
         return 2
     args.datasets = args.datasets or list(REAL_SETS)  # the real recordings by default: the model is for them
-    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
     cfg = base_config(args.seed, args.threads, args.quick)
+    try:  # the settings it compares (SETTINGS: width, input dropout, lambda_pseudo) still go on top
+        cfg = with_settings(cfg, args.set)
+        check_config(cfg)
+    except ValueError as e:
+        print(f"emotrack train: {e}", file=sys.stderr)
+        return 2
+    clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
     if args.leave_out:
         clips, cfg = leave_out(clips, cfg, args.leave_out)
     try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import subprocess
 
 import numpy as np
 import pytest
@@ -20,7 +21,7 @@ from emotrack.models import teachers  # noqa: E402
 from emotrack.realtime.core import teacher as T  # noqa: E402
 from emotrack.realtime.core.song import SongModel  # noqa: E402
 
-from ..conftest import needs_data  # noqa: E402
+from ..conftest import EMOTRACK, needs_data  # noqa: E402
 from .test_training import run  # noqa: E402
 
 
@@ -99,13 +100,43 @@ def test_accurate_song_pipeline_tiny(tmp_path):
     rep = json.loads((acc / "report.json").read_text())
     assert rep["kind"] == "accurate" and len(rep["settings"]) == 1 and "| accurate |" in tr.stdout
     assert set(rep["test"]) == {"accurate", "teacher head"} and "soundtracks" in rep["levels"]["accurate"]
+    # a changed recipe (--set, as for the student): whole-clip labels, a second seed the card counts
+    acc1 = tmp_path / "accurate-clip"
+    run("train", "--accurate", "--quick", *data, "--seed", "1", "--set", "label_pool=clip", "--out", str(acc1), env=env)
+    assert json.loads((acc1 / "report.json").read_text())["config"]["label_pool"] == "clip"
+    assert rep["config"]["label_pool"] == "frame"
+    bad = subprocess.run(EMOTRACK + ["train", "--accurate", "--set", "label_pool=bag", "--out", str(tmp_path / "bad")],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 2 and "label_pool='bag'" in bad.stderr and not (tmp_path / "bad").exists(), bad.stderr
     exp2 = tmp_path / "export-accurate"
-    run("export", "--run", str(acc), "--out", str(exp2), env=env)
+    run("export", "--run", str(acc), "--out", str(exp2), "--accurate-runs", str(acc1), env=env)
     card = json.loads((exp2 / "emotrack-accurate.card.json").read_text())
     assert card["kind"] == "accurate" and card["parity"]["torch_vs_onnx"] <= 1e-4
     assert card["parity"]["swapped_state_effect"] > 1e-6 and (exp2 / "musicnn-teachers.onnx").exists()
     assert len(card["end_to_end"]["clips"]) >= 2 and card["end_to_end"]["max_abs_difference"] <= 1e-3
-    assert "# Accurate dynamic model (opt-in): emotrack-accurate 1" in (exp2 / "MODEL_CARD.md").read_text()
+    md = (exp2 / "MODEL_CARD.md").read_text()
+    assert "# Accurate dynamic model (opt-in): emotrack-accurate 1" in md and "2 training seed(s)" in md
     a = run("analyze", "--model", str(exp2 / "emotrack-accurate.onnx"), str(audio[0]), env=env)
     recs = [json.loads(line) for line in a.stdout.splitlines()]
     assert len(recs) > 10 and all(-1 <= r["valence"] <= 1 and r["arousal_std"] > 0 for r in recs)
+
+
+def test_accurate_card_pools_the_seeds_of_a_left_out_set():
+    """Several runs that leave out the same set are one row each metric, mean ± sd over them
+    (np.std, as for the seeds), with the seeds named; a set left out once stays one run."""
+    from emotrack.export.accurate_card import _runs_section
+
+    def rep(seed, leave_out, film_arousal, panda_sign=0.6):
+        test = {"soundtracks": {"arousal": {"r": {"mean": film_arousal}}},
+                "panda4q": {"valence": {"sign_accuracy": panda_sign}}}
+        return {"config": {"seed": seed, "leave_out": leave_out}, "test": {"accurate": test, "teacher head": test}}
+
+    card = {"run": "s0", "report": rep(0, None, 0.87),
+            "other_runs": {"l0": rep(0, "soundtracks", 0.70), "l1": rep(1, "soundtracks", 0.80),
+                           "l2": rep(2, "soundtracks", 0.75), "p0": rep(0, "panda4q", 0.9, 0.55)}}
+    lines = _runs_section(card)
+    film = [x for x in lines if x.startswith("| soundtracks | Soundtracks arousal r")]
+    assert film == [f"| soundtracks | Soundtracks arousal r | 0.750 ± {np.std([0.7, 0.8, 0.75]):.3f} | 0.750 | "
+                    "3 (seed 0, 1, 2) |"]
+    assert "| panda4q | Panda valence sign acc. | 0.550 | 0.550 | 1 (seed 0) |" in lines
+    assert "1 training seed(s)" in lines[2]
