@@ -3,15 +3,22 @@ the validation numbers a ship is decided by, read from the seeds' reports."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import subprocess
-import sys
 
 import pytest
 
 from ..conftest import ROOT
 
-SCRIPT = str(ROOT / "scripts" / "compare_release.py")
+_spec = importlib.util.spec_from_file_location("compare_release", ROOT / "scripts" / "compare_release.py")
+compare_release = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(compare_release)
+
+
+def run(capsys, *args):
+    rc = compare_release.main(list(args))
+    out = capsys.readouterr()
+    return rc, out.out, out.err
 
 
 def _summary(tmp_path, name: str, film_valence: float, panda_sign: float, val: list[list[float]]) -> str:
@@ -31,12 +38,12 @@ def _summary(tmp_path, name: str, film_valence: float, panda_sign: float, val: l
     return str(path)
 
 
-def test_goals_lost_and_gained_and_the_validation_that_selects(tmp_path):
+def test_goals_lost_and_gained_and_the_validation_that_selects(tmp_path, capsys):
     old = _summary(tmp_path, "old", 0.698, 0.785, [[0.70, 0.74, 0.72], [0.73, 0.71], [0.75]])
     new = _summary(tmp_path, "new", 0.712, 0.770, [[0.76, 0.75], [0.70, 0.74], [0.72, 0.77]])
-    r = subprocess.run([sys.executable, SCRIPT, old, new, "--json"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    c = json.loads(r.stdout)
+    rc, out, err = run(capsys, old, new, "--json")
+    assert rc == 0, err
+    c = json.loads(out)
     assert c["lost"] == ["Panda valence sign accuracy ≥ 0.78"]
     assert c["gained"] == ["Soundtracks valence r (clip mean) ≥ 0.70"]
     # each seed's best epoch, not its last
@@ -46,17 +53,16 @@ def test_goals_lost_and_gained_and_the_validation_that_selects(tmp_path):
     assert c["validation"]["old"]["sd"] == pytest.approx(0.01, abs=1e-9)
     watch = {w["what"]: (w["old"], w["new"]) for w in c["watch"]}
     assert watch["left-out Panda valence r"] == (0.6, 0.6) and watch["EMOPIA quadrant accuracy"] == (None, None)
-    text = subprocess.run([sys.executable, SCRIPT, old, new], capture_output=True, text=True, timeout=120).stdout
+    text = run(capsys, old, new)[1]
     assert "| Panda valence sign accuracy ≥ 0.78 | 0.785 ± 0.020 | yes | 0.770 ± 0.020 | no |" in text
     assert "Goals lost: Panda valence sign accuracy ≥ 0.78" in text
 
 
-def test_a_summary_whose_runs_are_gone_is_refused_with_where_to_keep_them(tmp_path):
+def test_a_summary_whose_runs_are_gone_is_refused_with_where_to_keep_them(tmp_path, capsys):
     old = _summary(tmp_path, "old", 0.698, 0.785, [[0.7]])
     gone = json.loads((tmp_path / "old.json").read_text())
     gone["seed_runs"] = [str(tmp_path / "elsewhere" / "student-s0")]
     (tmp_path / "gone.json").write_text(json.dumps(gone))
-    r = subprocess.run([sys.executable, SCRIPT, old, str(tmp_path / "gone.json")], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "elsewhere/student-s0/report.json not found" in r.stderr and "docs/model/experiments" in r.stderr
+    rc, _, err = run(capsys, old, str(tmp_path / "gone.json"))
+    assert rc == 2 and err.startswith("compare_release: ")
+    assert "elsewhere/student-s0/report.json not found" in err and "docs/model/experiments" in err
