@@ -26,6 +26,7 @@ if [ $# -lt 2 ]; then
 fi
 RUNS=${1%/}; KEEP=docs/model/experiments/$2; shift 2
 EMO=.venv/bin/emotrack; PY=.venv/bin/python
+[ -x "$EMO" ] || { echo "ship: $EMO not found: run bash scripts/setup.sh first" >&2; exit 2; }
 NAMES=(student-s0 student-s1 student-s2 lodo-soundtracks lodo-soundtracks-s1 lodo-soundtracks-s2
        lodo-panda4q lodo-emotify)
 for n in "${NAMES[@]}"; do

@@ -2,7 +2,8 @@
 # The shipped model's whole recipe, resumable: every step skips what is already done, logs to
 # a file and can be stopped at any time (a run that stops loses at most one epoch).
 #
-#   bash scripts/debian-music.sh              # once: Debian's free music (opt-in, ~3 GB)
+#   bash scripts/debian-music.sh              # once: Debian's free music (opt-in, ~3 GB; needed by
+#                                             # the recipe: EMOTRACK_DEBIAN=none trains without it)
 #   bash scripts/train-student.sh [RUNS] [TRAIN ARGS...]   # default RUNS=runs
 #
 # Every run gets emotrack-vae-lstm 5's recipe: StudentConfig's defaults (emotrack-vae-lstm 4's)
@@ -28,9 +29,17 @@ RECIPE=(--set tonal=true --set tonal_avg=10 --set head_tonal=true)
 EXTRA=("${RECIPE[@]}" "$@")
 DEBIAN=${EMOTRACK_DEBIAN:-${EMOTRACK_CACHE:-$HOME/.cache/emotrack}/debian-music}
 EMO=.venv/bin/emotrack
-mkdir -p "$RUNS"
+[ -x "$EMO" ] || { echo "train-student: $EMO not found: run bash scripts/setup.sh first" >&2; exit 2; }
 roots=()
-[ -d "$DEBIAN/root" ] && roots=(--debian-root "$DEBIAN")
+if [ -d "$DEBIAN/root" ]; then
+  roots=(--debian-root "$DEBIAN")
+elif [ "$DEBIAN" != none ]; then  # without it the runs would silently be another recipe
+  echo "train-student: no Debian music under $DEBIAN/root; the shipped recipe learns from it too." >&2
+  echo "  Run bash scripts/debian-music.sh first (or set EMOTRACK_DEBIAN to where it is), or set" >&2
+  echo "  EMOTRACK_DEBIAN=none to train without it on purpose." >&2
+  exit 2
+fi
+mkdir -p "$RUNS"
 
 # logs are appended to, so a resumed run keeps the epochs it logged before the stop
 echo "teacher pass -> $RUNS/teacher-pass.log"
