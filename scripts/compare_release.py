@@ -1,7 +1,8 @@
 """A candidate release beside the shipped one, before anything is exported: the card's goals
 goal by goal from both summaries (`emotrack evaluate --student-runs ... --format json`), the
 goals the candidate would lose or gain, and what selects a recipe: the best validation mean r
-of each seed's stage 2 (`head.history` in the seeds' report.json), mean ± sd over the seeds.
+of each seed's stage 2 (`head.history` in the seeds' report.json), mean ± sd over the seeds
+(np.std, as the cards give every sd over seeds).
 The rules a ship was decided by (e.g. docs/model/experiments/clip-labels/DECISION-RULE.md)
 read these numbers.
 
@@ -17,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
+import math
 import sys
 from pathlib import Path
 
+import numpy as np
 from emotrack.export.card import goal_rows
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +50,8 @@ def validation(summary: dict) -> list[float]:
         vals = [h["val_mean_r"] for h in hist if h.get("val_mean_r") is not None]
         if not vals:
             raise ValueError(f"{run}: no val_mean_r in head.history (not a `train --teachers` run?)")
-        out.append(max(vals))
+        finite = [v for v in vals if math.isfinite(v)]  # r is undefined on a split of one clip
+        out.append(max(finite) if finite else float("nan"))
     return out
 
 
@@ -70,9 +73,9 @@ def compare(old: dict, new: dict) -> dict:
                       "new_met": b.get("met"), "old_sd": a.get("sd"), "new_sd": b.get("sd")})
     va, vb = validation(old), validation(new)
 
-    def ms(v):
-        return {"runs": v, "mean": statistics.mean(v) if v else None,
-                "sd": statistics.stdev(v) if len(v) > 1 else None}
+    def ms(v):  # sd as on the cards: np.std over the seeds
+        return {"runs": v, "mean": float(np.mean(v)) if v else None,
+                "sd": float(np.std(v)) if len(v) > 1 else None}
 
     return {"goals": goals,
             "lost": [g["goal"] for g in goals if g["old_met"] is True and g["new_met"] is False],

@@ -4,7 +4,8 @@
 #
 #   bash scripts/ship-student.sh RUNS KEEP [TRAIN-SONG ARGS...]   # e.g. runs-v6 clip-label-runs
 #
-# RUNS holds the eight finished runs (report.json each) and RUNS/student-summary.json. Run it
+# RUNS holds the eight finished runs (report.json each) and RUNS/student-summary.json; a fresh
+# start first prints scripts/compare_release.py's tables (kept in RUNS/compare.md). Run it
 # with nothing else on the machine: step 3 is the benchmark the card reports.
 #  1. keep the eight reports in docs/model/experiments/KEEP/<run>/report.json (a run's folder
 #     does not outlive its machine) and the summary shipped so far as
@@ -34,6 +35,8 @@ for n in "${NAMES[@]}"; do
     "(bash scripts/train-student.sh $RUNS ...)" >&2; exit 1; }
 done
 [ -f "$RUNS/student-s0/student.pt" ] || { echo "ship: $RUNS/student-s0/student.pt missing" >&2; exit 1; }
+[ -f "$RUNS/student-summary.json" ] || { echo "ship: $RUNS/student-summary.json missing: the end of" \
+  "bash scripts/train-student.sh $RUNS writes it" >&2; exit 1; }
 STATE=$RUNS/ship.steps  # the steps done so far: the same command resumes after the last one
 touch "$STATE"
 if [ ! -s "$STATE" ] && ! git diff --quiet HEAD -- assets export/options.py docs/model/student-summary.json; then
@@ -57,6 +60,11 @@ step() {  # N TITLE: true when step N is still to do (and says so)
   echo "$1. $2"
 }
 done_step() { echo "$1" >>"$STATE"; }
+
+if [ ! -s "$STATE" ]; then  # what is being shipped, against what (the decision's numbers), kept beside the runs
+  git show HEAD:docs/model/student-summary.json >"$SCRATCH/old-summary.json"
+  $PY scripts/compare_release.py "$SCRATCH/old-summary.json" "$RUNS/student-summary.json" | tee "$RUNS/compare.md"
+fi
 
 if step 1 "reports -> $KEEP"; then
   for n in "${NAMES[@]}"; do mkdir -p "$KEEP/$n"; cp "$RUNS/$n/report.json" "$KEEP/$n/report.json"; done
