@@ -15,7 +15,8 @@ KEY_METRICS = (("soundtracks", "Soundtracks valence r", ("valence", "r", "mean")
                ("emotify", "Emotify arousal r", ("arousal", "r", "mean")))
 
 
-def _get(test: dict, ds: str, path: tuple[str, ...]) -> float | None:
+def test_metric(test: dict, ds: str, path: tuple[str, ...]) -> float | None:
+    """One number of a dataset's test metrics (``path`` into them), None where it is missing."""
     m = test.get(ds)
     for k in path:
         if not isinstance(m, dict) or k not in m:
@@ -40,8 +41,8 @@ def _runs_section(card: dict) -> list[str]:
              "smoothing) on the same frames is the row to beat.", "",
              "| metric | accurate (seeds) | ridge teacher head |", "|---|---|---|"]
     for ds, label, path in KEY_METRICS:
-        vals = [v for r in seeds.values() if (v := _get(r["test"]["accurate"], ds, path)) is not None]
-        th = [v for r in seeds.values() if (v := _get(r["test"]["teacher head"], ds, path)) is not None]
+        vals = [v for r in seeds.values() if (v := test_metric(r["test"]["accurate"], ds, path)) is not None]
+        th = [v for r in seeds.values() if (v := test_metric(r["test"]["teacher head"], ds, path)) is not None]
         if vals:
             sd = f" ± {np.std(vals):.3f}" if len(vals) > 1 else ""
             lines.append(f"| {label} | {np.mean(vals):.3f}{sd} | {_num(np.mean(th)) if th else '—'} |")
@@ -54,10 +55,10 @@ def _runs_section(card: dict) -> list[str]:
             by_set.setdefault(r["config"]["leave_out"], []).append(r)
         for out, reps in by_set.items():
             for ds, label, path in KEY_METRICS:
-                vals = [v for r in reps if (v := _get(r["test"]["accurate"], ds, path)) is not None]
+                vals = [v for r in reps if (v := test_metric(r["test"]["accurate"], ds, path)) is not None]
                 if ds != out or not vals:
                     continue
-                th = [v for r in reps if (v := _get(r["test"]["teacher head"], ds, path)) is not None]
+                th = [v for r in reps if (v := test_metric(r["test"]["teacher head"], ds, path)) is not None]
                 sd = f" ± {np.std(vals):.3f}" if len(vals) > 1 else ""
                 seeds = ", ".join(str(r["config"].get("seed", "?")) for r in reps)
                 lines.append(f"| {out} | {label} | {np.mean(vals):.3f}{sd} | {_num(np.mean(th)) if th else '—'} | "

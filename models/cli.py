@@ -39,8 +39,6 @@ def load_clips(data: str | Path | None, datasets: list[str] | None, roots: dict[
                           "checkout; pass --data DIR or set EMOTRACK_DATA")
     try:
         return limit_clips(load_all(data, datasets, roots), limit)
-    except DataMissing:
-        raise
     except FileNotFoundError as e:  # a dataset root without its files, fluidsynth missing for the MIDI sets
         raise DataMissing(str(e)) from e
 

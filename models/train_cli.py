@@ -12,6 +12,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from emotrack.realtime.exitcodes import UsageError
+
 from .accurate import REAL_SETS, SETTINGS, base_config, run_accurate
 from .cli import load_clips, roots_of
 from .data import default_data_root
@@ -39,12 +41,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg = replace(cfg, seed=args.seed, threads=args.threads)
         if args.pseudo:
             cfg = replace(cfg, pseudo_source=args.pseudo)
-        try:
-            cfg = with_settings(cfg, args.set)
-            check_config(cfg)  # widths or augmentation it cannot use are refused here, before the data is read
-        except ValueError as e:
-            print(f"emotrack train: {e}", file=sys.stderr)
-            return 2
+        cfg = checked_settings(cfg, args.set)
         clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
         if args.leave_out:
             clips, cfg = leave_out(clips, cfg, args.leave_out, keep_audio=args.keep_audio)
@@ -63,6 +60,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     report = run_training(clips, Path(args.out), cfg, jobs=args.jobs, sources=_sources(args))
     print(format_table(report["test"]))
     return 0
+
+
+def checked_settings(cfg: StudentConfig, items: list[str]) -> StudentConfig:
+    """``cfg`` with ``--set`` applied and checked: what it cannot use (an unknown field, widths or
+    augmentation it cannot train) is a UsageError, one line and exit 2, before the data is read."""
+    try:
+        cfg = with_settings(cfg, items)
+        check_config(cfg)
+    except ValueError as e:
+        raise UsageError(str(e)) from e
+    return cfg
 
 
 def with_settings(cfg: StudentConfig, items: list[str]) -> StudentConfig:
@@ -93,12 +101,7 @@ def _train_accurate(args: argparse.Namespace) -> int:
         return 2
     args.datasets = args.datasets or list(REAL_SETS)  # the real recordings by default: the model is for them
     cfg = base_config(args.seed, args.threads, args.quick)
-    try:  # the settings it compares (SETTINGS: width, input dropout, lambda_pseudo) still go on top
-        cfg = with_settings(cfg, args.set)
-        check_config(cfg)
-    except ValueError as e:
-        print(f"emotrack train: {e}", file=sys.stderr)
-        return 2
+    cfg = checked_settings(cfg, args.set)  # its own SETTINGS (width, input dropout, lambda_pseudo) go on top
     clips = load_clips(args.data, args.datasets, roots_of(args), args.limit)
     if args.leave_out:
         clips, cfg = leave_out(clips, cfg, args.leave_out)

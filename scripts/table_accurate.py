@@ -17,21 +17,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from emotrack.export.accurate_card import test_metric
 
 ROOT = Path(__file__).resolve().parents[1]
 COLS = (("soundtracks", "film V r", ("valence", "r", "mean")), ("soundtracks", "film A r", ("arousal", "r", "mean")),
         ("panda4q", "Panda quadrant", ("quadrant_accuracy",)), ("panda4q", "Panda V sign", ("valence", "sign_accuracy")),
         ("panda4q", "Panda V r", ("valence", "r", "mean")), ("emotify", "Emotify V r", ("valence", "r", "mean")),
         ("emotify", "Emotify A r", ("arousal", "r", "mean")))
-
-
-def _get(rep: dict, ds: str, path: tuple[str, ...]):
-    m = rep["test"]["accurate"].get(ds)
-    for k in path:
-        if not isinstance(m, dict) or k not in m:
-            return None
-        m = m[k]
-    return float(m)
 
 
 def _ms(v: list[float], digits: int = 3) -> str:
@@ -61,7 +53,7 @@ def table(named: dict[str, list[dict]]) -> str:
              "|---|---|---|" + "---|" * len(COLS)]
     for name, reps in named.items():
         lo = reps[0]["config"].get("leave_out")
-        cells = [_ms([v for r in reps if (v := _get(r, ds, path)) is not None]) if lo in (None, ds) else ""
+        cells = [_ms([v for r in reps if (v := test_metric(r["test"]["accurate"], ds, path)) is not None]) if lo in (None, ds) else ""
                  for ds, _, path in COLS]
         val = [r["head"]["best_val_mean_r"] for r in reps]
         lines.append(f"| {name} | {len(reps)} | {_ms(val, 4)} | " + " | ".join(cells) + " |")
