@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+import platform
+import shutil
+import subprocess
 import sys
 import threading
 import time
@@ -234,3 +237,55 @@ def http_get(url, method="GET", headers=None):
 def ramp(a, b, n):
     """A straight line from a to b in both dimensions, n points."""
     return np.linspace(a, b, n)[:, None] * np.ones((1, 2))
+
+
+# The golden trajectory on an emulated Haswell (tests/core/test_model.py): ~100 s of one core
+# under qemu-user, so it starts as soon as the suite is collected, runs beside the other tests
+# (which keep the other core), and its test, moved to the end, collects the answer.
+HASWELL_TEST = "test_golden_trajectory_on_a_cpu_without_vnni"
+_HASWELL_RUN = """
+import itertools, json
+from emotrack import load_model, stream_file
+from emotrack.realtime.assets import demo_path
+ps = itertools.takewhile(lambda p: p.t <= 20.0, stream_file(load_model(), demo_path()))
+print(json.dumps([p.to_dict() for p in ps]))
+"""  # stops reading the 75 s demo after 20 s: under emulation a frame costs seconds
+_haswell = pytest.StashKey[subprocess.Popen]()
+
+
+def haswell_available() -> bool:
+    return platform.machine() == "x86_64" and shutil.which("qemu-x86_64") is not None
+
+
+def _start_haswell() -> subprocess.Popen:
+    return subprocess.Popen(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", _HASWELL_RUN],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def haswell_golden(config) -> tuple[str, str, int]:
+    """(stdout, stderr, exit code) of the shipped model on the demo's first 20 s on an emulated
+    Haswell: the run started at collection, or one started now."""
+    proc = config.stash.get(_haswell, None) or _start_haswell()
+    try:
+        out, err = proc.communicate(timeout=900)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+    return out, err, proc.returncode
+
+
+def pytest_collection_modifyitems(config, items):
+    items.sort(key=lambda item: item.name == HASWELL_TEST)  # stable: the others keep their order
+
+
+def pytest_collection_finish(session):
+    if (haswell_available() and not session.config.option.collectonly
+            and any(item.name == HASWELL_TEST for item in session.items)):
+        session.config.stash[_haswell] = _start_haswell()
+
+
+def pytest_sessionfinish(session):
+    proc = session.config.stash.get(_haswell, None)
+    if proc is not None and proc.poll() is None:  # the suite stopped before its test ran
+        proc.kill()
+        proc.communicate()

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
-import platform
-import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,7 +17,7 @@ from emotrack.realtime.core.graph import AUDIO_KINDS
 from emotrack.realtime.core.model import ModelMismatchError, open_checked
 from emotrack.realtime.core.tracker import stream_file
 
-from ..conftest import DEMO_FRAMES, ROOT, ModelStepper
+from ..conftest import DEMO_FRAMES, ROOT, ModelStepper, haswell_available, haswell_golden
 
 GOLDEN = ROOT / "tests" / "golden" / "demo_first20s.jsonl"
 
@@ -109,7 +106,7 @@ def test_bad_hop_is_refused(model):
 def test_golden_trajectory(model, demo_path):
     """The shipped model on the first 20 s of the demo clip, against the committed golden
     file (regenerate with `python tests/golden/regen.py` when the model is re-exported)."""
-    assert_golden([p.to_dict() for p in stream_file(model, demo_path) if p.t <= 20.0])
+    assert_golden([p.to_dict() for p in itertools.takewhile(lambda p: p.t <= 20.0, stream_file(model, demo_path))])
 
 
 # The int8 layer quantizes its input at run time (DynamicQuantizeLinear), and float kernels
@@ -130,24 +127,16 @@ def assert_golden(got: list[dict]) -> None:
             assert abs(g[k] - e[k]) <= GOLDEN_TOL, (g["t"], k, g[k], e[k])
 
 
-_GOLDEN_RUN = """
-import json
-from emotrack import load_model, stream_file
-from emotrack.realtime.assets import demo_path
-print(json.dumps([p.to_dict() for p in stream_file(load_model(), demo_path()) if p.t <= 20.0]))
-"""
-
-
-@pytest.mark.skipif(platform.machine() != "x86_64" or shutil.which("qemu-x86_64") is None,
-                    reason="needs an x86_64 host and qemu-user (scripts/setup.sh installs it)")
-def test_golden_trajectory_on_a_cpu_without_vnni():
+@pytest.mark.skipif(not haswell_available(), reason="needs an x86_64 host and qemu-user (scripts/setup.sh installs it)")
+def test_golden_trajectory_on_a_cpu_without_vnni(request):
     """The golden numbers (within GOLDEN_TOL) on an x86 CPU without VNNI (Haswell, AVX2 only,
-    emulated by qemu-user, ~20 s): onnxruntime picks other kernels there, and an int8 layer
-    stored as int8 gave up to 0.03 other numbers on such CPUs (its integer product saturates)."""
-    r = subprocess.run(["qemu-x86_64", "-cpu", "Haswell", sys.executable, "-c", _GOLDEN_RUN],
-                       capture_output=True, text=True, timeout=600)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert_golden(json.loads(r.stdout))
+    emulated by qemu-user; ~100 s of one core, started when the suite is collected so that it
+    runs beside the other tests: tests/conftest.py): onnxruntime picks other kernels there, and
+    an int8 layer stored as int8 gave up to 0.03 other numbers on such CPUs (its integer
+    product saturates)."""
+    out, err, code = haswell_golden(request.config)
+    assert code == 0, err[-2000:]
+    assert_golden(json.loads(out))
 
 
 def test_model_with_other_features_is_refused(tmp_path):
