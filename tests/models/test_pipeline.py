@@ -13,6 +13,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -68,26 +69,62 @@ def make_debian_root(root):
     (root / "packages.tsv").write_text("package\tversion\n" "tinygame-music\t1.2-3\n")
 
 
-def test_whole_pipeline_tiny(tmp_path):
-    import onnx
-    from emotrack.export.int8 import INT8_TOL
-
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """The recipe's first steps on a tiny scale, shared by the tests below: a Debian root as
+    scripts/debian-music.sh leaves it, the teacher pass over it and two labelled sets (one
+    clip each), the VGG pass, two students and their summary. Seed 0: the accurate head's
+    pseudo-labels, its teachers hearing MSD_vgg too. Seed 1: the ridge head's pseudo-labels,
+    stage-1 augmentation and emotrack-vae-lstm 3's conv encoder front, and neither stage 1b
+    nor 3, so that its student.pt holds frames.pt's encoder (sweep_head --merge --export).
+    What a command said before its pass had run is kept for the first test to check."""
+    tmp_path = tmp_path_factory.mktemp("pipeline")
     env = {**os.environ, "EMOTRACK_CACHE": str(tmp_path / "cache")}
     deb = tmp_path / "debian"
     make_debian_root(deb)
     data = ["--datasets", "soundtracks", "panda4q", "--limit", "1", "--debian-root", str(deb)]
 
-    def refused(*args, says):  # before its pass has run, a run stops with what to do and leaves nothing
-        r = subprocess.run(EMOTRACK + ["train", "--teachers", "--quick", *data, "--threads", "1", "--jobs", "1", *args,
-                                       "--out", str(tmp_path / "refused")], capture_output=True, text=True, timeout=600,
-                           env=env)
-        assert r.returncode == 2 and "Traceback" not in r.stderr and says in r.stderr, r.stderr[-3000:]
-        assert not (tmp_path / "refused" / "frames.pt").exists()
+    def refused(*args):  # a run started before its pass has run
+        return subprocess.run(EMOTRACK + ["train", "--teachers", "--quick", *data, "--threads", "1", "--jobs", "1",
+                                          *args, "--out", str(tmp_path / "refused")], capture_output=True, text=True,
+                              timeout=600, env=env)
 
-    refused(says="run `emotrack teacher-pass` first")
-    tp = run("teacher-pass", *data, "--jobs", "1", env=env)
-    done = json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text())
-    assert done["errors"] == {} and done["done"] == done["clips"] >= 5, (tp.stdout, done)
+    before = {"teacher-pass": refused()}
+    run("teacher-pass", *data, "--jobs", "1", env=env)
+    before["teacher-pass --vgg"] = refused("--set", "head_vgg=true")
+    run("teacher-pass", "--vgg", *data, "--jobs", "1", env=env)
+    s1 = ["--set", "frame_eq_db=6", "--set", "frame_masks=1", "--set", "front=conv", "--set", "frame_epochs_2=0",
+          "--set", "joint_epochs=0"]
+    runs = []
+    for seed, pseudo, va, aug in ((0, "accurate", "5", ["--set", "head_vgg=true"]), (1, "ridge", "0", s1)):
+        out = tmp_path / f"s{seed}"
+        run("train", "--teachers", "--quick", *data, "--seed", str(seed), "--threads", "1", "--jobs", "1",
+            "--pseudo", pseudo, "--set", f"lambda_frame_va={va}", *aug, "--out", str(out), env=env)
+        runs.append(str(out))
+    summary = tmp_path / "summary.json"
+    summary.write_text(run("evaluate", "--student-runs", *runs, "--format", "json", env=env).stdout)
+    return SimpleNamespace(tmp_path=tmp_path, env=env, deb=deb, data=data, s1=s1, runs=runs, summary=summary,
+                           before=before, done=json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text()),
+                           reports=[json.loads((Path(r) / "report.json").read_text()) for r in runs])
+
+
+def _unpack(t):
+    return t.tmp_path, t.env, t.deb, t.data, t.runs
+
+
+def test_whole_pipeline_tiny(tiny):
+    """The chain end to end: Debian root, teacher passes, two students, their summary, the
+    export (parity gates, card) and the torch-free runtime with descriptors in its frames."""
+    import onnx
+    from emotrack.export.int8 import INT8_TOL
+
+    tmp_path, env, deb, data, runs = _unpack(tiny)
+    for needs, r in tiny.before.items():  # before its pass had run, a run stopped with what to do, leaving nothing
+        assert r.returncode == 2 and "Traceback" not in r.stderr and f"`emotrack {needs}` first" in r.stderr, \
+            r.stderr[-3000:]
+    assert not (tmp_path / "refused" / "frames.pt").exists()
+    done = tiny.done
+    assert done["errors"] == {} and done["done"] == done["clips"] >= 5, done
     assert done["load"] >= 0 and done["passes"][0]["load"] == done["load"]  # what else ran beside it
     scan = json.loads((deb / "scan.json").read_text())
     by_name = {os.path.basename(it["path"]): it for it in scan}
@@ -98,29 +135,15 @@ def test_whole_pipeline_tiny(tmp_path):
     assert f"{done['clips']} of {done['clips']} clips cached; 0 to do" in again.stdout, again.stdout
     after = json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text())
     assert after == done and done["total"]["passes"] == 1 and done["total"]["done"] == done["done"]  # nothing added
-    refused("--set", "head_vgg=true", says="`emotrack teacher-pass --vgg` first")
     # the opt-in VGG pass: cached apart, every second frame, the teachers' cache untouched
-    run("teacher-pass", "--vgg", *data, "--jobs", "1", env=env)
     vgg = json.loads((tmp_path / "cache" / "teacher" / "vgg-v1" / "pass.json").read_text())
     assert vgg["errors"] == {} and vgg["done"] == done["clips"], vgg
     one = np.load(next((tmp_path / "cache" / "teacher" / "vgg-v1" / "debian").glob("*.npz")))
     assert one["k"][0] == 2 and (np.diff(one["k"]) == 2).all()
     assert one["MSD_vgg_logits"].shape == (len(one["k"]), 50) and one["MSD_vgg_pool5"].shape[1] == 256
     assert json.loads((tmp_path / "cache" / "teacher" / "v1" / "pass.json").read_text()) == done
-
-    runs = []
-    # seed 1: the ridge head's pseudo-labels, stage-1 augmentation and emotrack-vae-lstm 3's conv encoder front
-    # and neither stage 1b nor 3: its student.pt holds frames.pt's encoder (sweep_head --merge --export below)
-    s1 = ["--set", "frame_eq_db=6", "--set", "frame_masks=1", "--set", "front=conv", "--set", "frame_epochs_2=0",
-          "--set", "joint_epochs=0"]
-    # seed 0: the pseudo-labels' teachers hear MSD_vgg too (the VGG pass above)
-    for seed, pseudo, va, aug in ((0, "accurate", "5", ["--set", "head_vgg=true"]), (1, "ridge", "0", s1)):
-        out = tmp_path / f"s{seed}"
-        run("train", "--teachers", "--quick", *data, "--seed", str(seed), "--threads", "1", "--jobs", "1",
-            "--pseudo", pseudo, "--set", f"lambda_frame_va={va}", *aug, "--out", str(out), env=env)
-        runs.append(str(out))
     # the accurate head taught seed 0's pseudo-labels and is reported beside the ridge head; seed 1 had the ridge's
-    reports = [json.loads((tmp_path / f"s{seed}" / "report.json").read_text()) for seed in (0, 1)]
+    reports = tiny.reports
     assert reports[0]["student_config"]["pseudo_source"] == "accurate"
     assert reports[0]["student_config"]["head_vgg"] is True and reports[1]["student_config"]["head_vgg"] is False
     # seed 1's encoder saw augmented frames (stage 1 only), and its stage-1 key says so
@@ -131,6 +154,77 @@ def test_whole_pipeline_tiny(tmp_path):
     assert {"student", "teacher head", "accurate head"} == set(reports[0]["test"])
     assert "pseudo_teacher" not in reports[1] and {"student", "teacher head"} == set(reports[1]["test"])
     assert len(reports[0]["joint"]["history"]) == 1 and "joint" not in reports[1]  # --quick runs stage 3 too
+    assert reports[0]["data"]["debian"]["kind"] == "unlabelled" and "calibration" in reports[0]
+    assert reports[0]["debian"][0]["package"] == "tinygame-music"
+    summary = tiny.summary
+    prev = json.loads(summary.read_text())
+    assert "student" in prev
+
+    exp = tmp_path / "export"
+    # the student shipped before, 0.1 lower on one metric
+    key = next(k for k in sorted(prev["student"]) if k.split()[0] in ("soundtracks", "panda4q", "emotify")
+               and "CCC" not in k and math.isfinite(prev["student"][k][0]))  # one test clip a set: no r
+    prev["student"][key] = [prev["student"][key][0] - 0.1, prev["student"][key][1]]
+    (tmp_path / "previous.json").write_text(json.dumps(prev))
+    r = subprocess.run([*EMOTRACK, "export", "--run", runs[0], "--summary", str(summary), "--out", str(exp),
+                        "--previous-summary", "x 1", str(tmp_path / "nope.json")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "nope.json not found" in r.stderr
+    run("export", "--run", runs[0], "--summary", str(summary), "--out", str(exp), "--previous-summary",
+        "emotrack-vae-lstm 0", str(tmp_path / "previous.json"), env=env)
+    card = json.loads((exp / "emotrack-vae-lstm.card.json").read_text())
+    assert card["kind"] == "student"
+    gate = {k: v for k, v in card["parity"].items() if k not in ("swapped_state_effect", "int8_vs_float")}
+    assert {"descriptors_torch_vs_onnx", "descriptors_whole_vs_steps", "int8_whole_vs_steps"} <= set(gate)
+    assert max(gate.values()) <= 1e-4 and card["parity"]["swapped_state_effect"] > 1e-6
+    assert card["parity"]["int8_vs_float"] <= INT8_TOL  # the shipped form: int8 dense layer, gated against float
+    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(exp / "emotrack-vae-lstm.onnx")).graph.node}
+    assert set(card["onnx_test_float"]) == set(card["onnx_test"])
+    md = (exp / "MODEL_CARD.md").read_text()
+    assert "| test split | metric | int8 (shipped) | float |" in md
+    # each card names the encoder its run was built with
+    assert "1. the frame encoder (`nets.MusicnnFront`, the teachers' shape" in md
+    assert "tinygame-music" in md and "Leave" not in md.split("## Held-out results")[0]
+    assert "| metric | student | teacher head | accurate head |" in md  # the other upper bound, beside the ridge
+    assert "The accurate head (the pseudo-labels' teacher)" in md
+    against = md.split("### Against emotrack-vae-lstm 0, shipped before")[1].split("###")[0]
+    assert f"| {key} | " in against and " | +0.100 |" in against.split(f"| {key} | ")[1].splitlines()[0]
+
+    onnx = exp / "emotrack-vae-lstm.onnx"
+    names = EmotionModel(onnx).descriptor_names
+    assert names and len(names) == len(set(names))
+    live = run("live", "--input", str(deb / by_name["fast.ogg"]["path"]), "--fast", "--no-gui", "--ws", "off",
+               "--model", str(onnx), "--duration", "6", "--status-every", "0", env=env)
+    frames = [json.loads(line) for line in live.stdout.splitlines() if line.startswith("{")]
+    frames = [m for m in frames if m.get("type") == "frame"]
+    validator = schema_validator()
+    assert len(frames) >= 10
+    for m in frames:
+        validator.validate(m)
+        assert set(m["descriptors"]) == set(names) and all(0.0 <= v <= 1.0 for v in m["descriptors"].values())
+    assert not EmotionModel(onnx).takes_chroma  # its LSTM reads the codes alone
+
+
+def test_float_export_of_the_conv_front(tiny):
+    """The float form of the run with the conv front, through the same parity gate."""
+    import onnx
+
+    tmp_path, env, deb, data, runs = _unpack(tiny)
+    summary = tiny.summary
+    run("export", "--run", runs[1], "--summary", str(summary), "--out", str(tmp_path / "float"), "--float", env=env)
+    flt = json.loads((tmp_path / "float" / "emotrack-vae-lstm.card.json").read_text())
+    assert "int8_vs_float" not in flt["parity"] and flt["onnx_test_float"] is None
+    assert max(v for k, v in flt["parity"].items() if k != "swapped_state_effect") <= 1e-4
+    flt_graph = onnx.load(str(tmp_path / "float" / "emotrack-vae-lstm.onnx"))
+    assert "MatMulInteger" not in {n.op_type for n in flt_graph.graph.node}
+    assert "front" not in json.loads({p.key: p.value for p in flt_graph.metadata_props}[METADATA_KEY])["net"]  # conv
+    flt_md = (tmp_path / "float" / "MODEL_CARD.md").read_text()
+    assert "--float" in flt_md.split("## Reproduce")[1]
+    assert "1. the frame encoder (three strided convolutions of 48/96/128 channels; a dense layer of 512" in flt_md
+
+
+def test_leave_out_keeping_the_audio_and_the_probes_on_it(tiny):
+    tmp_path, env, deb, data, runs = _unpack(tiny)
     # leave Soundtracks out but keep its audio, unlabelled: its training clips teach through the teachers only
     keep = tmp_path / "keep"
     run("train", "--teachers", "--quick", *data, "--threads", "1", "--jobs", "1", "--pseudo", "ridge",
@@ -160,6 +254,12 @@ def test_whole_pipeline_tiny(tmp_path):
     assert len(table) == 6 and all(len(line.split("|")) == 9 for line in table), r.stdout  # 6 columns
     assert set(json.loads(scores.read_text())) == {"student head", "code (0.5 s)", "codes, last 6 (3 s)", "rhythm (3 s)",
                                                    "codes, last 6 + rhythm", "teachers' outputs (3 s)"}
+
+
+def test_sweep_head_merges_exports_and_leaves_out(tiny):
+    import onnx
+
+    tmp_path, env, deb, data, runs = _unpack(tiny)
     # the sweep of stage-2 settings from a finished run's encoder (scripts/sweep_head.py), and its resumption
     sweep = tmp_path / "sweep.jsonl"
     cmd = [sys.executable, str(ROOT / "scripts" / "sweep_head.py"), "--run", runs[0], "--out", str(sweep),
@@ -280,6 +380,17 @@ def test_whole_pipeline_tiny(tmp_path):
     r = subprocess.run([*lodo_cmd, "--leave-out", "soundtracks", "--merge", "--export", str(tmp_path / "no.onnx"),
                         '{"head_epochs": 2}'], env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "stage 1b or 3 ran after it" in r.stderr and not (tmp_path / "no.onnx").exists()
+    # the context probe reads the codes the sweep cached
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_context.py"), "--run", runs[0], "--datasets",
+                        "soundtracks", "panda4q", "--limit", "1", "--debian-root", str(deb), "--ks", "1", "2"],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    table = [line for line in r.stdout.splitlines() if line.startswith("| code") or line.startswith("| log-mel")]
+    assert len(table) == 4 and all(len(line.split("|")) == 7 for line in table), r.stdout
+
+
+def test_pseudo_teacher_inputs_probe_resumes(tiny):
+    tmp_path, env, deb, data, runs = _unpack(tiny)
     # the accurate pseudo-label teacher on other inputs (scripts/probe_pseudo_teacher_inputs.py), and its resumption
     probe_out = tmp_path / "inputs.jsonl"
     cmd = [sys.executable, str(ROOT / "scripts" / "probe_pseudo_teacher_inputs.py"), "--datasets", "soundtracks",
@@ -290,76 +401,12 @@ def test_whole_pipeline_tiny(tmp_path):
     rows = [json.loads(line) for line in probe_out.read_text().splitlines()]
     assert [x["variant"] for x in rows] == ["base", "stack", "logits", "vgg"] and "stack: done" in r.stdout
     assert all(x["epochs"] >= 1 and {"soundtracks", "panda4q"} <= set(x["test"]) for x in rows), rows
-    # the context probe reads the codes the sweep cached
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_context.py"), "--run", runs[0], "--datasets",
-                        "soundtracks", "panda4q", "--limit", "1", "--debian-root", str(deb), "--ks", "1", "2"],
-                       env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr[-3000:]
-    table = [line for line in r.stdout.splitlines() if line.startswith("| code") or line.startswith("| log-mel")]
-    assert len(table) == 4 and all(len(line.split("|")) == 7 for line in table), r.stdout
 
-    report = json.loads((tmp_path / "s0" / "report.json").read_text())
-    assert report["data"]["debian"]["kind"] == "unlabelled" and "calibration" in report
-    assert report["debian"][0]["package"] == "tinygame-music"
-    summary = tmp_path / "summary.json"
-    ev = run("evaluate", "--student-runs", *runs, "--format", "json", env=env)
-    summary.write_text(ev.stdout)
-    assert "student" in json.loads(ev.stdout)
 
-    exp = tmp_path / "export"
-    prev = json.loads(ev.stdout)  # the student shipped before, 0.1 lower on one metric
-    key = next(k for k in sorted(prev["student"]) if k.split()[0] in ("soundtracks", "panda4q", "emotify")
-               and "CCC" not in k and math.isfinite(prev["student"][k][0]))  # one test clip a set: no r
-    prev["student"][key] = [prev["student"][key][0] - 0.1, prev["student"][key][1]]
-    (tmp_path / "previous.json").write_text(json.dumps(prev))
-    r = subprocess.run([*EMOTRACK, "export", "--run", runs[0], "--summary", str(summary), "--out", str(exp),
-                        "--previous-summary", "x 1", str(tmp_path / "nope.json")],
-                       env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "nope.json not found" in r.stderr
-    run("export", "--run", runs[0], "--summary", str(summary), "--out", str(exp), "--previous-summary",
-        "emotrack-vae-lstm 0", str(tmp_path / "previous.json"), env=env)
-    card = json.loads((exp / "emotrack-vae-lstm.card.json").read_text())
-    assert card["kind"] == "student"
-    gate = {k: v for k, v in card["parity"].items() if k not in ("swapped_state_effect", "int8_vs_float")}
-    assert {"descriptors_torch_vs_onnx", "descriptors_whole_vs_steps", "int8_whole_vs_steps"} <= set(gate)
-    assert max(gate.values()) <= 1e-4 and card["parity"]["swapped_state_effect"] > 1e-6
-    assert card["parity"]["int8_vs_float"] <= INT8_TOL  # the shipped form: int8 dense layer, gated against float
-    assert "MatMulInteger" in {n.op_type for n in onnx.load(str(exp / "emotrack-vae-lstm.onnx")).graph.node}
-    assert set(card["onnx_test_float"]) == set(card["onnx_test"])
-    md = (exp / "MODEL_CARD.md").read_text()
-    assert "| test split | metric | int8 (shipped) | float |" in md
-    # the float form, of the run with the conv front: through the same parity gate
-    run("export", "--run", runs[1], "--summary", str(summary), "--out", str(tmp_path / "float"), "--float", env=env)
-    flt = json.loads((tmp_path / "float" / "emotrack-vae-lstm.card.json").read_text())
-    assert "int8_vs_float" not in flt["parity"] and flt["onnx_test_float"] is None
-    assert max(v for k, v in flt["parity"].items() if k != "swapped_state_effect") <= 1e-4
-    flt_graph = onnx.load(str(tmp_path / "float" / "emotrack-vae-lstm.onnx"))
-    assert "MatMulInteger" not in {n.op_type for n in flt_graph.graph.node}
-    assert "front" not in json.loads({p.key: p.value for p in flt_graph.metadata_props}[METADATA_KEY])["net"]  # conv
-    flt_md = (tmp_path / "float" / "MODEL_CARD.md").read_text()
-    assert "--float" in flt_md.split("## Reproduce")[1]
-    # each card names the encoder its run was built with
-    assert "1. the frame encoder (`nets.MusicnnFront`, the teachers' shape" in md
-    assert "1. the frame encoder (three strided convolutions of 48/96/128 channels; a dense layer of 512" in flt_md
-    assert "tinygame-music" in md and "Leave" not in md.split("## Held-out results")[0]
-    assert "| metric | student | teacher head | accurate head |" in md  # the other upper bound, beside the ridge
-    assert "The accurate head (the pseudo-labels' teacher)" in md
-    against = md.split("### Against emotrack-vae-lstm 0, shipped before")[1].split("###")[0]
-    assert f"| {key} | " in against and " | +0.100 |" in against.split(f"| {key} | ")[1].splitlines()[0]
-
-    onnx = exp / "emotrack-vae-lstm.onnx"
-    names = EmotionModel(onnx).descriptor_names
-    assert names and len(names) == len(set(names))
-    live = run("live", "--input", str(deb / by_name["fast.ogg"]["path"]), "--fast", "--no-gui", "--ws", "off",
-               "--model", str(onnx), "--duration", "6", "--status-every", "0", env=env)
-    frames = [json.loads(line) for line in live.stdout.splitlines() if line.startswith("{")]
-    frames = [m for m in frames if m.get("type") == "frame"]
-    validator = schema_validator()
-    assert len(frames) >= 10
-    for m in frames:
-        validator.validate(m)
-        assert set(m["descriptors"]) == set(names) and all(0.0 <= v <= 1.0 for v in m["descriptors"].values())
-
+def test_tonal_head_on_seed_1s_encoder(tiny):
+    tmp_path, env, deb, data, runs = _unpack(tiny)
+    s1, summary, reports, done = tiny.s1, tiny.summary, tiny.reports, tiny.done
+    fast = next(it["path"] for it in json.loads((deb / "scan.json").read_text()) if it["path"].endswith("fast.ogg"))
     # the head that also reads each frame's pitch-class profile and their 10 s average (tonal,
     # tonal_avg), taught by teachers that read them too (head_tonal), on seed 1's encoder: its
     # stage 1 is taken from seed 1's frames.pt as it is (the key ignores the LSTM's input), only
@@ -384,7 +431,7 @@ def test_whole_pipeline_tiny(tmp_path):
     assert "Stage 2's teachers (the teacher head and the accurate head) also read" in tmd and "(44 columns" in tmd
     assert max(v for k, v in tcard["parity"].items() if k not in ("swapped_state_effect", "int8_vs_float")) <= 1e-4
     tm = EmotionModel(tonal_onnx)
-    assert tm.takes_chroma and tm.meta["chroma"] == CHROMA.to_dict() and not EmotionModel(onnx).takes_chroma
+    assert tm.takes_chroma and tm.meta["chroma"] == CHROMA.to_dict()
     assert tm.tonal_avg == 10 and len(tm.zero_state()) == 3 and "final_state_whole_vs_steps" in tcard["parity"]
     mel = np.zeros((3, *tm.input_shape), np.float32)
     with pytest.raises(ValueError, match="pitch-class profile"):
@@ -409,7 +456,7 @@ def test_whole_pipeline_tiny(tmp_path):
     a = tm.run(mel, tm.zero_state(), np.eye(12, dtype=np.float32)[[0, 4, 7]])[0]
     b = tm.run(mel, tm.zero_state(), np.eye(12, dtype=np.float32)[[0, 3, 7]])[0]
     assert np.abs(a.valence - b.valence).max() > 0  # what it hears of the key reaches the output
-    live = run("live", "--input", str(deb / by_name["fast.ogg"]["path"]), "--fast", "--no-gui", "--ws", "off",
+    live = run("live", "--input", str(deb / fast), "--fast", "--no-gui", "--ws", "off",
                "--model", str(tonal_onnx), "--duration", "6", "--status-every", "0", env=env)
     frames = [json.loads(line) for line in live.stdout.splitlines() if line.startswith("{")]
     assert len([m for m in frames if m.get("type") == "frame"]) >= 10
