@@ -110,6 +110,18 @@ def format_comparison(c: dict, old_name: str, new_name: str) -> str:
     return "\n".join(lines)
 
 
+def _summary(path: str) -> dict:
+    """A summary file as `emotrack evaluate --format json` writes it, or a ValueError that
+    says which file is not one."""
+    try:
+        s = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not JSON ({e}): give the file `emotrack evaluate --format json` wrote") from e
+    if not isinstance(s, dict) or "student" not in s:
+        raise ValueError(f"{path} has no \"student\" rows: give the file `emotrack evaluate --format json` wrote")
+    return s
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("old", help="the shipped model's summary (docs/model/student-summary.json)")
@@ -117,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true", help="one JSON object instead of the tables")
     args = ap.parse_args(argv)
     try:
-        old, new = (json.loads(Path(p).read_text()) for p in (args.old, args.new))
+        old, new = (_summary(p) for p in (args.old, args.new))
         c = compare(old, new)
     except (OSError, ValueError) as e:
         print(f"compare_release: {e}", file=sys.stderr)

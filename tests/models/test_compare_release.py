@@ -67,3 +67,12 @@ def test_a_summary_whose_runs_are_gone_is_refused_with_where_to_keep_them(tmp_pa
     rc, _, err = run(capsys, old, str(tmp_path / "gone.json"))
     assert rc == 2 and err.startswith("compare_release: ")
     assert "elsewhere/student-s0/report.json not found" in err and "docs/model/experiments" in err
+
+
+def test_a_file_that_is_not_a_summary_is_named(tmp_path, capsys):
+    old = _summary(tmp_path, "old", 0.698, 0.785, [[0.7]])
+    (tmp_path / "notes.md").write_text("# not JSON\n")
+    (tmp_path / "list.json").write_text("[1, 2]\n")
+    for bad, says in (("notes.md", "is not JSON"), ("list.json", 'has no "student" rows')):
+        rc, _, err = run(capsys, old, str(tmp_path / bad))
+        assert rc == 2 and f"{bad} {says}" in err and "emotrack evaluate --format json" in err, err
