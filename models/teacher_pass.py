@@ -158,6 +158,29 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print, vgg: bool = False) -> 
             errors[key] = err
             log(f"teacher pass: {key} failed: {err}")
 
+    path = cache_dir() / "teacher" / recipe / "pass.json"
+    prev = json.loads(path.read_text()) if path.exists() else {}
+    passes = prev.get("passes") or ([{k: prev.get(k) for k in PASS_KEYS}] if prev else [])
+
+    def summary(running: bool) -> dict:
+        # while it runs the record says "interrupted": a pass killed outright (SIGKILL, the machine
+        # stopped) keeps what it had recorded, and it did not finish
+        res = {"clips": len(clips), "done": done, "audio_hours": audio_s / 3600, "seconds": time.time() - t0,
+               "jobs": jobs, "errors": errors, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+               "load": round(float(np.mean(loads)) if loads else 0.0, 2), "interrupted": interrupted or running}
+        if done:  # the model card reports what the passes that filled the cache took, together
+            if prev.get("note"):  # what whoever ran the earlier passes wrote beside them (the card prints it)
+                res["note"] = prev["note"]
+            res["passes"] = every = [*passes, {k: res[k] for k in PASS_KEYS}]
+            res["total"] = {"done": sum(p["done"] or 0 for p in every),
+                            "audio_hours": sum(p["audio_hours"] or 0.0 for p in every),
+                            "seconds": sum(p["seconds"] or 0.0 for p in every), "passes": len(every)}
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(res, indent=1))
+            tmp.replace(path)
+        return res
+
     try:
         for f in as_completed(futures):
             take(f)
@@ -165,6 +188,7 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print, vgg: bool = False) -> 
                 el = time.time() - t0
                 log(f"teacher pass: {done}/{len(todo)} clips, {audio_s / 3600:.2f} h of audio in {el / 60:.1f} min "
                     f"({audio_s / max(el, 1e-9):.0f}x real time); ~{el / done * (len(todo) - done) / 60:.0f} min left")
+                summary(running=True)
     except KeyboardInterrupt:
         # leaving the pool as it is would wait for every queued clip: a Ctrl-C stopped nothing for hours
         interrupted = True
@@ -175,21 +199,7 @@ def run_pass(clips: list[Clip], jobs: int = 2, log=print, vgg: bool = False) -> 
         for f in futures:  # clips that finished while the pool shut down are cached: they count
             if f.done() and not f.cancelled() and f not in seen:
                 take(f)
-    res = {"clips": len(clips), "done": done, "audio_hours": audio_s / 3600, "seconds": time.time() - t0,
-           "jobs": jobs, "errors": errors, "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
-           "load": round(float(np.mean(loads)) if loads else 0.0, 2), "interrupted": interrupted}
-    if done:  # the model card reports what the passes that filled the cache took, together
-        path = cache_dir() / "teacher" / recipe / "pass.json"
-        prev = json.loads(path.read_text()) if path.exists() else {}
-        passes = prev.get("passes") or ([{k: prev.get(k) for k in PASS_KEYS}] if prev else [])
-        if prev.get("note"):  # what whoever ran the earlier passes wrote beside them (the card prints it)
-            res["note"] = prev["note"]
-        res["passes"] = passes = [*passes, {k: res[k] for k in PASS_KEYS}]
-        res["total"] = {"done": sum(p["done"] or 0 for p in passes),
-                        "audio_hours": sum(p["audio_hours"] or 0.0 for p in passes),
-                        "seconds": sum(p["seconds"] or 0.0 for p in passes), "passes": len(passes)}
-        path.write_text(json.dumps(res, indent=1))
-    return res
+    return summary(running=False)
 
 
 def cmd_teacher_pass(args) -> int:

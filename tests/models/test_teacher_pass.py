@@ -76,3 +76,33 @@ def test_the_command_exits_130_and_says_how_to_go_on(fake_pass, monkeypatch, cap
     assert tp.cmd_teacher_pass(args) == 130
     out = capsys.readouterr().out
     assert "teacher pass stopped" in out and "the same command goes on with them" in out
+
+
+def _killed_after(k):
+    """as_completed that hands over k finished clips, then stops the pass as SIGKILL would:
+    nothing after that point in run_pass runs (here: an exception it does not catch)."""
+    def gen(futures):
+        for i, f in enumerate(as_completed(futures)):
+            if i == k:
+                raise SystemExit("killed")
+            yield f
+    return gen
+
+
+def test_a_killed_pass_keeps_the_record_it_had_written(fake_pass, monkeypatch):
+    """The record is written as the pass goes (every 25 clips), so a pass stopped outright by the
+    machine leaves what it did, marked as not finished, and the next pass adds to it."""
+    monkeypatch.setattr(tp, "as_completed", _killed_after(27))
+    with pytest.raises(SystemExit):
+        tp.run_pass(_clips(), jobs=2, log=lambda m: None)
+    rec = json.loads((fake_pass / "teacher" / "v1" / "pass.json").read_text())
+    assert rec["done"] == 25 and rec["interrupted"] and rec["audio_hours"] == pytest.approx(25 * 10.0 / 3600)
+    for f in sorted(fake_pass.glob("teacher/v1/debian/*.npz"))[25:]:  # the fake's clips outran the loop: a
+        f.unlink()  # real kill leaves those that had not finished uncached
+    left = N - 25
+    monkeypatch.setattr(tp, "as_completed", _interrupted_after(N + 1))  # never interrupted
+    again = tp.run_pass(_clips(), jobs=2, log=lambda m: None)
+    assert again["done"] == left and not again["interrupted"]
+    rec = json.loads((fake_pass / "teacher" / "v1" / "pass.json").read_text())
+    assert [(p["done"], p["interrupted"]) for p in rec["passes"]] == [(25, True), (left, False)]
+    assert rec["total"]["done"] == 25 + left and rec["total"]["passes"] == 2
