@@ -12,7 +12,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -23,6 +25,40 @@ from emotrack.realtime.core.features import chroma_frames, logmel_frames
 from tqdm import tqdm
 
 from .data import Clip
+
+
+class LogProgress:
+    """Progress for a log file: a line at most every ``every`` seconds and one at the end,
+    where a terminal's bar would write a carriage return per clip (thousands of them in a
+    run's train.log, which then showed nothing else to ``tail``)."""
+
+    def __init__(self, total: int, desc: str, every: float = 60.0, unit: str = "clip"):
+        self.total, self.desc, self.every, self.unit = total, desc, every, unit
+        self.n, self.t0 = 0, time.monotonic()
+        self.last = self.t0
+
+    def update(self, k: int = 1) -> None:
+        self.n += k
+        now = time.monotonic()
+        if now - self.last >= self.every and self.n < self.total:
+            self.last = now
+            self._line(now)
+
+    def _line(self, now: float) -> None:
+        print(f"{self.desc}: {self.n}/{self.total} {self.unit}s in {now - self.t0:.0f} s", file=sys.stderr, flush=True)
+
+    def close(self) -> None:
+        if self.n:
+            self._line(time.monotonic())
+
+
+def progress_bar(total: int, desc: str, enabled: bool = True, unit: str = "clip"):
+    """tqdm's bar on a terminal, :class:`LogProgress` lines where stderr goes to a file or a
+    pipe; a silent one when not ``enabled``."""
+    if enabled and not sys.stderr.isatty():
+        return LogProgress(total, desc, unit=unit)
+    return tqdm(total=total, desc=desc, unit=unit, disable=not enabled)
+
 
 # Debian's timgm6mb-soundfont (GPL-2); fluid-soundfont-gm (MIT) is the fallback.
 SOUNDFONTS = ("/usr/share/sounds/sf2/TimGM6mb.sf2", "/usr/share/sounds/sf2/FluidR3_GM.sf2")
@@ -129,7 +165,7 @@ def ensure_features(clips: list[Clip], jobs: int = 2, cfg: FeatureConfig = FEATU
     if not todo:
         return errors
 
-    bar = tqdm(total=len(todo), desc="features", unit="clip", disable=not progress)
+    bar = progress_bar(len(todo), "features", progress)
     if jobs <= 1:
         results = map(_compute, [(c, cfg, chroma) for c in todo])
         for key, err in results:

@@ -30,9 +30,8 @@ import soundfile as sf
 import torch
 from emotrack.realtime.core.config import FEATURES
 from torch import nn
-from tqdm import tqdm
 
-from .cache import cache_dir, clip_audio, ensure_features, load_features, save_atomic
+from .cache import cache_dir, clip_audio, ensure_features, load_features, progress_bar, save_atomic
 from .data import QUADRANT_SIGNS, Clip
 from .nets import FrameVAE, NetConfig
 
@@ -87,7 +86,7 @@ def compare_features(clips: list[Clip], jobs: int = 2, progress: bool = True) ->
     todo = [c for c in clips if not _compare_path(c).exists()]
     errors: dict[str, str] = {}
     if todo:
-        bar = tqdm(total=len(todo), desc="openSMILE ComParE", unit="clip", disable=not progress)
+        bar = progress_bar(len(todo), "openSMILE ComParE", progress)
         with ProcessPoolExecutor(max(1, jobs)) as ex:
             for key, err in ex.map(_compare_one, todo, chunksize=2):
                 if err:

@@ -39,7 +39,8 @@ def tiny_run(tmp_path_factory):
                 "--deam-root", str(deam), "--out", str(out), "--jobs", "1", env=env)
     exp = tmp / "export"
     run("export", "--run", str(out), "--out", str(exp), env=env)
-    return {"tmp": tmp, "env": env, "run": out, "export": exp, "train_stdout": train.stdout, "deam": deam}
+    return {"tmp": tmp, "env": env, "run": out, "export": exp, "train_stdout": train.stdout, "deam": deam,
+            "train_stderr": train.stderr}
 
 
 def test_training_writes_checkpoint_and_report(tiny_run):
@@ -51,6 +52,26 @@ def test_training_writes_checkpoint_and_report(tiny_run):
         assert "soundtracks" in res and "valence" in res["soundtracks"], name
     assert rep["vae"]["test"]["mse"] > 0 and rep["vae"]["test"]["kl"] >= 0
     assert "**soundtracks**" in tiny_run["train_stdout"]  # the table is printed
+    # stderr went to a pipe, as to a log file: progress in lines, not a terminal bar's carriage returns
+    assert "\r" not in tiny_run["train_stderr"] and "features: " in tiny_run["train_stderr"]
+
+
+def test_progress_off_a_terminal_is_lines(capsys, monkeypatch):
+    from emotrack.models import cache
+
+    bar = cache.progress_bar(5, "features")  # pytest's captured stderr is not a terminal
+    assert isinstance(bar, cache.LogProgress)
+    bar.every = 0.0
+    for _ in range(5):
+        bar.update()
+    bar.close()
+    lines = capsys.readouterr().err.splitlines()
+    assert lines[0].startswith("features: 1/5 clips in ") and lines[-1].startswith("features: 5/5 clips in ")
+    assert len(lines) == 5  # one a clip with every=0, the last once: not again at the end
+    quiet = cache.progress_bar(5, "features", enabled=False)
+    quiet.update()
+    quiet.close()
+    assert capsys.readouterr().err == ""
 
 
 def test_export_writes_onnx_and_card(tiny_run):
