@@ -131,17 +131,25 @@ def _missing(clip: Clip, cfg: FeatureConfig, chroma: bool) -> bool:
     return not cache_path(clip, cfg).exists() or (chroma and not chroma_path(clip, cfg).exists())
 
 
+def cache_from_audio(clip: Clip, y: np.ndarray, cfg: FeatureConfig = FEATURES, chroma: bool = True) -> None:
+    """Cache what is missing of a clip's log-mel frames (and with ``chroma`` its pitch-class
+    profiles) from its decoded audio ``y`` (at the model rate)."""
+    path, cpath = cache_path(clip, cfg), chroma_path(clip, cfg)
+    if not _missing(clip, cfg, chroma):
+        return
+    frames = signal_frames(y, cfg)
+    if not path.exists():
+        save_atomic(path, logmel_frames(frames, cfg).astype(np.float16))
+    if chroma and not cpath.exists():
+        save_atomic(cpath, chroma_frames(frames, cfg).astype(np.float16))
+
+
 def _compute(args) -> tuple[str, str | None]:
     clip, cfg, chroma = args
-    path, cpath = cache_path(clip, cfg), chroma_path(clip, cfg)
     if not _missing(clip, cfg, chroma):
         return clip.key, None
     try:  # the audio is decoded (or rendered) once for whatever is missing
-        frames = signal_frames(clip_audio(clip, cfg), cfg)
-        if not path.exists():
-            save_atomic(path, logmel_frames(frames, cfg).astype(np.float16))
-        if chroma and not cpath.exists():
-            save_atomic(cpath, chroma_frames(frames, cfg).astype(np.float16))
+        cache_from_audio(clip, clip_audio(clip, cfg), cfg, chroma)
     except Exception as e:  # report and go on; the caller decides
         return clip.key, f"{type(e).__name__}: {e}"
     return clip.key, None

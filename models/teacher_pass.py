@@ -6,8 +6,9 @@ teachers are run on the causal ~3 s window that ends at t (see
 :class:`emotrack.models.teachers.TeacherRunner`): 50 tag logits and the 200-d penultimate
 layer of each. The audio is the clip at the model rate (22,050 Hz, rendered with
 fluidsynth for MIDI), resampled to 16 kHz by the runtime's causal resampler, so no sample
-after t reaches a window. The same read also fills the log-mel feature cache of
-:mod:`emotrack.models.cache` when a clip's frames are missing, so MIDI is rendered once.
+after t reaches a window. The same read also fills the feature cache of
+:mod:`emotrack.models.cache` (log-mel frames and pitch-class profiles) where a clip's are
+missing, so MIDI is rendered once and training runs side by side do not each compute them.
 
 Stride: every frame for the labelled sets; every second frame (t = 1.0, 2.0, ...) for the
 unlabelled Debian music and the rendered EMOPIA clips (``STRIDE``), which halves the pass;
@@ -45,7 +46,7 @@ from emotrack.realtime.core.audio import StreamingResampler
 from emotrack.realtime.core.config import FEATURES
 from emotrack.realtime.exitcodes import ExitCode
 
-from .cache import audio_frames, cache_dir, cache_path, clip_audio, save_atomic
+from .cache import cache_dir, cache_from_audio, clip_audio
 from .cli import load_clips, roots_of
 from .data import Clip
 from .teachers import SAMPLE_RATE, TEACHERS, TeacherRunner, VggRunner
@@ -117,9 +118,7 @@ def _work(clip: Clip) -> tuple[str, float, str | None]:
     """One clip: its features (if missing) and its teacher targets -> (key, seconds, error)."""
     try:
         y = clip_audio(clip)
-        fpath = cache_path(clip, FEATURES)
-        if not fpath.exists():
-            save_atomic(fpath, audio_frames(y).astype(np.float16))
+        cache_from_audio(clip, y)  # the log-mel frames and pitch-class profiles training reads
         tpath = targets_path(clip, isinstance(_runner, VggRunner))
         res = clip_targets(clip, _runner, y)
         tpath.parent.mkdir(parents=True, exist_ok=True)

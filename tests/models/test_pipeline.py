@@ -126,6 +126,9 @@ def test_whole_pipeline_tiny(tiny):
     done = tiny.done
     assert done["errors"] == {} and done["done"] == done["clips"] >= 5, done
     assert done["load"] >= 0 and done["passes"][0]["load"] == done["load"]  # what else ran beside it
+    # the pass cached every clip's features as well, so runs side by side do not each compute them
+    for kind in ("features", "chroma"):
+        assert len(list((tmp_path / "cache" / kind).glob("*/*/*.npy"))) == done["clips"], kind
     scan = json.loads((deb / "scan.json").read_text())
     by_name = {os.path.basename(it["path"]): it for it in scan}
     assert set(by_name) == {"calm.ogg", "fast.ogg", "inner.ogg"}  # the jingle is too short; the .pk3 is opened
