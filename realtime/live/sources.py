@@ -321,15 +321,24 @@ class FileSource(Source):
                 for block in blocks:
                     if self._stop.is_set():
                         return
+                    mono = to_mono(block)[:, None]
                     if self.fast:
-                        while self.ring.free_slots() < 1 and not self._stop.is_set():
-                            time.sleep(0.0005)
+                        # a slot at a time: FFmpeg's decoder hands over blocks longer than a slot
+                        # (an AAC frame is 1,024 samples), and one written into a single free
+                        # slot overflowed the ring with a busy worker
+                        step = self.ring.block_frames
+                        for off in range(0, len(mono), step):
+                            while self.ring.free_slots() < 1 and not self._stop.is_set():
+                                time.sleep(0.0005)
+                            if self._stop.is_set():
+                                return
+                            self.ring.write(mono[off:off + step], time.perf_counter())
                     else:
                         due = t0 + (played + len(block)) / self.sample_rate
                         delay = due - time.perf_counter()
                         if delay > 0 and self._stop.wait(delay):
                             return
-                    self.ring.write(to_mono(block)[:, None], time.perf_counter())
+                        self.ring.write(mono, time.perf_counter())
                     played += len(block)
                 if not self.loop:
                     break
