@@ -783,8 +783,10 @@ def _training_section(card: dict) -> list[str]:
               f"{cfg['frames_per_epoch']:,} frames with ±6 dB gain augmentation"
               + (f", then {cfg['frame_epochs_2']} more with the distillation at {cfg['lambda_frame_2']} (stage 1b);"
                  if cfg.get("frame_epochs_2") else ";"),
-              "2. the LSTM on the frozen codes: our labels (Gaussian NLL; signs for the quadrant sets) with a learned "
-              f"offset per continuous-label set, + {cfg['lambda_pseudo']} × the NLL of "
+              "2. the LSTM on the frozen codes: our labels (Gaussian NLL; signs for the quadrant sets"
+              + ("; a label of a whole clip scored on the clip's mean prediction, labels that vary in time frame by "
+                 "frame" if cfg.get("label_pool") == "clip" else "")
+              + f") with a learned offset per continuous-label set, + {cfg['lambda_pseudo']} × the NLL of "
               + ("the accurate head's answer" if cfg.get("pseudo_source") == "accurate" else
                  "the teacher head's smoothed answer")
               + f" on every frame of every clip (pseudo-labels, unlabelled audio included), + {cfg['lambda_tags']} "
@@ -804,7 +806,9 @@ def _training_section(card: dict) -> list[str]:
         lines.append(f"The accurate head (the pseudo-labels' teacher): a stateful LSTM of {pt['setting']['lstm_hidden']} "
                      f"units on the teachers' standardised outputs (input dropout {pt['setting']['head_dropout']}, its own "
                      f"pseudo-labels the ridge head's at {pt['setting']['lambda_pseudo']}), trained in the run on the "
-                     f"training clips of {', '.join(pt['sets'])} with our labels and per-set offsets, the epoch chosen on "
+                     f"training clips of {', '.join(pt['sets'])} with our labels"
+                     + (" (a whole clip's on the clip's mean)" if cfg.get("label_pool") == "clip" else "")
+                     + " and per-set offsets, the epoch chosen on "
                      f"their validation clips (mean r {pt['best_val_mean_r']:.3f}, {pt['epochs']} epochs, "
                      f"{pt['seconds'] / 60:.1f} min), then run from a zero state over every clip; on the stride-2 sets "
                      "a frame without a teacher window holds the last one.")

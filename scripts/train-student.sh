@@ -6,12 +6,13 @@
 #                                             # the recipe: EMOTRACK_DEBIAN=none trains without it)
 #   bash scripts/train-student.sh [RUNS] [TRAIN ARGS...]   # default RUNS=runs
 #
-# Every run gets emotrack-vae-lstm 5's recipe: StudentConfig's defaults (emotrack-vae-lstm 4's)
-# and the key and mode (RECIPE below: the frame's pitch-class profile and its 10 s average in the
-# LSTM, and in stage 2's pseudo-label teachers). TRAIN ARGS come after it and go to every
-# `emotrack train --teachers` run (a later --set wins), to train another recipe the same way,
-# e.g. emotrack-vae-lstm 4's: `bash scripts/train-student.sh runs-v4 --set head_tonal=false
-# --set tonal_avg=0 --set tonal=false`; 3's: add `--set front=conv`; 2's: add also
+# Every run gets emotrack-vae-lstm 6's recipe: StudentConfig's defaults (emotrack-vae-lstm 4's),
+# the key and mode (RECIPE below: the frame's pitch-class profile and its 10 s average in the
+# LSTM, and in stage 2's pseudo-label teachers) and whole-clip labels (a rating of a whole
+# excerpt scored on the clip's mean prediction in stage 2). TRAIN ARGS come after it and go to
+# every `emotrack train --teachers` run (a later --set wins), to train another recipe the same
+# way, e.g. emotrack-vae-lstm 5's: `bash scripts/train-student.sh runs-v5 --set label_pool=frame`;
+# 4's: add `--set head_tonal=false --set tonal_avg=0 --set tonal=false`; 3's: add `--set front=conv`; 2's: add also
 # `--pseudo ridge --set lambda_frame_va=0 --set frame_epochs=10 --set 'channels=[32,64,96]'
 # --set enc_hidden=384`.
 #
@@ -25,7 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-runs}
 shift $(( $# > 0 ? 1 : 0 ))
-RECIPE=(--set tonal=true --set tonal_avg=10 --set head_tonal=true)
+RECIPE=(--set tonal=true --set tonal_avg=10 --set head_tonal=true --set label_pool=clip)
 EXTRA=("${RECIPE[@]}" "$@")
 DEBIAN=${EMOTRACK_DEBIAN:-${EMOTRACK_CACHE:-$HOME/.cache/emotrack}/debian-music}
 EMO=.venv/bin/emotrack

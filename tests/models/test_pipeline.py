@@ -616,3 +616,16 @@ def test_card_says_at_which_input_rate_the_step_was_timed():
     assert "| 0.700 ms, input at 48 kHz, resampling included | yes |" in goals
     plain = "\n".join(_speed_section({"bench": {"step_ms": {**step, "input_rate": 22050}}}))
     assert "one thread: median 0.700 ms" in plain
+
+
+def test_card_says_how_whole_clip_labels_were_scored():
+    """A run with ``label_pool="clip"`` learned a whole clip's rating from the clip's mean answer; its
+    card's training section says so, in stage 2 and for the accurate head, and a run without it does not."""
+    from emotrack.export.card import _training_section
+
+    card = json.loads((Path(__file__).parents[2] / "assets" / "emotrack-vae-lstm.card.json").read_text())
+    clip = "\n".join(_training_section(card | {"student_config": card["student_config"] | {"label_pool": "clip"}}))
+    frame = "\n".join(_training_section(card | {"student_config": card["student_config"] | {"label_pool": "frame"}}))
+    assert "a label of a whole clip scored on the clip's mean prediction" in clip
+    assert "with our labels (a whole clip's on the clip's mean) and per-set offsets" in clip
+    assert "clip's mean" not in frame and "signs for the quadrant sets) with a learned offset" in frame
