@@ -252,7 +252,10 @@ def test_index_real_files_then_skip_unchanged(real_library, tmp_path, model):
 
     song = analyze_song(model, path, SongModel())
     assert abs(v - song.valence) < 1e-5 and abs(a - song.arousal) < 1e-5 and dur > 10
-    assert method == "emotrack-song 6" and model_id == "emotrack-vae-lstm 5 + emotrack-song 6"
+    from emotrack.export.options import SONG_VERSION, STUDENT_VERSION  # the shipped files' versions
+
+    song_id = f"emotrack-song {SONG_VERSION}"
+    assert method == song_id and model_id == f"emotrack-vae-lstm {STUDENT_VERSION} + {song_id}"
     stamps = dict(con.execute("SELECT path, indexed_at FROM songs"))
     con.close()
     # again: nothing to do; a touched file is analysed again, and only it

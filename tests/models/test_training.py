@@ -190,7 +190,9 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
     assert song.trajectory_columns == 0  # no trajectory head: the graph takes the frames alone
     card = json.loads((exp / "emotrack-song.card.json").read_text())
     assert card["parity"]["torch_vs_onnx"] < 1e-4 and card["parity"]["stats_vs_numpy"] < 1e-4
-    assert (card["name"], card["version"], card["kind"]) == ("emotrack-song", "6", "song")  # as the ONNX metadata
+    from emotrack.export.options import SONG_VERSION  # export-song's default version
+
+    assert (card["name"], card["version"], card["kind"]) == ("emotrack-song", SONG_VERSION, "song")  # as the ONNX metadata
     assert set(card["onnx_test"]) == {"soundtracks", "panda4q"}
     md = (exp / "MODEL_CARD.md").read_text()
     assert md.index("# Model card: emotrack-vae-lstm") < md.index("# Whole-song model: emotrack-song")
@@ -203,7 +205,7 @@ def test_train_song_export_song_and_analyze_without_torch(tiny_run):
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     rec = json.loads(r.stdout)
-    assert rec["song_model"] == "emotrack-song 6" and rec["trajectory"]["frames"] == DEMO_FRAMES
+    assert rec["song_model"] == f"emotrack-song {SONG_VERSION}" and rec["trajectory"]["frames"] == DEMO_FRAMES
 
 
 def test_train_song_trajectory_head_answers_for_its_own_dynamic_model(tiny_run):
