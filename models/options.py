@@ -113,5 +113,9 @@ def add_train_song_arguments(ts: argparse.ArgumentParser) -> None:
     ts.add_argument("--teacher-features", action="store_true",
                     help="the accurate model instead: an SVR on the musicnn teachers' outputs (emotrack teacher-pass "
                          "first; --run is not used); analyze --song-model accurate runs it")
+    ts.add_argument("--cv", type=int, metavar="K",
+                    help="instead of training: score every head on K folds of the training and validation songs "
+                         "(grouped as the splits are; the test split is not read) and write <out>/cv.json: is "
+                         "validation's choice of head more than the noise of one split?")
     ts.add_argument("--show-val", action="store_true", help="print the validation table instead of the test one")
     ts.add_argument("--no-progress", action="store_true")

@@ -254,23 +254,14 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
     dim = max(2, dim or round(0.1 * x.shape[1]))
     cfg = replace(cfg, dim=dim)
     log(f"TNN on {int(train.sum())} training songs, {x.shape[1]} features -> {dim} dims")
-    tnn = train_tnn(x[train], y[train], cfg)
-    e = embed(tnn, x)
-    svrs = fit_svrs(e[train], y[train])
-    raw_mean, raw_scale = tnn.mean.numpy(), tnn.scale.numpy()
-    z = np.nan_to_num((x - raw_mean) / raw_scale)
-    raw_svrs = fit_svrs(z[train], y[train])
     dynamic = load_model()  # the shipped dynamic model, over every clip, every frame
     runs = trajectories(clips, dynamic)
     traj = np.array([m[:, :2].mean(0) for m in runs])
     ts = np.stack([trajectory_statistics(m) for m in runs])
-    t_mean, t_scale = standardiser(ts[train])
-    tz = np.nan_to_num((ts - t_mean) / t_scale)
-    t_svrs = fit_svrs(tz[train], y[train])
-    preds = {"TNN-SVR": np.column_stack([s.predict(e) for s in svrs]).clip(-1, 1),
-             "SVR (raw code statistics)": np.column_stack([s.predict(z) for s in raw_svrs]).clip(-1, 1),
-             TRAJECTORY_METHOD: np.column_stack([s.predict(tz) for s in t_svrs]).clip(-1, 1),
-             "trajectory mean (VAE-LSTM)": np.where(train[:, None], np.nan, traj)}
+    preds, fitted = fit_heads(x, ts, y, train, cfg)
+    preds["trajectory mean (VAE-LSTM)"] = np.where(train[:, None], np.nan, traj)
+    tnn, svrs, raw_svrs, t_svrs = fitted["tnn"], fitted["svrs"], fitted["raw_svrs"], fitted["t_svrs"]
+    raw_mean, raw_scale, t_mean, t_scale = fitted["raw_mean"], fitted["raw_scale"], fitted["t_mean"], fitted["t_scale"]
     teacher = teacher_song_features(clips)
     if teacher is not None:  # the upper bound: the same SVR on the teachers' outputs, run offline
         tm, tsd = standardiser(teacher[train])
@@ -319,6 +310,115 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
     torch.save(state, out / "song.pt")
     (out / "report.json").write_text(json.dumps(report, indent=1) + "\n")
     return report
+
+
+def fit_heads(x: np.ndarray, ts: np.ndarray, y: np.ndarray, fit: np.ndarray, cfg: TnnConfig) -> tuple[dict, dict]:
+    """Fit every head on the rows ``fit`` of the code statistics ``x`` and the trajectory
+    statistics ``ts`` (labels ``y``); their predictions on every row (clipped to [-1, 1]) and the
+    fitted parts (the TNN, its SVRs, the plain SVRs, the trajectory head's SVRs, standardisers)."""
+    tnn = train_tnn(x[fit], y[fit], cfg)
+    e = embed(tnn, x)
+    svrs = fit_svrs(e[fit], y[fit])
+    raw_mean, raw_scale = tnn.mean.numpy(), tnn.scale.numpy()
+    z = np.nan_to_num((x - raw_mean) / raw_scale)
+    raw_svrs = fit_svrs(z[fit], y[fit])
+    t_mean, t_scale = standardiser(ts[fit])
+    tz = np.nan_to_num((ts - t_mean) / t_scale)
+    t_svrs = fit_svrs(tz[fit], y[fit])
+    preds = {"TNN-SVR": np.column_stack([s.predict(e) for s in svrs]).clip(-1, 1),
+             "SVR (raw code statistics)": np.column_stack([s.predict(z) for s in raw_svrs]).clip(-1, 1),
+             TRAJECTORY_METHOD: np.column_stack([s.predict(tz) for s in t_svrs]).clip(-1, 1)}
+    fitted = {"tnn": tnn, "svrs": svrs, "raw_svrs": raw_svrs, "raw_mean": raw_mean, "raw_scale": raw_scale,
+              "t_svrs": t_svrs, "t_mean": t_mean, "t_scale": t_scale}
+    return preds, fitted
+
+
+def song_folds(clips: list[Clip], k: int) -> np.ndarray:
+    """Each clip's fold (0..k-1): every dataset's groups (Soundtracks' albums, a piece's
+    segments...) dealt into ``k`` folds of about equal size (``GroupKFold``), so that no group
+    is in two folds. Deterministic: it depends only on the clips."""
+    from sklearn.model_selection import GroupKFold
+
+    fold = np.full(len(clips), -1)
+    for ds in sorted({c.dataset for c in clips}):
+        idx = np.array([i for i, c in enumerate(clips) if c.dataset == ds])
+        groups = np.array([clips[i].group for i in idx])
+        if len(set(groups)) < k:
+            raise ValueError(f"{ds} has {len(set(groups))} groups (songs, albums, pieces) outside the test split; "
+                             f"--cv {k} needs at least {k}: use fewer folds or more data (without --limit)")
+        for f, (_, held) in enumerate(GroupKFold(n_splits=k).split(idx, groups=groups)):
+            fold[idx[held]] = f
+    return fold
+
+
+def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig | None = None, jobs: int = 2,
+                        progress: bool = True, log=print, sources: dict | None = None,
+                        dim: int | None = None) -> dict:
+    """How much of a difference between the heads is more than the noise of one validation split:
+    the heads ``train_song`` chooses among, fit ``k`` times on the training and validation songs
+    (the test split is not read) with one fold held out each time (``song_folds``), and each
+    scored on its held-out fold with the validation score (``selection_score``). The code head
+    of "both" is the code method with the higher mean score over the folds, as ``train_song``
+    takes the better one on validation. Returns the report (fold scores, mean, sd, and the
+    paired differences of "both" and "code" against "trajectory")."""
+
+    cfg = cfg or TnnConfig()
+    if k < 2:
+        raise ValueError(f"--cv needs at least 2 folds, got {k}")
+    clips = [c for c in clips if c.split in ("train", "val") and static_labels(c) is not None]
+    t0 = time.time()
+    fold = song_folds(clips, k)
+    x, errors = vae_features(clips, Path(run), jobs=jobs, progress=progress)
+    for key, err in list(errors.items())[:5]:
+        log(f"{key}: {err} (left out)")
+    keep = ~np.isnan(x).all(1)
+    clips, x, fold = [c for c, kk in zip(clips, keep, strict=True) if kk], x[keep], fold[keep]
+    y = np.array([static_labels(c)[0] for c in clips])
+    cfg = replace(cfg, dim=max(2, dim or round(0.1 * x.shape[1])))
+    dynamic = load_model()
+    ts = np.stack([trajectory_statistics(m) for m in trajectories(clips, dynamic)])
+    scores: dict[str, list[float]] = {}
+    for f in range(k):
+        held = fold == f
+        log(f"fold {f + 1}/{k}: fit on {int((~held).sum())} songs, score on {int(held.sum())}")
+        preds, _ = fit_heads(x, ts, y, ~held, cfg)
+        for code in CODE_METHODS:
+            preds[f"mean of the {code} and trajectory heads"] = 0.5 * (preds[code] + preds[TRAJECTORY_METHOD])
+        held_clips = [c for c, h in zip(clips, held, strict=True) if h]
+        for m, p in preds.items():
+            scores.setdefault(m, []).append(selection_score(evaluate_split(held_clips, {"x": p[held]})))
+    code_method = max(CODE_METHODS, key=lambda m: np.mean(scores[m]))
+    heads = {"code": scores[code_method], "trajectory": scores[TRAJECTORY_METHOD],
+             "both": scores[f"mean of the {code_method} and trajectory heads"]}
+    summary = lambda v: {"folds": [float(a) for a in v], "mean": float(np.mean(v)),  # noqa: E731
+                         "sd": float(np.std(v, ddof=1))}
+    report = {"folds": k, "tnn": asdict(cfg), "svr": SVR_PARAMS, "run": str(run), "trajectory_model": dynamic.label,
+              "trajectory_model_sha256": dynamic.sha256, "sources": sources or {},
+              "data": data_summary(clips), "fold_songs": [int((fold == f).sum()) for f in range(k)],
+              "code_method": code_method, "methods": {m: summary(v) for m, v in scores.items()},
+              "heads": {h: summary(v) for h, v in heads.items()},
+              "paired_vs_trajectory": {h: summary(np.subtract(heads[h], heads["trajectory"])) for h in ("code", "both")},
+              "seconds": round(time.time() - t0, 1)}
+    return report
+
+
+def format_cv_report(report: dict) -> str:
+    """Markdown: each method's score on every held-out fold, mean and sd; then the paired
+    differences against the trajectory head."""
+    k = report["folds"]
+    lines = [f"Cross-validated song-level score ({k} folds of the training and validation songs; "
+             "score: the mean over the datasets of the mean valence/arousal CCC, or the quadrant accuracy)", "",
+             "| method | " + " | ".join(f"fold {f + 1} ({n})" for f, n in enumerate(report["fold_songs"]))
+             + " | mean | sd |", "|---|" + "---|" * (k + 2)]
+    for m, r in report["methods"].items():
+        lines.append(f"| {m} | " + " | ".join(f"{v:.4f}" for v in r["folds"]) + f" | {r['mean']:.4f} | {r['sd']:.4f} |")
+    lines += ["", f"code head: {report['code_method']}", "",
+              "| paired difference | " + " | ".join(f"fold {f + 1}" for f in range(k)) + " | mean | sd |",
+              "|---|" + "---|" * (k + 2)]
+    for h, r in report["paired_vs_trajectory"].items():
+        lines.append(f"| {h} − trajectory | " + " | ".join(f"{v:+.4f}" for v in r["folds"])
+                     + f" | {r['mean']:+.4f} | {r['sd']:.4f} |")
+    return "\n".join(lines) + "\n"
 
 
 def blend_name(method: str, weight: float) -> str:

@@ -174,3 +174,27 @@ def test_song_benchmark_times_both_paths(model):
         assert res["compare_extraction_ms"] is None
     else:
         assert res["compare_extraction_ms"]["runs"] == 5 and res["compare_extraction_ms"]["median_ms"] > 0
+
+
+def test_song_folds_keep_each_group_in_one_fold_and_deal_them_evenly():
+    pytest.importorskip("sklearn")
+    from emotrack.models.data import Clip
+    from emotrack.models.song import song_folds
+
+    rng = np.random.default_rng(0)
+    clips = [Clip(ds, f"{ds}-{i}", f"g{g}", "train") for ds, n in (("soundtracks", 40), ("panda4q", 60))
+             for i, g in enumerate(rng.integers(0, n // 3, n))]
+    fold = song_folds(clips, 5)
+    assert set(fold) == set(range(5))
+    for ds in ("soundtracks", "panda4q"):
+        groups = {}
+        for c, f in zip(clips, fold, strict=True):
+            if c.dataset == ds:
+                groups.setdefault(c.group, set()).add(int(f))
+        assert all(len(v) == 1 for v in groups.values())  # no group (album, piece) split across folds
+        sizes = np.bincount([f for c, f in zip(clips, fold, strict=True) if c.dataset == ds], minlength=5)
+        assert sizes.min() > 0 and sizes.max() - sizes.min() <= max(len([c for c in clips if c.group == g])
+                                                                   for g in groups)  # within one group's size
+    assert np.array_equal(song_folds(clips, 5), fold)  # deterministic
+    with pytest.raises(ValueError, match="soundtracks has 3 groups .* --cv 5 needs at least 5"):
+        song_folds([Clip("soundtracks", str(i), f"a{i % 3}", "val") for i in range(9)], 5)

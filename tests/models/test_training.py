@@ -302,6 +302,40 @@ def test_train_song_both_heads_answer_their_mean(tiny_run):
     assert abs(other.valence - code_v) < 1e-5 and abs(other.arousal - code_a) < 1e-5  # another model: code head alone
 
 
+def test_train_song_cv_scores_every_head_on_held_out_folds(tiny_run):
+    """`train-song --cv K`: every head fit K times on the training and validation songs and
+    scored on the fold it did not see; the test split is never read, no model is written, and
+    the paired differences are those of the folds' scores."""
+    out = tiny_run["tmp"] / "song-cv"
+    r = run("train-song", "--cv", "2", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2",
+            "--dim", "8", "--run", str(tiny_run["run"]), "--out", str(out), "--no-progress", env=tiny_run["env"])
+    rep = json.loads((out / "cv.json").read_text())
+    assert not (out / "song.pt").exists() and not (out / "report.json").exists()
+    assert rep["folds"] == 2 and all(d["test"] == 0 for d in rep["data"].values())  # the test split unread
+    assert sum(rep["fold_songs"]) == sum(d["train"] + d["val"] for d in rep["data"].values())
+    assert min(rep["fold_songs"]) > 0
+    from emotrack.models.song import CODE_METHODS, TRAJECTORY_METHOD
+
+    assert set(CODE_METHODS) | {TRAJECTORY_METHOD} <= set(rep["methods"])
+    for m, v in rep["methods"].items():
+        assert len(v["folds"]) == 2 and all(-1 <= f <= 1 for f in v["folds"]), m  # CCCs, accuracies: finite
+    code = rep["code_method"]
+    assert rep["methods"][code]["mean"] == max(rep["methods"][m]["mean"] for m in CODE_METHODS)
+    assert rep["heads"]["code"] == rep["methods"][code] and rep["heads"]["trajectory"] == rep["methods"][TRAJECTORY_METHOD]
+    assert rep["heads"]["both"] == rep["methods"][f"mean of the {code} and trajectory heads"]
+    for h in ("code", "both"):  # a difference of two stored floats, recomputed: the same to rounding
+        d = np.subtract(rep["heads"][h]["folds"], rep["heads"]["trajectory"]["folds"])
+        assert np.allclose(rep["paired_vs_trajectory"][h]["folds"], d, atol=1e-12)
+        assert abs(rep["paired_vs_trajectory"][h]["sd"] - np.std(d, ddof=1)) < 1e-12
+    assert "| both − trajectory |" in r.stdout and f"code head: {code}" in r.stdout
+    # more folds than a dataset has groups: a clear refusal, nothing written
+    bad = subprocess.run(EMOTRACK + ["train-song", "--cv", "1000", "--datasets", "soundtracks", "--limit", "8",
+                                     "--run", str(tiny_run["run"]), "--out", str(tiny_run["tmp"] / "cv-bad")],
+                         capture_output=True, text=True, env=tiny_run["env"], timeout=600)
+    assert bad.returncode == 2 and "--cv 1000 needs at least 1000" in bad.stderr
+    assert not (tiny_run["tmp"] / "cv-bad").exists()
+
+
 def test_song_parity_gate_fails_a_wrong_graph(tiny_run):
     import torch
     from emotrack.export.onnx_export import ExportParityError
