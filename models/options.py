@@ -117,5 +117,9 @@ def add_train_song_arguments(ts: argparse.ArgumentParser) -> None:
                     help="instead of training: score every head on K folds of the training and validation songs "
                          "(grouped as the splits are; the test split is not read) and write <out>/cv.json: is "
                          "validation's choice of head more than the noise of one split?")
+    ts.add_argument("--cv-songs", choices=("val", "all"), default="val",
+                    help="with --cv, the songs dealt into folds: 'val', the validation songs, each fold fit on "
+                         "every training song too (default: the VAE and the dynamic model trained on the training "
+                         "songs, so only the others score fairly); 'all', training and validation songs together")
     ts.add_argument("--show-val", action="store_true", help="print the validation table instead of the test one")
     ts.add_argument("--no-progress", action="store_true")

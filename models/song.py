@@ -353,21 +353,34 @@ def song_folds(clips: list[Clip], k: int) -> np.ndarray:
 
 def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig | None = None, jobs: int = 2,
                         progress: bool = True, log=print, sources: dict | None = None,
-                        dim: int | None = None) -> dict:
+                        dim: int | None = None, songs: str = "val") -> dict:
     """How much of a difference between the heads is more than the noise of one validation split:
-    the heads ``train_song`` chooses among, fit ``k`` times on the training and validation songs
-    (the test split is not read) with one fold held out each time (``song_folds``), and each
-    scored on its held-out fold with the validation score (``selection_score``). The code head
-    of "both" is the code method with the higher mean score over the folds, as ``train_song``
-    takes the better one on validation. Returns the report (fold scores, mean, sd, and the
-    paired differences of "both" and "code" against "trajectory")."""
+    the heads ``train_song`` chooses among, fit ``k`` times with one fold of songs held out each
+    time (``song_folds``), each scored on its held-out fold with the validation score
+    (``selection_score``); the test split is not read.
+
+    ``songs`` says which songs are dealt into folds. "val" (the default): the validation songs,
+    each fold fit on every training song and the other validation folds. Only these are fair to
+    score, because the VAE and the dynamic model whose trajectory the trajectory head reads were
+    trained on the training songs (the dynamic model fit their labels), so on a training song
+    the heads read representations that have seen its answer. "all": the training and
+    validation songs together (more songs per fold, but a score biased towards the heads that
+    lean on the trained representation the most, the trajectory head above all).
+
+    The code head of "both" is the code method with the higher mean score over the folds, as
+    ``train_song`` takes the better one on validation. Returns the report (fold scores, mean,
+    sd, and the paired differences of "both" and "code" against "trajectory")."""
 
     cfg = cfg or TnnConfig()
     if k < 2:
         raise ValueError(f"--cv needs at least 2 folds, got {k}")
+    if songs not in ("val", "all"):
+        raise ValueError(f"the songs dealt into folds are 'val' or 'all', got {songs!r}")
     clips = [c for c in clips if c.split in ("train", "val") and static_labels(c) is not None]
     t0 = time.time()
-    fold = song_folds(clips, k)
+    dealt = [i for i, c in enumerate(clips) if songs == "all" or c.split == "val"]
+    fold = np.full(len(clips), -1)  # -1: always fit, never scored
+    fold[dealt] = song_folds([clips[i] for i in dealt], k)
     x, errors = vae_features(clips, Path(run), jobs=jobs, progress=progress)
     for key, err in list(errors.items())[:5]:
         log(f"{key}: {err} (left out)")
@@ -392,7 +405,7 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
              "both": scores[f"mean of the {code_method} and trajectory heads"]}
     summary = lambda v: {"folds": [float(a) for a in v], "mean": float(np.mean(v)),  # noqa: E731
                          "sd": float(np.std(v, ddof=1))}
-    report = {"folds": k, "tnn": asdict(cfg), "svr": SVR_PARAMS, "run": str(run), "trajectory_model": dynamic.label,
+    report = {"folds": k, "songs": songs, "tnn": asdict(cfg), "svr": SVR_PARAMS, "run": str(run), "trajectory_model": dynamic.label,
               "trajectory_model_sha256": dynamic.sha256, "sources": sources or {},
               "data": data_summary(clips), "fold_songs": [int((fold == f).sum()) for f in range(k)],
               "code_method": code_method, "methods": {m: summary(v) for m, v in scores.items()},
@@ -406,8 +419,10 @@ def format_cv_report(report: dict) -> str:
     """Markdown: each method's score on every held-out fold, mean and sd; then the paired
     differences against the trajectory head."""
     k = report["folds"]
-    lines = [f"Cross-validated song-level score ({k} folds of the training and validation songs; "
-             "score: the mean over the datasets of the mean valence/arousal CCC, or the quadrant accuracy)", "",
+    which = ("the validation songs, each fold fit on every training song and the other folds"
+             if report.get("songs", "val") == "val" else "the training and validation songs")
+    lines = [f"Cross-validated song-level score ({k} folds of {which}; score: the mean over the datasets of "
+             "the mean valence/arousal CCC, or the quadrant accuracy)", "",
              "| method | " + " | ".join(f"fold {f + 1} ({n})" for f, n in enumerate(report["fold_songs"]))
              + " | mean | sd |", "|---|" + "---|" * (k + 2)]
     for m, r in report["methods"].items():

@@ -303,17 +303,21 @@ def test_train_song_both_heads_answer_their_mean(tiny_run):
 
 
 def test_train_song_cv_scores_every_head_on_held_out_folds(tiny_run):
-    """`train-song --cv K`: every head fit K times on the training and validation songs and
-    scored on the fold it did not see; the test split is never read, no model is written, and
-    the paired differences are those of the folds' scores."""
+    """`train-song --cv K`: every head fit K times and scored on a fold of validation songs it
+    did not see (with --cv-songs all, of training and validation songs); the test split is never
+    read, no model is written, and the paired differences are those of the folds' scores."""
     out = tiny_run["tmp"] / "song-cv"
-    r = run("train-song", "--cv", "2", "--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2",
-            "--dim", "8", "--run", str(tiny_run["run"]), "--out", str(out), "--no-progress", env=tiny_run["env"])
+    args = ["--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2", "--dim", "8",
+            "--run", str(tiny_run["run"]), "--no-progress"]
+    r = run("train-song", "--cv", "2", "--out", str(out), *args, env=tiny_run["env"])
     rep = json.loads((out / "cv.json").read_text())
     assert not (out / "song.pt").exists() and not (out / "report.json").exists()
     assert rep["folds"] == 2 and all(d["test"] == 0 for d in rep["data"].values())  # the test split unread
-    assert sum(rep["fold_songs"]) == sum(d["train"] + d["val"] for d in rep["data"].values())
-    assert min(rep["fold_songs"]) > 0
+    assert rep["songs"] == "val" and sum(rep["fold_songs"]) == sum(d["val"] for d in rep["data"].values())
+    assert min(rep["fold_songs"]) > 0 and "2 folds of the validation songs" in r.stdout
+    run("train-song", "--cv", "2", "--cv-songs", "all", "--out", str(out / "all"), *args, env=tiny_run["env"])
+    every = json.loads((out / "all" / "cv.json").read_text())
+    assert every["songs"] == "all" and sum(every["fold_songs"]) == sum(d["train"] + d["val"] for d in every["data"].values())
     from emotrack.models.song import CODE_METHODS, TRAJECTORY_METHOD
 
     assert set(CODE_METHODS) | {TRAJECTORY_METHOD} <= set(rep["methods"])
