@@ -353,7 +353,7 @@ def song_folds(clips: list[Clip], k: int) -> np.ndarray:
 
 def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig | None = None, jobs: int = 2,
                         progress: bool = True, log=print, sources: dict | None = None,
-                        dim: int | None = None, songs: str = "val") -> dict:
+                        dim: int | None = None, songs: str = "val", fit: str = "all") -> dict:
     """How much of a difference between the heads is more than the noise of one validation split:
     the heads ``train_song`` chooses among, fit ``k`` times with one fold of songs held out each
     time (``song_folds``), each scored on its held-out fold with the validation score
@@ -367,6 +367,10 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
     validation songs together (more songs per fold, but a score biased towards the heads that
     lean on the trained representation the most, the trajectory head above all).
 
+    ``fit`` says what each fold's heads are fit on besides the other folds: "all" (the default)
+    the training songs too, as ``train_song`` fits them; "val" nothing else (with ``songs`` "val":
+    only songs the representations never trained on, as many as the folds hold).
+
     The code head of "both" is the code method with the higher mean score over the folds, as
     ``train_song`` takes the better one on validation. Returns the report (fold scores, mean,
     sd, and the paired differences of "both" and "code" against "trajectory")."""
@@ -376,6 +380,8 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
         raise ValueError(f"--cv needs at least 2 folds, got {k}")
     if songs not in ("val", "all"):
         raise ValueError(f"the songs dealt into folds are 'val' or 'all', got {songs!r}")
+    if fit not in ("val", "all"):
+        raise ValueError(f"the songs the heads are fit on are 'val' or 'all', got {fit!r}")
     clips = [c for c in clips if c.split in ("train", "val") and static_labels(c) is not None]
     t0 = time.time()
     dealt = [i for i, c in enumerate(clips) if songs == "all" or c.split == "val"]
@@ -393,8 +399,9 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
     scores: dict[str, list[float]] = {}
     for f in range(k):
         held = fold == f
-        log(f"fold {f + 1}/{k}: fit on {int((~held).sum())} songs, score on {int(held.sum())}")
-        preds, _ = fit_heads(x, ts, y, ~held, cfg)
+        fit_on = ~held & ((fold >= 0) if fit == "val" else True)  # fit "val": the other folds only
+        log(f"fold {f + 1}/{k}: fit on {int(fit_on.sum())} songs, score on {int(held.sum())}")
+        preds, _ = fit_heads(x, ts, y, fit_on, cfg)
         for code in CODE_METHODS:
             preds[f"mean of the {code} and trajectory heads"] = 0.5 * (preds[code] + preds[TRAJECTORY_METHOD])
         held_clips = [c for c, h in zip(clips, held, strict=True) if h]
@@ -405,7 +412,7 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
              "both": scores[f"mean of the {code_method} and trajectory heads"]}
     summary = lambda v: {"folds": [float(a) for a in v], "mean": float(np.mean(v)),  # noqa: E731
                          "sd": float(np.std(v, ddof=1))}
-    report = {"folds": k, "songs": songs, "tnn": asdict(cfg), "svr": SVR_PARAMS, "run": str(run), "trajectory_model": dynamic.label,
+    report = {"folds": k, "songs": songs, "fit": fit, "tnn": asdict(cfg), "svr": SVR_PARAMS, "run": str(run), "trajectory_model": dynamic.label,
               "trajectory_model_sha256": dynamic.sha256, "sources": sources or {},
               "data": data_summary(clips), "fold_songs": [int((fold == f).sum()) for f in range(k)],
               "code_method": code_method, "methods": {m: summary(v) for m, v in scores.items()},
@@ -419,8 +426,9 @@ def format_cv_report(report: dict) -> str:
     """Markdown: each method's score on every held-out fold, mean and sd; then the paired
     differences against the trajectory head."""
     k = report["folds"]
-    which = ("the validation songs, each fold fit on every training song and the other folds"
-             if report.get("songs", "val") == "val" else "the training and validation songs")
+    which = ("the validation songs" if report.get("songs", "val") == "val" else "the training and validation songs")
+    which += (", each fold fit on every training song and the other folds" if report.get("fit", "all") == "all"
+              else ", each fold fit on the other folds alone")
     lines = [f"Cross-validated song-level score ({k} folds of {which}; score: the mean over the datasets of "
              "the mean valence/arousal CCC, or the quadrant accuracy)", "",
              "| method | " + " | ".join(f"fold {f + 1} ({n})" for f, n in enumerate(report["fold_songs"]))

@@ -27,7 +27,7 @@ def cmd_train_song(args) -> int:
                 raise ValueError("--cv scores the default model's heads; it does not take --teacher-features")
             report = cross_validate_song(clips, Path(args.run), args.cv, TnnConfig(epochs=args.epochs), jobs=args.jobs,
                                          progress=not args.no_progress, dim=args.dim, log=log, sources=sources,
-                                         songs=args.cv_songs)
+                                         songs=args.cv_songs, fit=args.cv_fit)
             Path(args.out).mkdir(parents=True, exist_ok=True)
             (Path(args.out) / "cv.json").write_text(json.dumps(report, indent=1) + "\n")
             print(format_cv_report(report))

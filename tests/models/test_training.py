@@ -318,6 +318,12 @@ def test_train_song_cv_scores_every_head_on_held_out_folds(tiny_run):
     run("train-song", "--cv", "2", "--cv-songs", "all", "--out", str(out / "all"), *args, env=tiny_run["env"])
     every = json.loads((out / "all" / "cv.json").read_text())
     assert every["songs"] == "all" and sum(every["fold_songs"]) == sum(d["train"] + d["val"] for d in every["data"].values())
+    ra = run("train-song", "--cv", "2", "--cv-fit", "val", "--out", str(out / "fit-val"), *args, env=tiny_run["env"])
+    alone = json.loads((out / "fit-val" / "cv.json").read_text())
+    assert alone["fit"] == "val" and alone["fold_songs"] == rep["fold_songs"]  # the same folds, fit without the training songs
+    fits = [int(line.split("fit on ")[1].split()[0]) for line in ra.stderr.splitlines() if "fit on " in line]
+    assert fits == [sum(rep["fold_songs"]) - n for n in rep["fold_songs"]]  # the other fold alone
+    assert alone["methods"] != rep["methods"]  # fit on other songs: other scores
     from emotrack.models.song import CODE_METHODS, TRAJECTORY_METHOD
 
     assert set(CODE_METHODS) | {TRAJECTORY_METHOD} <= set(rep["methods"])
