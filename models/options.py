@@ -121,8 +121,8 @@ def add_train_song_arguments(ts: argparse.ArgumentParser) -> None:
                     help="with --cv, the songs dealt into folds: 'val', the validation songs, each fold fit on "
                          "every training song too (default: the VAE and the dynamic model trained on the training "
                          "songs, so only the others score fairly); 'all', training and validation songs together")
-    ts.add_argument("--cv-fit", choices=("all", "val"), default="all",
-                    help="with --cv, what each fold's heads are fit on: 'all', the other folds and every training "
-                         "song not in a fold (default, as train-song fits); 'val', the other folds alone")
+    ts.add_argument("--cv-fit", choices=("all", "val", "train"), default="all",
+                    help="with --cv, what each fold's heads are fit on: 'all', every song not held out (default); "
+                         "'val', the other folds alone; 'train', the training songs alone (as train-song fits)")
     ts.add_argument("--show-val", action="store_true", help="print the validation table instead of the test one")
     ts.add_argument("--no-progress", action="store_true")

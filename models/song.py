@@ -367,9 +367,10 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
     validation songs together (more songs per fold, but a score biased towards the heads that
     lean on the trained representation the most, the trajectory head above all).
 
-    ``fit`` says what each fold's heads are fit on besides the other folds: "all" (the default)
-    the training songs too, as ``train_song`` fits them; "val" nothing else (with ``songs`` "val":
-    only songs the representations never trained on, as many as the folds hold).
+    ``fit`` says what each fold's heads are fit on: "all" (the default) every song not held out;
+    "val" the other folds alone (with ``songs`` "val": only songs the representations never
+    trained on); "train" the training songs alone, as ``train_song`` fits them (the same fit for
+    every fold: what refitting on the validation songs too would add).
 
     The code head of "both" is the code method with the higher mean score over the folds, as
     ``train_song`` takes the better one on validation. Returns the report (fold scores, mean,
@@ -380,8 +381,11 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
         raise ValueError(f"--cv needs at least 2 folds, got {k}")
     if songs not in ("val", "all"):
         raise ValueError(f"the songs dealt into folds are 'val' or 'all', got {songs!r}")
-    if fit not in ("val", "all"):
-        raise ValueError(f"the songs the heads are fit on are 'val' or 'all', got {fit!r}")
+    if fit not in ("val", "all", "train"):
+        raise ValueError(f"the songs the heads are fit on are 'all', 'val' or 'train', got {fit!r}")
+    if fit == "train" and songs != "val":
+        raise ValueError("fitting on the training songs alone (--cv-fit train) needs the validation songs in folds "
+                         "(--cv-songs val)")
     clips = [c for c in clips if c.split in ("train", "val") and static_labels(c) is not None]
     t0 = time.time()
     dealt = [i for i, c in enumerate(clips) if songs == "all" or c.split == "val"]
@@ -399,7 +403,8 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
     scores: dict[str, list[float]] = {}
     for f in range(k):
         held = fold == f
-        fit_on = ~held & ((fold >= 0) if fit == "val" else True)  # fit "val": the other folds only
+        # "all": every song not held out; "val": the other folds only; "train": the songs outside the folds only
+        fit_on = ~held & {"all": True, "val": fold >= 0, "train": fold < 0}[fit]
         log(f"fold {f + 1}/{k}: fit on {int(fit_on.sum())} songs, score on {int(held.sum())}")
         preds, _ = fit_heads(x, ts, y, fit_on, cfg)
         for code in CODE_METHODS:
@@ -427,8 +432,8 @@ def format_cv_report(report: dict) -> str:
     differences against the trajectory head."""
     k = report["folds"]
     which = ("the validation songs" if report.get("songs", "val") == "val" else "the training and validation songs")
-    which += (", each fold fit on every training song and the other folds" if report.get("fit", "all") == "all"
-              else ", each fold fit on the other folds alone")
+    which += {"all": ", each fold fit on every song not held out", "val": ", each fold fit on the other folds alone",
+              "train": ", every fold fit on the training songs alone"}[report.get("fit", "all")]
     lines = [f"Cross-validated song-level score ({k} folds of {which}; score: the mean over the datasets of "
              "the mean valence/arousal CCC, or the quadrant accuracy)", "",
              "| method | " + " | ".join(f"fold {f + 1} ({n})" for f, n in enumerate(report["fold_songs"]))

@@ -324,6 +324,12 @@ def test_train_song_cv_scores_every_head_on_held_out_folds(tiny_run):
     fits = [int(line.split("fit on ")[1].split()[0]) for line in ra.stderr.splitlines() if "fit on " in line]
     assert fits == [sum(rep["fold_songs"]) - n for n in rep["fold_songs"]]  # the other fold alone
     assert alone["methods"] != rep["methods"]  # fit on other songs: other scores
+    rt = run("train-song", "--cv", "2", "--cv-fit", "train", "--out", str(out / "fit-train"), *args, env=tiny_run["env"])
+    fits = [int(line.split("fit on ")[1].split()[0]) for line in rt.stderr.splitlines() if "fit on " in line]
+    assert fits == [sum(d["train"] for d in rep["data"].values())] * 2  # the training songs alone, every fold
+    bad = subprocess.run(EMOTRACK + ["train-song", "--cv", "2", "--cv-fit", "train", "--cv-songs", "all", "--out",
+                                     str(out / "bad"), *args], capture_output=True, text=True, env=tiny_run["env"])
+    assert bad.returncode == 2 and "needs the validation songs in folds" in bad.stderr
     from emotrack.models.song import CODE_METHODS, TRAJECTORY_METHOD
 
     assert set(CODE_METHODS) | {TRAJECTORY_METHOD} <= set(rep["methods"])
