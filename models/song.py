@@ -166,9 +166,9 @@ def load_vae(run: Path):
     return vae.eval()
 
 
-def fit_svrs(e: np.ndarray, y: np.ndarray) -> list:
-
-    return [SVR(**SVR_PARAMS).fit(e, y[:, k]) for k in range(2)]
+def fit_svrs(e: np.ndarray, y: np.ndarray, params: dict | None = None) -> list:
+    """One RBF SVR per dimension (valence, arousal), with ``params`` (default ``SVR_PARAMS``)."""
+    return [SVR(**(params or SVR_PARAMS)).fit(e, y[:, k]) for k in range(2)]
 
 
 # ---------------------------------------------------------------------- metrics

@@ -327,6 +327,16 @@ def test_train_song_cv_scores_every_head_on_held_out_folds(tiny_run):
     rt = run("train-song", "--cv", "2", "--cv-fit", "train", "--out", str(out / "fit-train"), *args, env=tiny_run["env"])
     fits = [int(line.split("fit on ")[1].split()[0]) for line in rt.stderr.splitlines() if "fit on " in line]
     assert fits == [sum(d["train"] for d in rep["data"].values())] * 2  # the training songs alone, every fold
+    # the SVR-settings grid of the trajectory head on the same folds: its default setting is train-song --cv's head
+    g = subprocess.run([sys.executable, str(ROOT / "scripts" / "song_svr_grid.py"), "--datasets", "soundtracks",
+                        "panda4q", "--limit", "8", "--folds", "2", "--c", "1", "4", "--epsilon", "0.1", "--out",
+                        str(out / "grid.json")], capture_output=True, text=True, env=tiny_run["env"], timeout=600)
+    assert g.returncode == 0, g.stderr
+    grid = json.loads((out / "grid.json").read_text())
+    assert set(grid["grid"]) == {"C 1, epsilon 0.1", "C 4, epsilon 0.1"} and grid["fold_songs"] == rep["fold_songs"]
+    assert np.allclose(grid["grid"]["C 1, epsilon 0.1"]["folds"], rep["heads"]["trajectory"]["folds"], atol=1e-9)
+    assert grid["grid"]["C 4, epsilon 0.1"]["folds"] != grid["grid"]["C 1, epsilon 0.1"]["folds"]
+    assert "best − C 1, epsilon 0.1" in g.stdout
     bad = subprocess.run(EMOTRACK + ["train-song", "--cv", "2", "--cv-fit", "train", "--cv-songs", "all", "--out",
                                      str(out / "bad"), *args], capture_output=True, text=True, env=tiny_run["env"])
     assert bad.returncode == 2 and "needs the validation songs in folds" in bad.stderr
