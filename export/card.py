@@ -11,9 +11,10 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 from emotrack.models.cache import cache_dir
 from emotrack.models.evaluate import format_table
-from emotrack.models.song import blend_name, format_report
+from emotrack.models.song import BOTH_METHOD, TRAJECTORY_METHOD, blend_name, format_report
 from emotrack.realtime.core.config import FEATURES
 
 from .accurate_card import render_accurate_markdown
@@ -206,6 +207,45 @@ def _blend_sentence(r: dict) -> str:
             "model of your own) the code head answers alone.")
 
 
+def _cv_lines(reports: list[dict], method: str) -> list[str]:
+    """The card's section on ``train-song --cv``: each head's score over the folds and the
+    shipped head's paired differences with the others, against their sd."""
+    if not reports:
+        return []
+    shipped = {TRAJECTORY_METHOD: "trajectory", BOTH_METHOD: "both"}.get(method, "code")
+    lines = ["### Is validation's choice more than noise?", "",
+             "`emotrack train-song --cv`: every head fit again with one fold of songs held out at a time (folds "
+             "dealt by the splits' groups) and scored on it with the validation score; the test split is not read. "
+             "Mean ± sd over the folds; the paired difference is taken fold by fold.", "",
+             "| folds | fit on | code head | trajectory head | mean of both | code − trajectory | both − trajectory |",
+             "|---|---|---|---|---|---|---|"]
+    fit_on = {"all": "every song not held out", "val": "the other folds alone", "train": "the training songs alone"}
+    for cv in reports:
+        h, d = cv["heads"], cv["paired_vs_trajectory"]
+        songs = "validation songs" if cv.get("songs", "val") == "val" else "training and validation songs"
+        f = lambda x: f"{x['mean']:.3f} ± {x['sd']:.3f}"  # noqa: E731
+        g = lambda x: f"{x['mean']:+.3f} ± {x['sd']:.3f}"  # noqa: E731
+        lines.append(f"| {cv['folds']} of the {songs} ({sum(cv['fold_songs'])}) | {fit_on[cv.get('fit', 'all')]} | "
+                     f"{f(h['code'])} ({cv['code_method']}) | {f(h['trajectory'])} | {f(h['both'])} | "
+                     f"{g(d['code'])} | {g(d['both'])} |")
+    lines.append("")
+    names = {"code": "the code head", "trajectory": "the trajectory head", "both": "the mean of both"}
+    for cv in reports:  # the shipped head against each other head, fold by fold
+        words = []
+        for other in ("code", "trajectory", "both"):
+            if other != shipped:
+                d = np.subtract(cv["heads"][shipped]["folds"], cv["heads"][other]["folds"])
+                sd = float(np.std(d, ddof=1))
+                words.append(f"minus {names[other]} {d.mean():+.3f} ({'more' if abs(d.mean()) > sd else 'less'} "
+                             f"than the sd of the paired differences, {sd:.3f})")
+        songs = "validation" if cv.get("songs", "val") == "val" else "training and validation"
+        lines.append(f"- {cv['folds']} folds of the {songs} songs, fit on {fit_on[cv.get('fit', 'all')]}: the shipped "
+                     f"head ({names[shipped]}) " + "; ".join(words) + ".")
+    lines += ["", "Folds of validation songs are fair to every head; folds that hold training songs flatter the "
+              "heads that read the dynamic model, which was trained on those songs' labels.", ""]
+    return lines
+
+
 def render_song_markdown(card: dict) -> str:
     r = card["report"]
     t = r["tnn"]
@@ -274,16 +314,22 @@ def render_song_markdown(card: dict) -> str:
               + (" or the model it replaces" if previous else ""), ""]
     lines += [f"- {n}" for n in notes] if notes else ["- Nowhere: it is above them everywhere."]
     lines += ["", "Read with the bootstrap spreads: most test splits are small (32–175 songs).", "",
-              "Validation split (the torch models):", "", format_report(r, "val"),
-              "## Limits", "",
+              "Validation split (the torch models):", "", format_report(r, "val")]
+    lines += _cv_lines(card.get("cross_validation") or [], method)
+    lines += ["## Limits", "",
               "- Quadrant labels enter training as quadrant centres, so the SVR is pulled towards (±0.5, ±0.5) for "
               "music like Panda's; the continuous sets are small (158 Soundtracks and 282 Emotify training songs).",
               "- Labels mix perceived (Soundtracks, VGMIDI, Panda, EMOPIA) and induced (Emotify) emotion on scales "
               "mapped by us; VGMIDI and EMOPIA are rendered piano.",
               "- The distance to the teacher upper bound is what the student (its code, its outputs) still loses.", ""]
-    lines += ["## Reproduce", "", "```", (r.get("sources") or {}).get("command") or "emotrack train-song",
-              f"emotrack export-song --run {card['run']}"
-              + (f" --previous OLD.onnx   # OLD: {card['previous_model']}, as shipped before" if previous else ""), "```",
+    cvs = card.get("cross_validation") or []
+    lines += ["## Reproduce", "", "```", (r.get("sources") or {}).get("command") or "emotrack train-song"]
+    lines += [(cv.get("sources") or {}).get("command") or "emotrack train-song --cv 5" for cv in cvs]
+    notes = ([f"OLD: {card['previous_model']}, as shipped before"] if previous else []) + (
+        ["CV1…: the cv.json of the --cv commands above, in order"] if cvs else [])
+    lines += [f"emotrack export-song --run {card['run']}"
+              + (" --cv " + " ".join(f"CV{i + 1}.json" for i in range(len(cvs))) if cvs else "")
+              + (" --previous OLD.onnx" if previous else "") + ("   # " + "; ".join(notes) if notes else ""), "```",
               f"Parity of the export (max abs difference, torch vs ONNX over songs of {min(lengths)}–"
               f"{max(lengths)} frames): {card['parity']['torch_vs_onnx']:.1e}."]
     return "\n".join(lines) + "\n"

@@ -41,3 +41,6 @@ def add_export_song_arguments(es: argparse.ArgumentParser) -> None:
     es.add_argument("--previous", metavar="ONNX",
                     help="a song model shipped before (e.g. `git show HEAD:assets/emotrack-song.onnx > old.onnx`): "
                          "the card gives its answers on the same test songs, through the runtime, as a row")
+    es.add_argument("--cv", nargs="+", metavar="JSON",
+                    help="cv.json files of `emotrack train-song --cv` on the same dynamic model: the card says whether "
+                         "validation's choice of head is more than the folds' noise")

@@ -205,6 +205,26 @@ def evaluate_accurate_onnx(path: Path, clips, split: str = "test", end_to_end: i
     return evaluate_split(clips, {SHIPPED_SONG: p}), {"clips": checked, "max_abs_difference": worst}
 
 
+def read_cv_reports(paths: list, report: dict) -> list[dict]:
+    """The ``train-song --cv`` reports in ``paths``, each checked to be of the dynamic model the
+    run's trajectory head reads (its sha256), so the card does not put another model's folds
+    beside this one."""
+    out = []
+    for p in paths:
+        try:
+            cv = json.loads(Path(p).read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{p} is not JSON ({e}); give the cv.json that `emotrack train-song --cv` wrote") from None
+        if not isinstance(cv, dict) or "heads" not in cv or "paired_vs_trajectory" not in cv:
+            raise ValueError(f"{p} is not a `emotrack train-song --cv` report (no heads / paired_vs_trajectory)")
+        if cv.get("trajectory_model_sha256") != report.get("trajectory_model_sha256"):
+            raise ValueError(f"{p} was measured with {cv.get('trajectory_model')} (sha256 "
+                             f"{str(cv.get('trajectory_model_sha256'))[:12]}…), not the dynamic model this run's heads "
+                             f"read ({report.get('trajectory_model')}, {str(report.get('trajectory_model_sha256'))[:12]}…)")
+        out.append(cv)
+    return out
+
+
 def cmd_export_song(args) -> int:
 
     run = Path(args.run)
@@ -212,6 +232,11 @@ def cmd_export_song(args) -> int:
         return export_accurate_run(args, run)
     report = open_run(run, "song.pt", "export-song", "train-song")
     if report is None:
+        return 2
+    try:
+        cv = read_cv_reports(args.cv or [], report)
+    except (OSError, ValueError) as e:
+        print(f"emotrack export-song: --cv: {e}", file=sys.stderr)
         return 2
     out = out_dir(args)
     path = out / f"{args.name}.onnx"
@@ -236,6 +261,8 @@ def cmd_export_song(args) -> int:
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
             "run": str(run), "parity": parity, "report": report, "onnx_test": onnx_test,
             "previous_model": label, "previous_test": test if rows else {}}
+    if cv:
+        card["cross_validation"] = cv
     (out / f"{args.name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
     write_markdown(out)
     print(f"wrote {path} and {out}/{args.name}.card.json / MODEL_CARD.md")

@@ -114,9 +114,9 @@ def add_train_song_arguments(ts: argparse.ArgumentParser) -> None:
                     help="the accurate model instead: an SVR on the musicnn teachers' outputs (emotrack teacher-pass "
                          "first; --run is not used); analyze --song-model accurate runs it")
     ts.add_argument("--cv", type=int, metavar="K",
-                    help="instead of training: score every head on K folds of the training and validation songs "
-                         "(grouped as the splits are; the test split is not read) and write <out>/cv.json: is "
-                         "validation's choice of head more than the noise of one split?")
+                    help="instead of training: score every head on K folds of songs (the validation songs; see "
+                         "--cv-songs), grouped as the splits are; the test split is not read. Writes <out>/cv.json: "
+                         "is validation's choice of head more than the noise of one split?")
     ts.add_argument("--cv-songs", choices=("val", "all"), default="val",
                     help="with --cv, the songs dealt into folds: 'val', the validation songs, each fold fit on "
                          "every training song too (default: the VAE and the dynamic model trained on the training "

@@ -29,6 +29,10 @@ The shipped answer may then mix in the trajectory's mean: ``w`` × the chosen he
 on the same validation songs by the same score. The weight, too, holds only for
 ``trajectory_model`` (stored in the ONNX metadata); with any other dynamic model the runtime
 gives the code head's answer alone (``SongModel.whole``).
+
+``cross_validate_song`` (``train-song --cv K``) asks whether validation's choice is more than one
+small split's noise: every head fit K times, each scored on a fold of validation songs it was not
+fit on (``song_folds``: the splits' own groups), the test split unread.
 """
 
 from __future__ import annotations
@@ -344,7 +348,7 @@ def song_folds(clips: list[Clip], k: int) -> np.ndarray:
         idx = np.array([i for i, c in enumerate(clips) if c.dataset == ds])
         groups = np.array([clips[i].group for i in idx])
         if len(set(groups)) < k:
-            raise ValueError(f"{ds} has {len(set(groups))} groups (songs, albums, pieces) outside the test split; "
+            raise ValueError(f"{ds} has {len(set(groups))} groups (songs, albums, pieces) to deal into folds; "
                              f"--cv {k} needs at least {k}: use fewer folds or more data (without --limit)")
         for f, (_, held) in enumerate(GroupKFold(n_splits=k).split(idx, groups=groups)):
             fold[idx[held]] = f
@@ -417,8 +421,8 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
              "both": scores[f"mean of the {code_method} and trajectory heads"]}
     summary = lambda v: {"folds": [float(a) for a in v], "mean": float(np.mean(v)),  # noqa: E731
                          "sd": float(np.std(v, ddof=1))}
-    report = {"folds": k, "songs": songs, "fit": fit, "tnn": asdict(cfg), "svr": SVR_PARAMS, "run": str(run), "trajectory_model": dynamic.label,
-              "trajectory_model_sha256": dynamic.sha256, "sources": sources or {},
+    report = {"folds": k, "songs": songs, "fit": fit, "tnn": asdict(cfg), "svr": SVR_PARAMS, "run": str(run),
+              "trajectory_model": dynamic.label, "trajectory_model_sha256": dynamic.sha256, "sources": sources or {},
               "data": data_summary(clips), "fold_songs": [int((fold == f).sum()) for f in range(k)],
               "code_method": code_method, "methods": {m: summary(v) for m, v in scores.items()},
               "heads": {h: summary(v) for h, v in heads.items()},

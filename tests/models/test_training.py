@@ -362,6 +362,36 @@ def test_train_song_cv_scores_every_head_on_held_out_folds(tiny_run):
     assert not (tiny_run["tmp"] / "cv-bad").exists()
 
 
+def test_export_song_cv_puts_the_folds_on_the_card(tiny_run):
+    """`export-song --cv cv.json`: the card says whether validation's choice is more than the folds'
+    noise; a cv.json of another dynamic model, or not a cv.json at all, is refused before anything
+    is written."""
+    song_run, cv = tiny_run["tmp"] / "song-cv-card", tiny_run["tmp"] / "song-cv" / "cv.json"
+    args = ["--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2", "--dim", "8",
+            "--run", str(tiny_run["run"]), "--no-progress"]
+    run("train-song", "--heads", "trajectory", "--out", str(song_run), *args, env=tiny_run["env"])
+    if not cv.exists():
+        run("train-song", "--cv", "2", "--out", str(cv.parent), *args, env=tiny_run["env"])
+    exp = tiny_run["tmp"] / "song-cv-export"
+    exp.mkdir()
+    run("export-song", "--run", str(song_run), "--out", str(exp), "--cv", str(cv), env=tiny_run["env"])
+    card = json.loads((exp / "emotrack-song.card.json").read_text())
+    assert card["cross_validation"] == [json.loads(cv.read_text())]
+    md = (exp / "MODEL_CARD.md").read_text()
+    assert "### Is validation's choice more than noise?" in md and "| 2 of the validation songs (" in md
+    assert "the shipped head (the trajectory head) minus the code head" in md
+    assert "emotrack train-song --cv 2" in md and "--cv CV1.json" in md  # Reproduce names the folds' command
+    other = json.loads(cv.read_text())
+    other["trajectory_model_sha256"] = "0" * 64
+    (tiny_run["tmp"] / "other-cv.json").write_text(json.dumps(other))
+    (tiny_run["tmp"] / "not-cv.json").write_text("{}")
+    for bad, says in (("other-cv.json", "was measured with"), ("not-cv.json", "is not a `emotrack train-song --cv` report")):
+        out = tiny_run["tmp"] / f"export-{bad}"
+        r = subprocess.run(EMOTRACK + ["export-song", "--run", str(song_run), "--out", str(out), "--cv",
+                                       str(tiny_run["tmp"] / bad)], capture_output=True, text=True, env=tiny_run["env"])
+        assert r.returncode == 2 and says in r.stderr and not out.exists(), r.stderr
+
+
 def test_song_parity_gate_fails_a_wrong_graph(tiny_run):
     import torch
     from emotrack.export.onnx_export import ExportParityError
