@@ -118,9 +118,9 @@ def add_train_song_arguments(ts: argparse.ArgumentParser) -> None:
                          "--cv-songs), grouped as the splits are; the test split is not read. Writes <out>/cv.json: "
                          "is validation's choice of head more than the noise of one split?")
     ts.add_argument("--cv-songs", choices=("val", "all"), default="val",
-                    help="with --cv, the songs dealt into folds: 'val', the validation songs, each fold fit on "
-                         "every training song too (default: the VAE and the dynamic model trained on the training "
-                         "songs, so only the others score fairly); 'all', training and validation songs together")
+                    help="with --cv, the songs dealt into folds: 'val', the validation songs (default: the VAE "
+                         "and the dynamic model trained on the training songs, so only the others score fairly); "
+                         "'all', training and validation songs together")
     ts.add_argument("--cv-fit", choices=("all", "val", "train"), default="all",
                     help="with --cv, what each fold's heads are fit on: 'all', every song not held out (default); "
                          "'val', the other folds alone; 'train', the training songs alone (as train-song fits)")
