@@ -207,6 +207,74 @@ def _blend_sentence(r: dict) -> str:
             "model of your own) the code head answers alone.")
 
 
+def chosen_answer(report: dict) -> str:
+    """The name of the answer a ``train-song`` run ships in its report's tables (its head, or
+    the head blended with the trajectory mean)."""
+    w = report.get("trajectory_weight", 1.0)
+    return blend_name(report["method"], w) if w < 1 else report["method"]
+
+
+def seed_entry(report: dict, song_run: str | None = None) -> dict:
+    """What the card keeps of one seed's ``train-song`` run: which dynamic model its heads read,
+    what validation chose, and that answer's held-out metrics per set."""
+    answer = chosen_answer(report)
+    return {"run": report.get("run"), "trajectory_model": report.get("trajectory_model"),
+            "trajectory_model_sha256": report.get("trajectory_model_sha256"), "method": answer,
+            "command": (report.get("sources") or {}).get("command"), "song_run": song_run,
+            "test": {ds: m[answer] for ds, m in report["test"].items()}}
+
+
+SONG_GOALS = (("soundtracks", "valence", 0.70), ("soundtracks", "arousal", 0.80))  # analyze --song's, on the film
+
+
+def _song_number(test: dict, ds: str, what: str):
+    m = test.get(ds)
+    if m is None:
+        return None
+    if what == "quadrant":
+        return m.get("quadrant_accuracy")
+    dim, kind = what.split()
+    v = m[dim].get(kind)
+    return v["mean"] if isinstance(v, dict) else v
+
+
+def _seed_lines(card: dict) -> list[str]:
+    """The card's section on the other seeds: the exported run and each ``--seed-runs`` run, the
+    answer validation chose in each, its held-out numbers, their mean ± sd (np.std, as the
+    dynamic model's card gives every sd over seeds), and ``analyze --song``'s goals by the mean."""
+    others = card.get("seed_runs") or []
+    if not others:
+        return []
+    entries = [seed_entry(card["report"])] + others
+    cols = [("soundtracks", "valence r", "film valence r"), ("soundtracks", "arousal r", "film arousal r"),
+            ("panda4q", "quadrant", "Panda quadrant acc."), ("panda4q", "valence sign_accuracy", "Panda valence sign acc."),
+            ("emotify", "valence r", "Emotify valence r"), ("emotify", "arousal r", "Emotify arousal r"),
+            ("emopia", "quadrant", "EMOPIA quadrant acc."), ("vgmidi", "valence r", "VGMIDI valence r"),
+            ("vgmidi", "arousal r", "VGMIDI arousal r")]
+    cols = [c for c in cols if all(_song_number(e["test"], c[0], c[1]) is not None for e in entries)]
+    lines = [f"## {len(entries)} training seeds", "",
+             f"The same recipe (`train-song`, validation choosing the answer) on the dynamic models of {len(entries)} "
+             "training seeds (each with its own VAE codes and trajectories); test split, the answer each run chose. "
+             "The first row is the model shipped here.", "",
+             "| dynamic model's run | answer chosen | " + " | ".join(c[2] for c in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    values = np.array([[_song_number(e["test"], ds, what) for ds, what, _ in cols] for e in entries], float)
+    for e, row in zip(entries, values, strict=True):
+        lines.append(f"| {Path(str(e['run'])).name} | {e['method']} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
+    mean, sd = values.mean(0), values.std(0)
+    lines += ["| mean ± sd | | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(mean, sd, strict=True)) + " |", ""]
+    for ds, dim, bar in SONG_GOALS:
+        key = f"{dim} r"
+        if (ds, key) not in {(c[0], c[1]) for c in cols}:
+            continue
+        i = [(c[0], c[1]) for c in cols].index((ds, key))
+        met = "met" if mean[i] >= bar else f"missed by {bar - mean[i]:.3f}" + (
+            " (less than the seeds' sd)" if bar - mean[i] <= sd[i] else "")
+        lines.append(f"- `analyze --song`, film {dim} r ≥ {bar:.2f}: mean of {len(entries)} seeds {mean[i]:.3f} ± "
+                     f"{sd[i]:.3f}, {met}; the model shipped here {values[0, i]:.3f}.")
+    return lines + [""]
+
+
 def _cv_lines(reports: list[dict], method: str) -> list[str]:
     """The card's section on ``train-song --cv``: each head's score over the folds and the
     shipped head's paired differences with the others, against their sd."""
@@ -316,6 +384,7 @@ def render_song_markdown(card: dict) -> str:
     lines += ["", "Read with the bootstrap spreads: most test splits are small (32–175 songs).", "",
               "Validation split (the torch models):", "", format_report(r, "val")]
     lines += _cv_lines(card.get("cross_validation") or [], method)
+    lines += _seed_lines(card)
     lines += ["## Limits", "",
               "- Quadrant labels enter training as quadrant centres, so the SVR is pulled towards (±0.5, ±0.5) for "
               "music like Panda's; the continuous sets are small (158 Soundtracks and 282 Emotify training songs).",
@@ -325,10 +394,14 @@ def render_song_markdown(card: dict) -> str:
     cvs = card.get("cross_validation") or []
     lines += ["## Reproduce", "", "```", (r.get("sources") or {}).get("command") or "emotrack train-song"]
     lines += [(cv.get("sources") or {}).get("command") or "emotrack train-song --cv 5" for cv in cvs]
+    seeds = card.get("seed_runs") or []
+    lines += [f"EMOTRACK_MODEL=SEED{i + 1}.onnx {e.get('command') or 'emotrack train-song'}" for i, e in enumerate(seeds)]
     notes = ([f"OLD: {card['previous_model']}, as shipped before"] if previous else []) + (
-        ["CV1…: the cv.json of the --cv commands above, in order"] if cvs else [])
+        ["CV1…: the cv.json of the --cv commands above, in order"] if cvs else []) + (
+        ["SEED1…: `emotrack export` of those seeds' runs"] if seeds else [])
     lines += [f"emotrack export-song --run {card['run']}"
               + (" --cv " + " ".join(f"CV{i + 1}.json" for i in range(len(cvs))) if cvs else "")
+              + (" --seed-runs " + " ".join(str(e.get("song_run")) for e in seeds) if seeds else "")
               + (" --previous OLD.onnx" if previous else "") + ("   # " + "; ".join(notes) if notes else ""), "```",
               f"Parity of the export (max abs difference, torch vs ONNX over songs of {min(lengths)}–"
               f"{max(lengths)} frames): {card['parity']['torch_vs_onnx']:.1e}."]

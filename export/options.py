@@ -44,3 +44,6 @@ def add_export_song_arguments(es: argparse.ArgumentParser) -> None:
     es.add_argument("--cv", nargs="+", metavar="JSON",
                     help="cv.json files of `emotrack train-song --cv` on the same dynamic model: the card says whether "
                          "validation's choice of head is more than the folds' noise")
+    es.add_argument("--seed-runs", nargs="+", metavar="RUN",
+                    help="train-song runs (their report.json) of the same recipe on the dynamic models of the other "
+                         "training seeds: the card gives the held-out numbers of each and their mean ± sd")

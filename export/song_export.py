@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from emotrack.export.card import SHIPPED_SONG, SONG_PARITY_LENGTHS, write_markdown
+from emotrack.export.card import SHIPPED_SONG, SONG_PARITY_LENGTHS, seed_entry, write_markdown
 from emotrack.export.cli import open_run, out_dir, run_clips
 from emotrack.models.cache import load_features
 from emotrack.models.song import (
@@ -225,6 +225,28 @@ def read_cv_reports(paths: list, report: dict) -> list[dict]:
     return out
 
 
+def read_seed_runs(runs: list, report: dict) -> list[dict]:
+    """The other seeds' ``train-song`` runs (a folder with report.json, or the file), each checked
+    to be of the same songs (the same sets and splits) as the exported run."""
+    out = []
+    for run in runs:
+        path = Path(run) / "report.json" if Path(run).is_dir() else Path(run)
+        try:
+            other = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path} is not JSON ({e}); give a `emotrack train-song` run folder") from None
+        if not isinstance(other, dict) or "test" not in other or "method" not in other:
+            raise ValueError(f"{path} is not the report of a `emotrack train-song` run (no method / test tables)")
+        if other.get("data") != report.get("data"):
+            raise ValueError(f"{path} was trained and tested on other songs ({other.get('data')}) than the exported "
+                             f"run ({report.get('data')}): its numbers would not be comparable")
+        if other.get("trajectory_model_sha256") == report.get("trajectory_model_sha256"):
+            raise ValueError(f"{path} reads the same dynamic model as the exported run: give the runs on the other "
+                             "seeds' dynamic models")
+        out.append(seed_entry(other, str(run)))
+    return out
+
+
 def cmd_export_song(args) -> int:
 
     run = Path(args.run)
@@ -237,6 +259,11 @@ def cmd_export_song(args) -> int:
         cv = read_cv_reports(args.cv or [], report)
     except (OSError, ValueError) as e:
         print(f"emotrack export-song: --cv: {e}", file=sys.stderr)
+        return 2
+    try:
+        seeds = read_seed_runs(args.seed_runs or [], report)
+    except (OSError, ValueError) as e:
+        print(f"emotrack export-song: --seed-runs: {e}", file=sys.stderr)
         return 2
     out = out_dir(args)
     path = out / f"{args.name}.onnx"
@@ -263,6 +290,8 @@ def cmd_export_song(args) -> int:
             "previous_model": label, "previous_test": test if rows else {}}
     if cv:
         card["cross_validation"] = cv
+    if seeds:
+        card["seed_runs"] = seeds
     (out / f"{args.name}.card.json").write_text(json.dumps(card, indent=1) + "\n")
     write_markdown(out)
     print(f"wrote {path} and {out}/{args.name}.card.json / MODEL_CARD.md")

@@ -14,7 +14,8 @@
 #  2. the new summary, docs/model/student-summary.json, from the kept reports
 #  3. export seed 0 to a scratch folder and benchmark it against the shipped graph (same sitting)
 #  4. bump export/options.py (student and song versions) and export to assets/ with the card
-#  5. the song model on the new encoder (train-song, train-song --cv 5, export-song against the shipped one)
+#  5. the song model on the new encoder (train-song; train-song --cv 5; train-song on seeds 1 and 2's dynamic
+#     models, their reports kept in KEEP/song-s1, -s2; export-song against the shipped one)
 #  6. the golden trajectory and the screenshots
 # Each step is recorded in RUNS/ship.steps when it ends, so the same command resumes after a stop.
 # What stays by hand: the numbers in README, CHANGELOG and docs/ (the card's tables are the
@@ -109,7 +110,16 @@ if step 5 "the song model -> $RUNS/song (log $RUNS/song.log)"; then
   # the heads on five folds of the validation songs, for the card (is validation's choice more than noise?)
   EMOTRACK_MODEL=assets/emotrack-vae-lstm.onnx $EMO train-song --cv 5 --run "$RUNS/student-s0" --out "$RUNS/song-cv" \
     >>"$RUNS/song.log" 2>&1 || { tail -3 "$RUNS/song.log" >&2; exit 1; }
-  $EMO export-song --run "$RUNS/song" --previous "$SCRATCH/old-song.onnx" --cv "$RUNS/song-cv/cv.json"
+  # the same recipe on seeds 1 and 2's dynamic models, for the card's mean ± sd over seeds
+  for s in 1 2; do
+    $EMO export --run "$RUNS/student-s$s" --summary docs/model/student-summary.json --out "$RUNS/export-s$s" \
+      >>"$RUNS/song.log" 2>&1 || { tail -3 "$RUNS/song.log" >&2; exit 1; }
+    EMOTRACK_MODEL="$RUNS/export-s$s/emotrack-vae-lstm.onnx" $EMO train-song --run "$RUNS/student-s$s" \
+      --out "$RUNS/song-s$s" "$@" >>"$RUNS/song.log" 2>&1 || { tail -3 "$RUNS/song.log" >&2; exit 1; }
+    mkdir -p "$KEEP/song-s$s" && cp "$RUNS/song-s$s/report.json" "$KEEP/song-s$s/"
+  done
+  $EMO export-song --run "$RUNS/song" --previous "$SCRATCH/old-song.onnx" --cv "$RUNS/song-cv/cv.json" \
+    --seed-runs "$KEEP/song-s1" "$KEEP/song-s2"
   done_step 5
 fi
 

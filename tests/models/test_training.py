@@ -362,10 +362,11 @@ def test_train_song_cv_scores_every_head_on_held_out_folds(tiny_run):
     assert not (tiny_run["tmp"] / "cv-bad").exists()
 
 
-def test_export_song_cv_puts_the_folds_on_the_card(tiny_run):
+def test_export_song_cv_and_seed_runs_on_the_card(tiny_run):
     """`export-song --cv cv.json`: the card says whether validation's choice is more than the folds'
-    noise; a cv.json of another dynamic model, or not a cv.json at all, is refused before anything
-    is written."""
+    noise; `--seed-runs RUN`: it gives the other seeds' held-out numbers and their mean ± sd. A
+    cv.json of another dynamic model, a seed run on the same dynamic model, or files that are
+    not what they should be, are refused before anything is written."""
     song_run, cv = tiny_run["tmp"] / "song-cv-card", tiny_run["tmp"] / "song-cv" / "cv.json"
     args = ["--datasets", "soundtracks", "panda4q", "--limit", "8", "--epochs", "2", "--dim", "8",
             "--run", str(tiny_run["run"]), "--no-progress"]
@@ -381,6 +382,27 @@ def test_export_song_cv_puts_the_folds_on_the_card(tiny_run):
     assert "### Is validation's choice more than noise?" in md and "| 2 of the validation songs (" in md
     assert "the shipped head (the trajectory head) minus the code head" in md
     assert "emotrack train-song --cv 2" in md and "--cv CV1.json" in md  # Reproduce names the folds' command
+    # another seed's run: the same songs, the heads on another dynamic model (the tiny run's own)
+    seed_run = tiny_run["tmp"] / "song-other-seed"
+    run("train-song", "--out", str(seed_run), *args,
+        env={**tiny_run["env"], "EMOTRACK_MODEL": str(tiny_run["export"] / "emotrack-vae-lstm.onnx")})
+    exp2 = tiny_run["tmp"] / "song-seeds-export"
+    exp2.mkdir()
+    run("export-song", "--run", str(song_run), "--out", str(exp2), "--seed-runs", str(seed_run), env=tiny_run["env"])
+    card = json.loads((exp2 / "emotrack-song.card.json").read_text())
+    from emotrack.export.card import seed_entry
+
+    other_rep = json.loads((seed_run / "report.json").read_text())
+    assert card["seed_runs"] == [seed_entry(other_rep, str(seed_run))]
+    film = [e["test"]["soundtracks"]["valence"]["r"]["mean"] for e in [seed_entry(card["report"])] + card["seed_runs"]]
+    md = (exp2 / "MODEL_CARD.md").read_text()
+    assert "## 2 training seeds" in md and f"mean of 2 seeds {np.mean(film):.3f} ± {np.std(film):.3f}" in md
+    assert f"--seed-runs {seed_run}" in md
+    for bad_run, says in ((song_run, "reads the same dynamic model"), (cv, "is not the report of a `emotrack train-song` run")):
+        out2 = tiny_run["tmp"] / f"export-seed-{bad_run.name}"
+        r = subprocess.run(EMOTRACK + ["export-song", "--run", str(song_run), "--out", str(out2), "--seed-runs",
+                                       str(bad_run)], capture_output=True, text=True, env=tiny_run["env"])
+        assert r.returncode == 2 and says in r.stderr and not out2.exists(), r.stderr
     other = json.loads(cv.read_text())
     other["trajectory_model_sha256"] = "0" * 64
     (tiny_run["tmp"] / "other-cv.json").write_text(json.dumps(other))
