@@ -205,18 +205,24 @@ def evaluate_accurate_onnx(path: Path, clips, split: str = "test", end_to_end: i
     return evaluate_split(clips, {SHIPPED_SONG: p}), {"clips": checked, "max_abs_difference": worst}
 
 
+def read_report(path: Path, keys: tuple[str, ...], what: str) -> dict:
+    """A JSON report that must hold ``keys``; a ValueError that says which file is not ``what``."""
+    try:
+        rep = json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path} is not JSON ({e}); give {what}") from None
+    if not isinstance(rep, dict) or not all(k in rep for k in keys):
+        raise ValueError(f"{path} is not {what} (no {' / '.join(keys)})")
+    return rep
+
+
 def read_cv_reports(paths: list, report: dict) -> list[dict]:
     """The ``train-song --cv`` reports in ``paths``, each checked to be of the dynamic model the
     run's trajectory head reads (its sha256), so the card does not put another model's folds
     beside this one."""
     out = []
     for p in paths:
-        try:
-            cv = json.loads(Path(p).read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{p} is not JSON ({e}); give the cv.json that `emotrack train-song --cv` wrote") from None
-        if not isinstance(cv, dict) or "heads" not in cv or "paired_vs_trajectory" not in cv:
-            raise ValueError(f"{p} is not a `emotrack train-song --cv` report (no heads / paired_vs_trajectory)")
+        cv = read_report(Path(p), ("heads", "paired_vs_trajectory"), "a `emotrack train-song --cv` report")
         if cv.get("trajectory_model_sha256") != report.get("trajectory_model_sha256"):
             raise ValueError(f"{p} was measured with {cv.get('trajectory_model')} (sha256 "
                              f"{str(cv.get('trajectory_model_sha256'))[:12]}…), not the dynamic model this run's heads "
@@ -231,12 +237,7 @@ def read_seed_runs(runs: list, report: dict) -> list[dict]:
     out = []
     for run in runs:
         path = Path(run) / "report.json" if Path(run).is_dir() else Path(run)
-        try:
-            other = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ValueError(f"{path} is not JSON ({e}); give a `emotrack train-song` run folder") from None
-        if not isinstance(other, dict) or "test" not in other or "method" not in other:
-            raise ValueError(f"{path} is not the report of a `emotrack train-song` run (no method / test tables)")
+        other = read_report(path, ("method", "test"), "the report of a `emotrack train-song` run")
         if other.get("data") != report.get("data"):
             raise ValueError(f"{path} was trained and tested on other songs ({other.get('data')}) than the exported "
                              f"run ({report.get('data')}): its numbers would not be comparable")
