@@ -263,11 +263,11 @@ def _seed_lines(card: dict) -> list[str]:
         lines.append(f"| {Path(str(e['run'])).name} | {e['method']} | " + " | ".join(f"{v:.3f}" for v in row) + " |")
     mean, sd = values.mean(0), values.std(0)
     lines += ["| mean ± sd | | " + " | ".join(f"{m:.3f} ± {s:.3f}" for m, s in zip(mean, sd, strict=True)) + " |", ""]
+    column = {(c[0], c[1]): i for i, c in enumerate(cols)}
     for ds, dim, bar in SONG_GOALS:
-        key = f"{dim} r"
-        if (ds, key) not in {(c[0], c[1]) for c in cols}:
+        i = column.get((ds, f"{dim} r"))
+        if i is None:
             continue
-        i = [(c[0], c[1]) for c in cols].index((ds, key))
         met = "met" if mean[i] >= bar else f"missed by {bar - mean[i]:.3f}" + (
             " (less than the seeds' sd)" if bar - mean[i] <= sd[i] else "")
         lines.append(f"- `analyze --song`, film {dim} r ≥ {bar:.2f}: mean of {len(entries)} seeds {mean[i]:.3f} ± "

@@ -273,8 +273,7 @@ def train_song(clips: list[Clip], run: Path, out: Path, cfg: TnnConfig | None = 
         up_svrs = fit_svrs(tt[train], y[train])
         preds["SVR (teacher features, upper bound)"] = np.column_stack([s.predict(tt) for s in up_svrs]).clip(-1, 1)
     val = split == "val"
-    val_clips = [c for c, k in zip(clips, val, strict=True) if k]
-    score = lambda p: selection_score(evaluate_split(val_clips, {"x": p[val]}))  # noqa: E731
+    score = lambda p: fold_score(clips, val, p)  # noqa: E731
     choice = {m: score(preds[m]) for m in CODE_METHODS + (TRAJECTORY_METHOD,)}
     code_method = max(CODE_METHODS, key=choice.get)  # the graph's code head, whatever answers
     preds[BOTH_METHOD] = 0.5 * (preds[code_method] + preds[TRAJECTORY_METHOD])  # both clipped already
@@ -326,15 +325,37 @@ def fit_heads(x: np.ndarray, ts: np.ndarray, y: np.ndarray, fit: np.ndarray, cfg
     raw_mean, raw_scale = tnn.mean.numpy(), tnn.scale.numpy()
     z = np.nan_to_num((x - raw_mean) / raw_scale)
     raw_svrs = fit_svrs(z[fit], y[fit])
-    t_mean, t_scale = standardiser(ts[fit])
-    tz = np.nan_to_num((ts - t_mean) / t_scale)
-    t_svrs = fit_svrs(tz[fit], y[fit])
+    t_pred, t_mean, t_scale, t_svrs = fit_trajectory_head(ts, y, fit)
     preds = {"TNN-SVR": np.column_stack([s.predict(e) for s in svrs]).clip(-1, 1),
              "SVR (raw code statistics)": np.column_stack([s.predict(z) for s in raw_svrs]).clip(-1, 1),
-             TRAJECTORY_METHOD: np.column_stack([s.predict(tz) for s in t_svrs]).clip(-1, 1)}
+             TRAJECTORY_METHOD: t_pred}
     fitted = {"tnn": tnn, "svrs": svrs, "raw_svrs": raw_svrs, "raw_mean": raw_mean, "raw_scale": raw_scale,
               "t_svrs": t_svrs, "t_mean": t_mean, "t_scale": t_scale}
     return preds, fitted
+
+
+def fit_trajectory_head(ts: np.ndarray, y: np.ndarray, fit: np.ndarray, params: dict | None = None):
+    """The trajectory head fit on the rows ``fit`` of the trajectory statistics ``ts``: its
+    predictions on every row (clipped to [-1, 1]), the standardiser (mean, scale) and the SVRs."""
+    mean, scale = standardiser(ts[fit])
+    tz = np.nan_to_num((ts - mean) / scale)
+    svrs = fit_svrs(tz[fit], y[fit], params)
+    return np.column_stack([s.predict(tz) for s in svrs]).clip(-1, 1), mean, scale, svrs
+
+
+def fold_score(clips: list[Clip], held: np.ndarray, p: np.ndarray) -> float:
+    """``selection_score`` of the predictions ``p`` (one row per clip) on the clips ``held``."""
+    return selection_score(evaluate_split([c for c, h in zip(clips, held, strict=True) if h], {"x": p[held]}))
+
+
+def deal_folds(clips: list[Clip], k: int, songs: str = "val") -> np.ndarray:
+    """Each clip's fold for ``cross_validate_song``: the validation songs (``songs`` "val") or
+    the training and validation songs ("all") dealt by ``song_folds``; -1 for the others, which
+    are always fit and never scored."""
+    dealt = [i for i, c in enumerate(clips) if songs == "all" or c.split == "val"]
+    fold = np.full(len(clips), -1)
+    fold[dealt] = song_folds([clips[i] for i in dealt], k)
+    return fold
 
 
 def song_folds(clips: list[Clip], k: int) -> np.ndarray:
@@ -392,9 +413,7 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
                          "(--cv-songs val)")
     clips = [c for c in clips if c.split in ("train", "val") and static_labels(c) is not None]
     t0 = time.time()
-    dealt = [i for i, c in enumerate(clips) if songs == "all" or c.split == "val"]
-    fold = np.full(len(clips), -1)  # -1: always fit, never scored
-    fold[dealt] = song_folds([clips[i] for i in dealt], k)
+    fold = deal_folds(clips, k, songs)
     x, errors = vae_features(clips, Path(run), jobs=jobs, progress=progress)
     for key, err in list(errors.items())[:5]:
         log(f"{key}: {err} (left out)")
@@ -413,9 +432,8 @@ def cross_validate_song(clips: list[Clip], run: Path, k: int = 5, cfg: TnnConfig
         preds, _ = fit_heads(x, ts, y, fit_on, cfg)
         for code in CODE_METHODS:
             preds[f"mean of the {code} and trajectory heads"] = 0.5 * (preds[code] + preds[TRAJECTORY_METHOD])
-        held_clips = [c for c, h in zip(clips, held, strict=True) if h]
         for m, p in preds.items():
-            scores.setdefault(m, []).append(selection_score(evaluate_split(held_clips, {"x": p[held]})))
+            scores.setdefault(m, []).append(fold_score(clips, held, p))
     code_method = max(CODE_METHODS, key=lambda m: np.mean(scores[m]))
     heads = {"code": scores[code_method], "trajectory": scores[TRAJECTORY_METHOD],
              "both": scores[f"mean of the {code_method} and trajectory heads"]}

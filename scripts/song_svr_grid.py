@@ -25,14 +25,13 @@ from emotrack.models.cli import load_clips
 from emotrack.models.song import (
     DEFAULT_DATASETS,
     SVR_PARAMS,
-    evaluate_split,
-    fit_svrs,
-    selection_score,
-    song_folds,
+    deal_folds,
+    fit_trajectory_head,
+    fold_score,
     trajectories,
     trajectory_statistics,
 )
-from emotrack.models.static import standardiser, static_labels
+from emotrack.models.static import static_labels
 from emotrack.realtime.core.model import load_model
 
 
@@ -50,10 +49,8 @@ def main(argv=None) -> int:
     t0 = time.time()
     clips = [c for c in load_clips(args.data, args.datasets, {}, args.limit)
              if c.split in ("train", "val") and static_labels(c) is not None]
-    val = [i for i, c in enumerate(clips) if c.split == "val"]
     try:
-        fold = np.full(len(clips), -1)
-        fold[val] = song_folds([clips[i] for i in val], args.folds)
+        fold = deal_folds(clips, args.folds)
     except ValueError as e:
         print(f"song_svr_grid: {e}", file=sys.stderr)
         return 2
@@ -66,11 +63,8 @@ def main(argv=None) -> int:
         params = {**SVR_PARAMS, "C": c, "epsilon": eps}
         scores = []
         for f in range(args.folds):
-            held, fit = fold == f, fold != f
-            mean, scale = standardiser(ts[fit])
-            tz = np.nan_to_num((ts - mean) / scale)
-            p = np.column_stack([s.predict(tz[held]) for s in fit_svrs(tz[fit], y[fit], params)]).clip(-1, 1)
-            scores.append(selection_score(evaluate_split([x for x, h in zip(clips, held, strict=True) if h], {"x": p})))
+            p = fit_trajectory_head(ts, y, fold != f, params)[0]
+            scores.append(fold_score(clips, fold == f, p))
         grid[f"C {c:g}, epsilon {eps:g}"] = {"C": c, "epsilon": eps, "folds": scores, "mean": float(np.mean(scores)),
                                             "sd": float(np.std(scores, ddof=1))}
         print(f"C {c:g} epsilon {eps:g}: {np.mean(scores):.4f}", file=sys.stderr)
